@@ -220,25 +220,25 @@ def read_text(path, error_cls: type[EmsimError], max_bytes: int = MAX_DOCUMENT_B
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
-        raise error_cls("file not found", path=where) from None
+        raise error_cls("file not found", path=where, unreadable=True) from None
     except OSError as exc:
-        raise error_cls(f"cannot read file: {exc.strerror or exc}", path=where) from None
+        raise error_cls(f"cannot read file: {exc.strerror or exc}", path=where, unreadable=True) from None
     if not os.path.isfile(path):
-        raise error_cls("not a regular file", path=where)
+        raise error_cls("not a regular file", path=where, unreadable=True)
     if size > max_bytes:
         raise error_cls("file too large", path=where, value=f"{size} bytes",
-                        allowed=f"at most {max_bytes} bytes")
+                        allowed=f"at most {max_bytes} bytes", unreadable=True)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
     except OSError as exc:
-        raise error_cls(f"cannot read file: {exc.strerror or exc}", path=where) from None
+        raise error_cls(f"cannot read file: {exc.strerror or exc}", path=where, unreadable=True) from None
     if len(raw) > max_bytes:  # grew while we looked
-        raise error_cls("file too large", path=where, allowed=f"at most {max_bytes} bytes")
+        raise error_cls("file too large", path=where, allowed=f"at most {max_bytes} bytes", unreadable=True)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error_cls("not UTF-8 text", path=where, value=f"byte {exc.start}") from None
+        raise error_cls("not UTF-8 text", path=where, value=f"byte {exc.start}", unreadable=True) from None
 
 
 def _no_duplicates(pairs):
@@ -266,27 +266,27 @@ def parse_json(text: str | bytes, error_cls: type[EmsimError],
     if isinstance(text, (bytes, bytearray)):
         if len(text) > max_bytes:
             raise error_cls("document too large", path="$", value=f"{len(text)} bytes",
-                            allowed=f"at most {max_bytes} bytes")
+                            allowed=f"at most {max_bytes} bytes", unreadable=True)
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise error_cls("not UTF-8 text", path="$", value=f"byte {exc.start}") from None
+            raise error_cls("not UTF-8 text", path="$", value=f"byte {exc.start}", unreadable=True) from None
     if not isinstance(text, str):
-        raise error_cls("expected JSON text", path="$", value=type(text).__name__)
+        raise error_cls("expected JSON text", path="$", value=type(text).__name__, unreadable=True)
     if len(text) > max_bytes:
         raise error_cls("document too large", path="$", value=f"{len(text)} characters",
-                        allowed=f"at most {max_bytes} bytes")
+                        allowed=f"at most {max_bytes} bytes", unreadable=True)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except _DuplicateKey as exc:
-        raise error_cls("duplicate key in a JSON object", path="$", value=str(exc)) from None
+        raise error_cls("duplicate key in a JSON object", path="$", value=str(exc), unreadable=True) from None
     except json.JSONDecodeError as exc:
         raise error_cls(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                        path="$") from None
+                        path="$", unreadable=True) from None
     except RecursionError:
-        raise error_cls("JSON nested too deeply", path="$") from None
+        raise error_cls("JSON nested too deeply", path="$", unreadable=True) from None
     except ValueError as exc:  # NaN / Infinity constants, huge integer strings
-        raise error_cls(f"malformed JSON: {exc}", path="$") from None
+        raise error_cls(f"malformed JSON: {exc}", path="$", unreadable=True) from None
 
 
 def validate_document(data: Any, model: type[BaseModel], error_cls: type[EmsimError],

@@ -42,11 +42,14 @@ class EmsimError(Exception):
         The allowed range or set, in human units.
     """
 
-    kind = "error"
-
     def __init__(self, message: str, *, path: str | None = None, value: Any = None,
-                 allowed: str | None = None, has_value: bool | None = None):
+                 allowed: str | None = None, has_value: bool | None = None,
+                 unreadable: bool = False):
         self.message = message
+        # True when the input could not be read or parsed at all (missing, too large, not
+        # JSON), as opposed to read but invalid; the CLI exits 2 for the former.
+        self.unreadable = unreadable
+        self.problems: list[EmsimError] = [self]  # every problem found; raise_all fills it
         self.path = path
         self.value = value
         self.allowed = allowed

@@ -138,7 +138,12 @@ def loads_patient(text: str | bytes) -> Patient:
 
 
 def load_patient(path: str | Path) -> Patient:
-    return loads_patient(read_text(path, PatientError))
+    try:
+        return loads_patient(read_text(path, PatientError))
+    except PatientError as exc:
+        if exc.unreadable and exc.path == "$":
+            exc.path = str(path)
+        raise
 
 
 def dumps_patient(patient: Patient) -> str:

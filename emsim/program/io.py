@@ -32,7 +32,12 @@ def loads(text: str | bytes) -> Program:
 
 def load(path: str | Path) -> Program:
     """Read and check a program file (refuses files over 5 MB before reading them)."""
-    return loads(read_text(path, ProgramError))
+    try:
+        return loads(read_text(path, ProgramError))
+    except ProgramError as exc:
+        if exc.unreadable and exc.path == "$":
+            exc.path = str(path)  # "malformed JSON" should name the file, not the root
+        raise
 
 
 def from_dict(data) -> Program:

@@ -1,0 +1,260 @@
+"""The ``emsim`` command.
+
+Exit codes: 0 success / valid; 1 the input was read but is invalid or unsafe; 2 usage error or
+an input that cannot be read (missing, too large, not JSON); 3 internal error (a bug: please
+report it). Problems are printed one per line on stderr; ``--json`` prints the
+machine-readable report on stdout. Nothing is written unless the whole command succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from emsim import DISCLAIMER, __version__
+from emsim.errors import EmsimError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EPILOG = f"{DISCLAIMER} Do not use its programs on people without independent clinical judgement."
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other usage problem
+        self.exit(EXIT_USAGE, f"emsim: usage error: {message} (see emsim {self.prog.split()[-1]} --help)\n"
+                  if " " in self.prog else f"emsim: usage error: {message} (see emsim --help)\n")
+
+
+def _print_problems(exc: EmsimError, prefix: str = "error") -> None:
+    for problem in getattr(exc, "problems", None) or [exc]:
+        print(f"emsim: {prefix}: {problem.one_line()}", file=sys.stderr)
+
+
+def _exit_code(exc: EmsimError) -> int:
+    return EXIT_USAGE if exc.unreadable else EXIT_INVALID
+
+
+def _load_inputs(args):
+    from emsim.body import load_patient
+    from emsim.errors import PatientError
+    from emsim.program import load
+
+    program = load(args.program)
+    patient = None
+    if getattr(args, "patient", None):
+        try:
+            patient = load_patient(args.patient)
+        except PatientError as exc:
+            exc.unreadable = True  # a bad --patient is a bad argument
+            raise
+    return program, patient
+
+
+def _device_arg(value: str) -> str:
+    from emsim.program.device_profile import device_ids
+
+    if value not in device_ids():
+        raise argparse.ArgumentTypeError(f"unknown device {value!r} (allowed: {', '.join(device_ids())})")
+    return value
+
+
+def _session_arg(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"session must be a whole number >= 1 (got {value!r})") from None
+    if n < 1 or n > 10000:
+        raise argparse.ArgumentTypeError(f"session out of range (got {n}; allowed 1 to 10000)")
+    return n
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_validate(args) -> int:
+    from emsim.safety import check
+
+    try:
+        program, patient = _load_inputs(args)
+        report = check(program, patient, args.device, session=args.session)
+    except EmsimError as exc:
+        if args.json:
+            problems = [p.to_dict() for p in (getattr(exc, "problems", None) or [exc])]
+            print(json.dumps({"ok": False, "program": str(args.program), "format_errors": problems,
+                              "safety": None}, indent=2))
+        else:
+            _print_problems(exc)
+        return _exit_code(exc)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "program": str(args.program), "format_errors": [],
+                          "safety": report.to_dict()}, indent=2, default=str))
+    else:
+        for line in report.lines():
+            print(f"emsim: {line}", file=sys.stderr)
+        state = "valid" if report.ok else "INVALID"
+        print(f"{args.program}: {state} ({len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+              f"{', device ' + report.device if report.device else ''}"
+              f"{', patient ' + report.patient if report.patient else ''})")
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def _write_table(train, out: Path) -> None:
+    import pyarrow as pa
+
+    columns = train.table()
+    table = pa.table({k: (v.tolist() if v.dtype == object else v) for k, v in columns.items()})
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if out.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
+        else:
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cmd_compile(args) -> int:
+    from emsim.program import compile as compile_program
+    from emsim.program.quantise import quantise
+    from emsim.safety import check
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        print(f"emsim: usage error: --out must end in .csv or .parquet (got {out.name!r})", file=sys.stderr)
+        return EXIT_USAGE
+    if not out.parent.is_dir():
+        print(f"emsim: usage error: --out folder does not exist: {out.parent}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        program, patient = _load_inputs(args)
+        report = check(program, patient, args.device, session=args.session)
+        if not report.ok:
+            for line in report.lines():
+                print(f"emsim: {line}", file=sys.stderr)
+            print(f"emsim: error: {args.program} failed the safety check; nothing written", file=sys.stderr)
+            return EXIT_INVALID
+        train = compile_program(program, patient, session=args.session)
+        if args.device:
+            train, qreport = quantise(train, args.device)
+            if not qreport.ok:
+                for problem in qreport.problems:
+                    print(f"emsim: error: {problem}", file=sys.stderr)
+                return EXIT_INVALID
+    except EmsimError as exc:
+        _print_problems(exc)
+        return _exit_code(exc)
+    _write_table(train, out)
+    print(f"{out}: {train.n_pulses} pulses on {len(train.channel_ids)} channel(s), {train.duration_s:g} s, "
+          f"session {train.session}{', quantised for ' + args.device if args.device else ''}")
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from emsim.body import patient_schema
+    from emsim.program import program_schema
+
+    schema = program_schema() if args.document == "program" else patient_schema()
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    """Validate, compile and summarise the shipped paraspinal program for the example patient."""
+    from emsim._data import models_dir
+    from emsim.body import load_patient
+    from emsim.program import compile as compile_program, load
+    from emsim.safety import check
+
+    root = models_dir()
+    program = load(root / "programs" / "paraspinal_strengthening.json")
+    patient = load_patient(root / "patients" / "example_measured.json")
+    report = check(program, patient, "rehastim2")
+    train = compile_program(program, patient, session=1)
+    print(DISCLAIMER)
+    print(f"program : {program.name}")
+    print(f"patient : {patient.id} (example)")
+    print(f"safety  : {'passes' if report.ok else 'FAILS'} for RehaStim 2 "
+          f"({len(report.errors)} errors, {len(report.warnings)} warnings); worst r.m.s. current density "
+          f"{report.metrics.get('current_density_rms_ma_cm2', 0):.2f} mA/cm² (limit 2)")
+    print(f"session : {train.duration_s / 60:.1f} min, {train.n_pulses} pulses, "
+          f"total charge {train.total_charge_c() * 1e3:.1f} mC, max |net charge| "
+          f"{abs(train.net_charge_c()).max(initial=0) * 1e9:.3g} nC per pulse")
+    for note in train.notes:
+        print(f"  amplitude: {note}")
+    print("(force, fatigue and discomfort predictions arrive with emsim evaluate)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="emsim", description=f"emsim: EMS/NMES program workbench. {DISCLAIMER}",
+                     epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"emsim {__version__} ({DISCLAIMER})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check a program file (format and safety)",
+                       description=f"Check a program's format and safety. Exit 0 valid, 1 invalid, 2 unreadable. "
+                                   f"{DISCLAIMER}", epilog=EPILOG)
+    p.add_argument("program", type=Path)
+    p.add_argument("--patient", type=Path, help="patient file (thresholds, contraindications, history)")
+    p.add_argument("--device", type=_device_arg, help="device profile: rehastim2, p24 or generic")
+    p.add_argument("--session", type=_session_arg, default=1, help="session number (default 1)")
+    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compile", help="write the pulse table of one session (CSV or Parquet)",
+                       description=f"Compile one session into its pulse table. Refuses unsafe programs. "
+                                   f"{DISCLAIMER}", epilog=EPILOG)
+    p.add_argument("program", type=Path)
+    p.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    p.add_argument("--patient", type=Path)
+    p.add_argument("--device", type=_device_arg, help="quantise to this device's steps")
+    p.add_argument("--session", type=_session_arg, default=1)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a document",
+                       description=f"Print the JSON Schema of the program or patient format. {DISCLAIMER}",
+                       epilog=EPILOG)
+    p.add_argument("document", choices=["program", "patient"])
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("demo", help="validate and compile the shipped example program",
+                       description=f"A demonstration on the shipped examples. {DISCLAIMER}", epilog=EPILOG)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+        return args.func(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        print("emsim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # never a traceback for users; say it is a bug
+        print(f"emsim: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
