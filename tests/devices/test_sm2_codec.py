@@ -445,3 +445,21 @@ def test_every_bit_flip_of_every_golden_frame_is_detected():
                     sm2.decode(bytes(bad))
                 assert not any(isinstance(i, sm2.Packet)
                                for i in sm2.StreamDecoder().feed(bytes(bad)))
+
+
+@FAST
+@given(packets, packets, st.data())
+def test_truncated_frame_then_valid_frame(first, second, data):
+    cut_frame = sm2.encode_packet(first)
+    cut = data.draw(st.integers(1, len(cut_frame) - 1), label="cut")
+    items = sm2.StreamDecoder().feed(cut_frame[:cut] + sm2.encode_packet(second))
+    assert items[-1] == second
+    assert all(isinstance(i, BadFrame) for i in items[:-1])
+
+
+@pytest.mark.parametrize("value", [0xF0, 0x0F])
+def test_truncated_frame_then_frame_with_control_byte_in_header(value):
+    frame = _find_frame_with_header_byte(value)
+    for prefix in (sm2.encode(sm2.SinglePulse(2, 300, 30), 7), frame):
+        for cut in range(1, len(prefix)):
+            assert sm2.StreamDecoder().feed(prefix[:cut] + frame)[-1] == sm2.decode(frame)

@@ -467,3 +467,31 @@ def test_every_bit_flip_of_every_golden_frame_is_detected():
                     sm4.decode(bytes(bad))
                 assert not any(isinstance(i, sm4.Packet)
                                for i in sm4.StreamDecoder().feed(bytes(bad)))
+
+
+@FAST
+@given(packets, packets, st.data())
+def test_truncated_frame_then_valid_frame(first, second, data):
+    cut_frame = sm4.encode_packet(first)
+    cut = data.draw(st.integers(1, len(cut_frame) - 1), label="cut")
+    items = sm4.StreamDecoder().feed(cut_frame[:cut] + sm4.encode_packet(second))
+    assert items[-1] == second
+    assert all(isinstance(i, BadFrame) for i in items[:-1])
+
+
+def test_control_bytes_in_header_slots():
+    # LEN and CRC values are always escaped, so raw 0xF0 / 0x0F appear in the header; the
+    # Ll_channel_config golden vector even has 0x81 there. Find frames for every slot.
+    found = {}
+    for size in range(0, 200):
+        for fill in (0x00, 0x11, 0x22, 0x5A):
+            frame = sm4.encode(sm4.RawMessage(300, bytes([fill]) * size), size % 64)
+            for slot in (2, 4, 6, 8):
+                if frame[slot] in (0xF0, 0x0F):
+                    found.setdefault((slot, frame[slot]), frame)
+    assert len(found) >= 5
+    prefix = sm4.encode(sm4.MlStop(), 6)
+    for frame in found.values():
+        assert sm4.StreamDecoder().feed(frame) == [sm4.decode(frame)]
+        for cut in range(1, len(prefix)):
+            assert sm4.StreamDecoder().feed(prefix[:cut] + frame)[-1] == sm4.decode(frame)

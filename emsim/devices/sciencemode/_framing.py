@@ -248,6 +248,8 @@ class FrameSplitter:
         ``parse(frame: bytes)`` returns the decoded packet or raises :class:`CodecError`.
     """
 
+    _CHUNK = 4096
+
     def __init__(self, header_pairs: int, max_frame: int, parse: Callable[[bytes], Any]):
         self._pairs = header_pairs
         self._header_end = 1 + 2 * header_pairs
@@ -271,14 +273,18 @@ class FrameSplitter:
 
         Only the parser's :class:`CodecError` is caught; it becomes a :class:`BadFrame`.
         """
-        self._buf += data
         out: list = []
-        while True:
-            item, progressed = self._step()
-            if item is not None:
-                out.append(item)
-            if not progressed:
-                return out
+        # Feeding in slices bounds the buffer (each drop is a memmove of the buffer), so a
+        # megabyte of line noise costs linear, not quadratic, time.
+        for i in range(0, len(data), self._CHUNK):
+            self._buf += data[i:i + self._CHUNK]
+            while True:
+                item, progressed = self._step()
+                if item is not None:
+                    out.append(item)
+                if not progressed:
+                    break
+        return out
 
     def _drop(self, n: int) -> bytes:
         raw = bytes(self._buf[:n])
@@ -318,7 +324,10 @@ class FrameSplitter:
                 frame = self._drop(j + 1)
                 return self._finish(frame), True
             if b == START:
-                raw = self._drop(j)
+                # if the frame was cut inside its header, the new frame's start byte sits in
+                # a header value slot: restart there rather than at this later start byte
+                slot = self._start_in_header_slot(buf)
+                raw = self._drop(j if slot is None else slot)
                 return BadFrame(BadFrameKind.RESTARTED,
                                 "start byte inside the body: incomplete frame discarded", raw), True
             j += 1
@@ -329,6 +338,14 @@ class FrameSplitter:
         self._scan = j
         return None, False
 
+    def _start_in_header_slot(self, frame: bytes | bytearray) -> int | None:
+        """Index of the first header value slot holding 0xF0, if any."""
+        for k in range(self._pairs):
+            slot = 2 + 2 * k
+            if frame[slot] == START:
+                return slot
+        return None
+
     def _finish(self, frame: bytes) -> Any:
         try:
             return self._parse(frame)
@@ -338,10 +355,8 @@ class FrameSplitter:
                             BadFrameKind.TOO_SHORT):
                 # A frame cut short can swallow the next frame's start byte into one of its
                 # header value slots; re-scan from there so that next frame is not lost.
-                for k in range(self._pairs):
-                    slot = 2 + 2 * k
-                    if frame[slot] == START:
-                        self._buf[:0] = frame[slot:]
-                        self._scan = 0
-                        break
+                slot = self._start_in_header_slot(frame)
+                if slot is not None:
+                    self._buf[:0] = frame[slot:]
+                    self._scan = 0
             return item
