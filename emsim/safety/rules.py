@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+
+import numpy as np
 from dataclasses import dataclass
 
 from emsim.body.patient import contraindication_items
@@ -107,8 +109,14 @@ def build_context(program, patient, device, session, today) -> Context:
                 if patient is not None:
                     raise
                 amp, note = None, exc.message
+            # Worst pulse count in any window of min(on, 1 s), across cycle boundaries (off may be 0).
             window = min(st.on_s, 1.0)
-            rate = len(pattern_offsets(st, window)) / window
+            cycle = st.on_s + st.off_s
+            offs = pattern_offsets(st, st.on_s)
+            reps = int(np.ceil(window / cycle)) + 2
+            times = (cycle * np.arange(reps)[:, None] + offs[None, :]).ravel()
+            counts = np.searchsorted(times, times + window - 1e-9) - np.arange(times.size)
+            rate = float(counts.max()) / window
             blocks.append(BlockView(p, j, path, st, ch, amp, note,
                                     min(e.area_cm2 for e in ch.electrodes), rate))
     return Context(program, patient, device, session, today, blocks, {})
