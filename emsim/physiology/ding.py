@@ -28,7 +28,7 @@ by stimulation pulses at times :math:`t_1 < t_2 < \dots` (Ding et al. 2003, eqs.
   (``r0_km="fatigued"``, the papers' formulation) or the rested Km (``r0_km="rest"``, what cocofest
   does); the difference is negligible with the published parameters.
 
-Defaults (``DingParameters()``, read from ``models/muscles/ding2003_quadriceps.json``, which records
+Defaults (``DingParameters()``, read from ``models/muscles/quadriceps_ding2003.json``, which records
 the source and evidence level of every value)::
 
     tau_c        0.020     s        Ding 2003
@@ -46,7 +46,7 @@ the source and evidence level of every value)::
     hmed_is      0.0631    A        Hmed 2018 (63.1 mA)
     hmed_cr      0.833     –        Hmed 2018
 
-``DingParameters.load("ding2007_quadriceps")`` gives cocofest's Ding 2007 defaults (SCI quadriceps,
+``DingParameters.load("quadriceps_ding2007")`` gives cocofest's Ding 2007 defaults (SCI quadriceps,
 τc 0.011 s, A 4920 N/s, τ1 0.060601 s, τ2 0.001 s, Km 0.137, PD0 131.405 µs, PDt 194.138 µs).
 
 Numerical method, and why
@@ -127,6 +127,8 @@ DEFAULT_MAX_STEP = 1e-3
 EVIDENCE_LEVELS = ("measured", "fitted", "extrapolated", "assumed")
 
 _PARAMETER_FORMAT = "emsim.ding_parameters/1"
+# Muscle files (emsim.physiology.muscle) carry the same "parameters" object plus pool and fatigue.
+_FORMATS = (_PARAMETER_FORMAT, "emsim.muscle/1")
 
 # name -> (unit written in the data file, check, required). The unit is checked on load because
 # the papers use ms and a silently mis-scaled value would still "work".
@@ -182,8 +184,8 @@ class ParameterInfo:
     note: str = ""
 
 
-def _check_value(name: str, value: Any, path: str) -> float:
-    unit, check, _ = _SPEC[name]
+def _check_value(name: str, value: Any, path: str, spec: Mapping | None = None) -> float:
+    unit, check, _ = (spec or _SPEC)[name]
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise ModelParameterError(f"{name} must be a number in {unit}", path=path, value=value,
                                   allowed=_ALLOWED[check])
@@ -194,35 +196,31 @@ def _check_value(name: str, value: Any, path: str) -> float:
     return v
 
 
-def _read_parameter_file(path: Path) -> tuple[dict[str, float], dict[str, ParameterInfo], str, dict]:
-    where = str(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise ModelParameterError("parameter file not found", path=where) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelParameterError(f"cannot read parameter file: {exc}", path=where) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("parameters"), dict):
-        raise ModelParameterError("parameter file has no 'parameters' object", path=f"{where}:$")
-    if doc.get("format") != _PARAMETER_FORMAT:
-        raise ModelParameterError("unknown parameter file format", path=f"{where}:$.format",
-                                  value=doc.get("format"), allowed=_PARAMETER_FORMAT)
-    sources = doc.get("sources") or {}
+def read_entries(section: Any, spec: Mapping[str, tuple[str, str, bool]], sources: Mapping,
+                 where: str) -> tuple[dict[str, float], dict[str, "ParameterInfo"]]:
+    """Check one object of ``{name: {value, unit, source, evidence, note}}`` entries.
+
+    ``spec`` maps each allowed name to ``(unit, check, required)`` with check one of
+    ``positive``, ``nonnegative``, ``finite``. Every value must carry its unit (compared
+    verbatim: the papers use ms and a mis-scaled value would still "work"), a source listed in
+    ``sources`` and an evidence level. Raises :class:`ModelParameterError` naming the JSON path.
+    """
+    if not isinstance(section, dict):
+        raise ModelParameterError("expected an object of parameter entries", path=where)
     values: dict[str, float] = {}
     info: dict[str, ParameterInfo] = {}
-    for name, entry in doc["parameters"].items():
-        p = f"{where}:$.parameters.{name}"
-        if name not in _SPEC:
+    for name, entry in section.items():
+        p = f"{where}.{name}"
+        if name not in spec:
             raise ModelParameterError("unknown parameter", path=p, value=name,
-                                      allowed=", ".join(_SPEC))
+                                      allowed=", ".join(spec))
         if not isinstance(entry, dict):
             raise ModelParameterError("entry must be an object with value, unit, source, evidence",
                                       path=p)
         for key in ("value", "unit", "source", "evidence"):
             if key not in entry:
                 raise ModelParameterError(f"missing '{key}'", path=p)
-        unit = _SPEC[name][0]
+        unit = spec[name][0]
         if entry["unit"] != unit:
             raise ModelParameterError(f"wrong unit for {name}", path=f"{p}.unit",
                                       value=entry["unit"], allowed=unit)
@@ -233,13 +231,37 @@ def _read_parameter_file(path: Path) -> tuple[dict[str, float], dict[str, Parame
             raise ModelParameterError("source not listed in the file's 'sources'",
                                       path=f"{p}.source", value=entry["source"],
                                       allowed=", ".join(sources) or "(none listed)")
-        values[name] = _check_value(name, entry["value"], f"{p}.value")
+        values[name] = _check_value(name, entry["value"], f"{p}.value", spec)
         info[name] = ParameterInfo(unit=unit, source=entry["source"], evidence=entry["evidence"],
                                    note=str(entry.get("note", "")))
-    for name, (_, _, required) in _SPEC.items():
+    for name, (_, _, required) in spec.items():
         if required and name not in values:
-            raise ModelParameterError(f"missing required parameter '{name}'",
-                                      path=f"{where}:$.parameters")
+            raise ModelParameterError(f"missing required parameter '{name}'", path=where)
+    return values, info
+
+
+def read_document(path: Path) -> dict:
+    """Read a parameter file of ``models/muscles`` (either format), with typed errors."""
+    where = str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise ModelParameterError("parameter file not found", path=where) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelParameterError(f"cannot read parameter file: {exc}", path=where) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("parameters"), dict):
+        raise ModelParameterError("parameter file has no 'parameters' object", path=f"{where}:$")
+    if doc.get("format") not in _FORMATS:
+        raise ModelParameterError("unknown parameter file format", path=f"{where}:$.format",
+                                  value=doc.get("format"), allowed=" or ".join(_FORMATS))
+    return doc
+
+
+def _read_parameter_file(path: Path) -> tuple[dict[str, float], dict[str, ParameterInfo], str, dict]:
+    doc = read_document(path)
+    sources = doc.get("sources") or {}
+    values, info = read_entries(doc["parameters"], _SPEC, sources, f"{path}:$.parameters")
     return values, info, str(doc.get("name", path.stem)), dict(sources)
 
 
@@ -252,7 +274,7 @@ def _load_named(name: str):
     return _read_parameter_file(path)
 
 
-_DEFAULT_VALUES, _DEFAULT_INFO, _DEFAULT_NAME, _DEFAULT_SOURCES = _load_named("ding2003_quadriceps")
+_DEFAULT_VALUES, _DEFAULT_INFO, _DEFAULT_NAME, _DEFAULT_SOURCES = _load_named("quadriceps_ding2003")
 
 
 @dataclass(frozen=True)
@@ -260,7 +282,7 @@ class DingParameters:
     """Parameters of the Ding-family force and fatigue model (SI units).
 
     The defaults are the Ding 2003 quadriceps values with the Hmed 2018 amplitude term, read at
-    import from ``models/muscles/ding2003_quadriceps.json``; ``provenance`` holds each value's unit,
+    import from ``models/muscles/quadriceps_ding2003.json``; ``provenance`` holds each value's unit,
     source and evidence level. Use :meth:`load` for other files and :func:`dataclasses.replace`
     (or :meth:`replace`) to change values; changed values keep no provenance.
 
@@ -350,7 +372,7 @@ class DingParameters:
         Parameters
         ----------
         name : str
-            File stem, e.g. ``"ding2003_quadriceps"`` or ``"ding2007_quadriceps"``.
+            File stem, e.g. ``"quadriceps_ding2003"`` or ``"quadriceps_ding2007"``.
 
         Raises
         ------
@@ -730,7 +752,11 @@ def _linear_scan(logd: np.ndarray, u: np.ndarray, x0: Any) -> np.ndarray:
 def _build_nodes(pulses_row: np.ndarray, t_eval: np.ndarray, max_step: float):
     """Node grid of one row: pulses, output times and fill points at most max_step apart."""
     t0 = min(t_eval[0], pulses_row[0]) if pulses_row.size else t_eval[0]
-    base = np.union1d(np.union1d(pulses_row, t_eval), [t0])
+    return fill_nodes(np.union1d(np.union1d(pulses_row, t_eval), [t0]), max_step)
+
+
+def fill_nodes(base: np.ndarray, max_step: float) -> np.ndarray:
+    """``base`` (sorted, unique) with equal fill points so that no step exceeds ``max_step``."""
     gaps = np.diff(base)
     nsub = np.maximum(1, np.ceil(gaps / max_step * (1 - 1e-12))).astype(np.int64)
     owner = np.repeat(np.arange(gaps.size), nsub)

@@ -17,7 +17,7 @@ from emsim.physiology.ding import (
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
 
 D2003 = DingParameters()
-D2007 = DingParameters.load("ding2007_quadriceps")
+D2007 = DingParameters.load("quadriceps_ding2007")
 
 
 def irregular_train(seed=0, n=40, doublets=True):
@@ -257,7 +257,7 @@ def test_missing_pulse_width_for_ding2007_is_named():
     with pytest.raises(PhysiologyInputError) as info:
         ding_force([0.0, 0.1], [0.0, 0.2], D2007)
     assert info.value.path == "pulse_width"
-    assert "ding2007_quadriceps" in str(info.value)
+    assert "quadriceps_ding2007" in str(info.value)
 
 
 def test_padding_values_of_per_pulse_arrays_are_not_checked():
@@ -277,7 +277,7 @@ def test_unstable_step_is_reported():
 
 def test_default_parameters_come_from_the_data_file_with_provenance():
     p = DingParameters()
-    assert p.name == "ding2003_quadriceps"
+    assert p.name == "quadriceps_ding2003"
     assert (p.tau_c, p.a_rest, p.tau1_rest, p.tau2, p.km_rest) == (0.020, 3009.0, 0.050957, 0.060, 0.103)
     assert (p.alpha_a, p.alpha_tau1, p.alpha_km, p.tau_fat) == (-0.40, 2.1e-5, 1.9e-5, 127.0)
     assert p.r0_rest == pytest.approx(1.143)
@@ -316,7 +316,7 @@ def test_bad_parameter_values_raise(change, path):
 
 def _write(tmp_path, mutate):
     from emsim._data import models_dir
-    doc = json.loads((models_dir() / "muscles" / "ding2003_quadriceps.json").read_text())
+    doc = json.loads((models_dir() / "muscles" / "quadriceps_ding2003.json").read_text())
     mutate(doc)
     path = tmp_path / "set.json"
     path.write_text(json.dumps(doc))
@@ -342,7 +342,7 @@ def test_bad_parameter_files_raise_naming_the_field(tmp_path, mutate, fragment):
 def test_unknown_parameter_set_lists_the_known_ones():
     with pytest.raises(ModelParameterError) as info:
         DingParameters.load("quadriceps_nonexistent")
-    assert "ding2003_quadriceps" in str(info.value) and info.value.path == "name"
+    assert "quadriceps_ding2003" in str(info.value) and info.value.path == "name"
 
 
 def test_ding2007_set_loads_with_pulse_duration_term():

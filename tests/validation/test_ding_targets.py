@@ -20,7 +20,7 @@ pytestmark = pytest.mark.validation
 REL = 5e-3  # 0.5 %
 
 D2003 = DingParameters()
-D2007 = DingParameters.load("ding2007_quadriceps")
+D2007 = DingParameters.load("quadriceps_ding2007")
 
 # Fine evaluation grid for peaks of 1 s trains (peak found to 0.1 ms).
 PEAK_GRID = np.arange(0.0, 1.3, 1e-4)

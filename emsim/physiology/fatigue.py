@@ -1,0 +1,140 @@
+r"""Per-unit fatigue and recovery of a stimulated muscle (emsim EMS pool fatigue model).
+
+Why not Ding 2003 alone
+-----------------------
+Ding 2003 fatigue is driven only by the whole muscle's force and recovers with one 127 s time
+constant. It cannot rank frequency against pulse width or duty cycle at matched force, and it
+forgets a fatiguing session within minutes, whereas low-frequency fatigue lasts hours to days
+(Edwards 1977; Rankin & Stokes 1992: 20 Hz force ~50 % at 1 h, ~75 % at 24 h, ~90 % at 48 h).
+This model keeps Ding's three fatigue mechanisms and their published rates, and adds what the
+NMES literature says they lack (``docs/literature/muscle_fatigue_effects.md``).
+
+The model (a design, not a published model; every rate is data in ``models/muscles``)
+--------------------------------------------------------------------------------------
+Each cell ``c`` of the pool (unit class g × recruitment depth group d) carries six deficits:
+a fast and a slow part of each of the Ding mechanisms — loss of force capacity (A), slowing of
+relaxation (τ1) and loss of Ca²⁺ sensitivity/release (Km; this is what makes fatigue
+"low-frequency": at high rates CN saturates and a higher Km matters little)::
+
+    A_c  = A_rest  · (1 − D_A,fast − D_A,slow)
+    τ1_c = τ1_rest · (1 + D_τ,fast + D_τ,slow)
+    Km_c = Km_rest · (1 + D_K,fast + D_K,slow)
+
+    dD_j/dt = g_j · s_j · drive_c(t) − D_j / τ_j
+
+with τ_fast the Ding recovery constant (127 s), τ_slow hours, ``s_j`` the share of mechanism j's
+drive that goes to its slow part (``1 − s_j`` to the fast part) and ``g_j`` the Ding rate
+converted to a relative deficit (``g_A = −α_A/A_rest``, ``g_τ = α_τ1/τ1_rest``,
+``g_K = α_Km/Km_rest``, per newton of force). The drive of a cell is its units' own work::
+
+    drive_c(t) = φ_g · [ Ω(t) · F_c(t)/w_c  +  κ · F_ref · Σ_pulses λ_{d,i} δ(t − t_i) ]
+    Ω(t)       = 1 − γ + γ · F(t)/F_max
+
+* ``F_c/w_c`` is the force the whole muscle would produce if all its units were in the state of
+  cell c (newtons): with one class, full recruitment and κ = γ = 0 this is Ding 2003 exactly.
+  Partially recruited muscle spreads nothing to unrecruited units: they stay fresh.
+* ``φ_g`` is the class fatigability (Potvin & Fuglevand 2017 spread, force-weighted mean 1).
+* ``κ`` is a per-pulse cost (excitation–contraction coupling and Ca²⁺ pumping scale with the
+  number of action potentials, not with force): in seconds of reference force ``F_ref`` per
+  pulse. It is what makes frequency fatigue units beyond the force it buys (Binder-Macleod 1995;
+  Bickel 2012; Kesar 2006), and what makes doublets cost more than single pulses.
+* ``Ω`` raises the drive with the muscle-level force (intramuscular pressure and occlusion, so
+  metabolites accumulate): at the same frequency, 50 % MVC fatigues more than 20 % MVC
+  (Binder-Macleod 1995) although the recruited units fire alike.
+
+Recovery is linear, so a rest interval is one exponential per deficit, exact for any length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emsim.physiology.errors import ModelParameterError
+
+__all__ = ["FatigueParameters", "FATIGUE_SPEC", "N_DEFICITS", "deficit_gains",
+           "deficit_time_constants"]
+
+#: name → (unit in the data file, check, required)
+FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
+    "recovery_fast": ("s", "positive", True),
+    "recovery_slow": ("s", "positive", True),
+    "slow_share_a": ("1", "nonnegative", True),
+    "slow_share_tau1": ("1", "nonnegative", True),
+    "slow_share_km": ("1", "nonnegative", True),
+    "pulse_cost": ("s", "nonnegative", True),
+    "occlusion_gain": ("1", "nonnegative", True),
+    "drive_scale": ("1", "positive", True),
+}
+
+#: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow.
+N_DEFICITS = 6
+
+
+@dataclass(frozen=True)
+class FatigueParameters:
+    """Rates of the pool fatigue model (see the module docstring).
+
+    Parameters
+    ----------
+    recovery_fast : float
+        Fast recovery time constant, s (Ding 2003: 127 s).
+    recovery_slow : float
+        Slow (low-frequency-fatigue) recovery time constant, s.
+    slow_share_a, slow_share_tau1, slow_share_km : float
+        Share (0–1) of each mechanism's drive that goes to its slow deficit.
+    pulse_cost : float
+        κ, cost of one recruited pulse in seconds of ``F_ref`` (reference 100 Hz force).
+    occlusion_gain : float
+        γ (0–1): how much the drive scales with the muscle-level relative force.
+    drive_scale : float
+        Multiplies every drive; calibrates the model to a muscle's measured fatigue rate.
+    """
+
+    recovery_fast: float = 127.0
+    recovery_slow: float = 86400.0
+    slow_share_a: float = 0.0
+    slow_share_tau1: float = 0.0
+    slow_share_km: float = 0.0
+    pulse_cost: float = 0.0
+    occlusion_gain: float = 0.0
+    drive_scale: float = 1.0
+
+    def __post_init__(self):
+        for name in ("slow_share_a", "slow_share_tau1", "slow_share_km", "occlusion_gain"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ModelParameterError(f"fatigue parameter {name} out of range",
+                                          path=f"fatigue.{name}", value=v, allowed="0 to 1")
+        for name in ("recovery_fast", "recovery_slow", "drive_scale"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ModelParameterError(f"fatigue parameter {name} out of range",
+                                          path=f"fatigue.{name}", value=v, allowed="> 0")
+        if not (np.isfinite(self.pulse_cost) and self.pulse_cost >= 0):
+            raise ModelParameterError("fatigue parameter pulse_cost out of range",
+                                      path="fatigue.pulse_cost", value=self.pulse_cost,
+                                      allowed="≥ 0 s")
+
+    @classmethod
+    def ding2003(cls, tau_fat: float) -> "FatigueParameters":
+        """Ding 2003 as a special case: one fast component, force drive only."""
+        return cls(recovery_fast=tau_fat)
+
+
+def deficit_gains(ding, fat: FatigueParameters) -> np.ndarray:
+    """g_j · share_j per deficit (per newton·second of drive), from Ding's α values."""
+    g_a = -ding.alpha_a / ding.a_rest
+    g_t = ding.alpha_tau1 / ding.tau1_rest
+    g_k = ding.alpha_km / ding.km_rest
+    s = (fat.slow_share_a, fat.slow_share_tau1, fat.slow_share_km)
+    out = []
+    for g, share in zip((g_a, g_t, g_k), s):
+        out += [g * (1 - share), g * share]
+    return fat.drive_scale * np.array(out)
+
+
+def deficit_time_constants(fat: FatigueParameters) -> np.ndarray:
+    """Recovery time constant per deficit, s."""
+    return np.array([fat.recovery_fast, fat.recovery_slow] * 3)

@@ -1,0 +1,216 @@
+"""Published NMES fatigue effects that the pool fatigue model must reproduce.
+
+Each test simulates the published protocol on ``quadriceps_ding2003`` (the muscle the studies
+used, except where stated), cites its source, and states its tolerance. Sources, protocols and
+the spread behind each tolerance are in ``docs/literature/muscle_fatigue_effects.md`` (B-numbers
+refer to its summary table). Where the model does not reproduce an effect the test is an
+``xfail(strict=True)`` with the measured value in the reason, so a fix shows up as XPASS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emsim.physiology.muscle import load_muscle, simulate
+
+from ._muscle_protocols import decline, recruitment_for, repeated, train
+
+pytestmark = pytest.mark.validation
+
+QUAD = load_muscle("quadriceps_ding2003")
+
+
+def _matched_decline(freq_hz, on_s, period_s, n, level, muscle=QUAD):
+    r = recruitment_for(muscle, freq_hz, on_s, level)
+    return decline(simulate(repeated(freq_hz, on_s, period_s, n), muscle, recruitment=r, trace=False))
+
+
+def test_frequency_at_matched_initial_force_bickel2012():
+    """B1a. Bickel, Gregory & Azuero 2012 (J Rehabil Res Dev 49(2)): quadriceps, initial torque
+    matched at 25 % MVIC; fatigue 25 ± 14 % with low frequency/long pulses vs 50 ± 13 % with high
+    frequency. Protocol simulated: 12 vs 60 Hz, 0.3 s trains every 1 s (Binder-Macleod lab
+    timing, Kesar 2006), 150 trains, 25 % of F_max.
+    Tolerance (from the between-subject SD): low 10–40 %, high 35–65 %, high/low ≥ 1.4."""
+    low = _matched_decline(12, 0.3, 1.0, 150, 0.25)
+    high = _matched_decline(60, 0.3, 1.0, 150, 0.25)
+    assert 0.10 <= low <= 0.40, low
+    assert 0.35 <= high <= 0.65, high
+    assert high / low >= 1.4, (low, high)
+
+
+def test_fatigue_rises_with_frequency_at_fixed_force_binder_macleod1995():
+    """B1b. Binder-Macleod, Halden & Jungles 1995 (Med Sci Sports Exerc 27:556): at each force
+    level, fatigue increased from 20 to 40 to 60 pps. Tolerance: strict ordering; each step at
+    least 2 percentage points (the abstract gives no magnitudes)."""
+    d = [_matched_decline(f, 0.3, 1.0, 150, 0.2) for f in (20, 40, 60)]
+    assert d[0] + 0.02 <= d[1] and d[1] + 0.02 <= d[2], d
+
+
+def test_higher_intensity_fatigues_more_binder_macleod1995():
+    """B1b. Binder-Macleod 1995: at the same frequency, fatigue was greater at 50 % than at 20 %
+    MVC. Protocol: 40 pps, 0.3 s every 1 s, 150 trains. Tolerance: ordering, ≥ 1 point."""
+    low = _matched_decline(40, 0.3, 1.0, 150, 0.2)
+    high = _matched_decline(40, 0.3, 1.0, 150, 0.5)
+    assert high >= low + 0.01, (low, high)
+
+
+def test_absolute_decline_at_half_duty_cycle_bickel2004():
+    """B3d. Bickel et al. 2004 (J Rehabil Res Dev 41:33): able-bodied quadriceps, six 200 µs
+    pulses 70 ms apart, 180 contractions at 50 % duty cycle: peak torque fell 44 %.
+    Recruitment 0.5 assumed (intensity not given). Tolerance ± 15 points (group spread)."""
+    n = 6
+    on = (n - 1) * 0.070 + 0.070
+    p = np.concatenate([k * 2 * on + np.arange(n) * 0.070 for k in range(180)])
+    d = decline(simulate(p, QUAD, recruitment=0.5, trace=False))
+    assert abs(d - 0.44) <= 0.15, d
+
+
+@pytest.mark.parametrize("rest_s", [(10, 50), (50, 120)])
+def test_shorter_rest_fatigues_more_rankin_stokes1992(rest_s):
+    """B3a. Rankin & Stokes 1992 (Clin Rehabil 6:195): 10 contractions of 10 s at 30 % MVC;
+    the shorter the rest (10 < 50 < 120 s), the greater the fatigue and the less total work.
+    Frequency 35 Hz assumed. Tolerance: ordering of end force and of total FTI."""
+    r = recruitment_for(QUAD, 35, 10, 0.3)
+    short, long_ = (simulate(repeated(35, 10, 10 + rest, 10), QUAD, recruitment=r, trace=False)
+                    for rest in rest_s)
+    assert short.peak_force_n[0, -1] < long_.peak_force_n[0, -1]
+    assert short.fti_total_ns[0] < long_.fti_total_ns[0]
+
+
+def test_slow_recovery_of_low_frequency_force_rankin_stokes1992():
+    """B7a. Rankin & Stokes 1992: after 10 × 10 s at 30 % MVC, 20 Hz force was ≈ 50 % at 1 h,
+    70–80 % at 24 h, ≈ 90 % at 48 h; 50 Hz force 68–80 % at 1 h. Simulated: 35 Hz, 50 s rest,
+    2 s test trains. Tolerance: 20 Hz ±15/±12/±10 points at 1/24/48 h; 50 Hz at 1 h 74 ± 12 %,
+    and 50 Hz recovered more than 20 Hz at 1 h (low-frequency fatigue)."""
+    r = recruitment_for(QUAD, 35, 10, 0.3)
+    fatiguing = repeated(35, 10, 60, 10, start=10.0)
+    end = fatiguing[-1] + 1.0
+    ratio = {}
+    for f in (20, 50):
+        rows = [train(f, 2.0)] + [np.concatenate([fatiguing, train(f, 2.0, start=end + h * 3600)])
+                                  for h in (1, 24, 48)]
+        peaks = [simulate(row, QUAD, recruitment=r, trace=False).peak_force_n[0, -1] for row in rows]
+        ratio[f] = np.array(peaks[1:]) / peaks[0]
+    assert abs(ratio[20][0] - 0.50) <= 0.15, ratio
+    assert abs(ratio[20][1] - 0.75) <= 0.12, ratio
+    assert abs(ratio[20][2] - 0.90) <= 0.10, ratio
+    assert abs(ratio[50][0] - 0.74) <= 0.12, ratio
+    assert ratio[50][0] > ratio[20][0]
+
+
+def test_low_frequency_fatigue_ratio_falls_binder_macleod_mcdermond1992():
+    """D4. Binder-Macleod & McDermond 1992 (Phys Ther 72:95): after fatiguing stimulation the
+    force fell at all frequencies and more at low ones (the 20:100 Hz ratio falls).
+    Protocol: 8 s on / 12 s off at 40 Hz until about half the initial force (25 contractions),
+    1 s test trains at 20 and 100 Hz 5 s later. Tolerance: ratio drops by ≥ 0.05."""
+    fatiguing = repeated(40, 8, 20, 25)
+    t_test = fatiguing[-1] + 5.0
+    res = {}
+    for f in (20, 100):
+        before = simulate(train(f, 1.0), QUAD, recruitment=0.5, trace=False).peak_force_n[0, 0]
+        after = simulate(np.concatenate([fatiguing, train(f, 1.0, start=t_test)]), QUAD,
+                         recruitment=0.5, trace=False).peak_force_n[0, -1]
+        res[f] = (before, after)
+    ratio_before = res[20][0] / res[100][0]
+    ratio_after = res[20][1] / res[100][1]
+    assert res[20][1] < res[20][0] and res[100][1] < res[100][0]
+    assert ratio_after <= ratio_before - 0.05, (ratio_before, ratio_after)
+
+
+def _guerin_gain():
+    freqs, fq = [], 60
+    for k in range(30):
+        if k + 1 in (2, 3, 5, 8, 12, 20):
+            fq -= 5
+        freqs.append(fq)
+    const = repeated(60, 8, 20, 30)
+    stepped = np.concatenate([train(f, 8, start=20 * k) for k, f in enumerate(freqs)])
+    a = simulate(const, QUAD, recruitment=0.5, trace=False)
+    b = simulate(stepped, QUAD, recruitment=0.5, trace=False)
+    return b.peak_force_n[0, -1] / a.peak_force_n[0, -1] - 1.0
+
+
+@pytest.mark.xfail(strict=True, reason="model gives about +8 % force at train 30, the study +46 % "
+                   "(20–75 %): frequency-dependent (high-frequency) fatigue that recovers in "
+                   "seconds is not modelled yet")
+def test_stepwise_frequency_reduction_preserves_force_binder_macleod_guerin1990():
+    """B4a. Binder-Macleod & Guerin 1990 (Phys Ther 70:619): 30 trains of 8 s on / 12 s off;
+    reducing 60 → 30 pps in 5-pps steps at trains 2, 3, 5, 8, 12, 20 gave 46 % more force in the
+    last train than constant 60 pps. Tolerance: +20 to +75 %."""
+    gain = _guerin_gain()
+    assert 0.20 <= gain <= 0.75, gain
+
+
+def _doublet_gain(fatigued: bool):
+    n, ipi = 6, 0.070
+    cft = np.arange(n) * ipi
+    vft = np.concatenate([[0.0], 0.005 + np.arange(n - 1) * ipi])
+    pre = (np.concatenate([k * 0.84 + cft for k in range(180)]) if fatigued else np.zeros(0))
+    start = pre[-1] + 1.0 if fatigued else 0.0
+    out = []
+    for test in (cft, vft):
+        p = np.concatenate([pre, start + test])
+        out.append(simulate(p, QUAD, recruitment=0.5, trace=False).fti_ns[0, -1])
+    return out[1] / out[0] - 1.0
+
+
+def test_doublet_augmentation_larger_when_fatigued_binder_macleod1998():
+    """B5b. Binder-Macleod et al. 1998 (J Neurophysiol 79:1858) and Binder-Macleod & Lee 1996:
+    the catch-like augmentation of an initial doublet is larger in fatigued than in rested
+    muscle. Protocol of Bickel et al. 2004 (six pulses 70 ms apart; VFT with the first two 5 ms
+    apart; fatigued after 180 such contractions at 50 % duty cycle). Tolerance: ordering."""
+    assert _doublet_gain(True) > _doublet_gain(False)
+
+
+@pytest.mark.xfail(strict=True, reason="model: VFT torque-time integral -12 % rested, -10 % "
+                   "fatigued vs the CFT (the Ding core's catch-like enhancement, R0 = Km + 1.04, is "
+                   "too small to make up the 65 ms shorter train); published +18 % fatigued")
+def test_doublet_augments_torque_time_integral_in_fatigued_muscle_bickel2004():
+    """B5a. Bickel et al. 2004 (J Rehabil Res Dev 41:33): in fatigued able-bodied quadriceps an
+    initial 5 ms doublet raised the torque–time integral by 18 % over the constant train.
+    Tolerance: 8–30 %."""
+    assert 0.08 <= _doublet_gain(True) <= 0.30
+
+
+def test_spatially_distributed_stimulation_fatigues_less_sayenko2014():
+    """B6a. Sayenko et al. 2014 (Eur J Appl Physiol 114:793) and Nguyen et al. 2011: four
+    electrodes in rotation (40 Hz composite, 10 Hz per sub-pool) fatigue far less than one
+    electrode at 40 Hz at matched initial torque; fatigue index ratio ≥ 1.5 (the SCI case 3.3×).
+    Simulated: 2 min, 1 s on / 1 s off; each sub-pool a quarter-size region fed by its own
+    channel. Muscle-level occlusion is off in both arms, because the model's rows do not share
+    it; the effect tested is the per-unit firing rate."""
+    m = dataclasses.replace(QUAD, fatigue=dataclasses.replace(QUAD.fatigue, occlusion_gain=0.0))
+    r_ses = recruitment_for(m, 40, 1.0, 0.2)
+    ses = simulate(repeated(40, 1.0, 2.0, 60), m, recruitment=r_ses, trace=False)
+    rows = [repeated(10, 1.0, 2.0, 60, start=k * 0.025) for k in range(4)]
+    unit = simulate(np.stack(rows), m, recruitment=0.25, fatigue=False, dt=1e-3)
+    r_sub = min(0.25, 0.25 * 0.2 * m.max_force / unit.force_n[:, :1200].sum(axis=0).max())
+    sdss = simulate(np.stack(rows), m, recruitment=r_sub, dt=2e-3)
+    total = sdss.force_n.sum(axis=0)
+    t = sdss.t
+    first = total[(t >= 0) & (t < 1.3)].max()
+    last = total[(t >= 118) & (t < 119.3)].max()
+    fi_sdss = last / first
+    fi_ses = ses.fatigue_index[0]
+    assert fi_sdss / fi_ses >= 1.5, (fi_ses, fi_sdss)
+
+
+@pytest.mark.xfail(strict=True, reason="S class keeps only ~0.67 of its force: a class averages "
+                   "Potvin's continuous 180-fold fatigability spread over its units, so the slow "
+                   "class is not as resistant as Burke's S units (FI about 1)")
+def test_unit_classes_in_the_burke_fatigue_test_burke1973():
+    """B8a. Burke et al. 1973 (J Physiol 234:723): 40 Hz, 330 ms trains once a second for
+    2 min; fatigue index (force at 2 min / initial) < 0.25 for FF units and > 0.75 for S units,
+    FR in between or above. Simulated on a small recruited fraction (single units: no
+    muscle-level occlusion). Tolerance: the class thresholds; ordering S > FR > FF."""
+    p = np.concatenate([k + np.arange(0, 0.33, 1 / 40) for k in range(120)])
+    r = simulate(p, QUAD, recruitment=0.05, trace=False)
+    fi = r.cell_peak_force_n[0, -1] / r.cell_peak_force_n[0, 0]
+    names = [c["unit_class"] for c in r.cells]
+    s, fr, ff = (fi[names.index(n)] for n in ("S", "FR", "FF"))
+    assert s > 0.75, fi
+    assert ff < 0.25, fi
+    assert s > fr > ff, fi
