@@ -103,24 +103,8 @@ def cmd_validate(args) -> int:
 
 
 def _write_table(train, out: Path) -> None:
-    import pyarrow as pa
-
     columns = train.table()
-    table = pa.table({k: (v.tolist() if v.dtype == object else v) for k, v in columns.items()})
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        if out.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, tmp)
-        else:
-            import pyarrow.csv as pacsv
-
-            pacsv.write_csv(table, tmp)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _write_columns({k: (v.tolist() if v.dtype == object else v) for k, v in columns.items()}, out)
 
 
 def cmd_compile(args) -> int:
@@ -157,6 +141,66 @@ def cmd_compile(args) -> int:
     print(f"{out}: {train.n_pulses} pulses on {len(train.channel_ids)} channel(s), {train.duration_s:g} s, "
           f"session {train.session}{', quantised for ' + args.device if args.device else ''}")
     return EXIT_OK
+
+
+def _write_columns(columns: dict, out: Path) -> None:
+    import pyarrow as pa
+
+    table = pa.table(columns)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if out.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
+        else:
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cmd_evaluate(args) -> int:
+    from emsim.simulate import SCALAR_KEYS, evaluate
+
+    series = Path(args.series) if args.series else None
+    if series is not None and (series.suffix not in (".csv", ".parquet") or not series.parent.is_dir()):
+        print(f"emsim: usage error: --series must be a .csv or .parquet file in an existing folder "
+              f"(got {args.series!r})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        program, patient = _load_inputs(args)
+        pred = evaluate(program, patient, device=args.device, session=args.session,
+                        trace=series is not None)
+    except EmsimError as exc:
+        if args.json:
+            problems = [p.to_dict() for p in (getattr(exc, "problems", None) or [exc])]
+            print(json.dumps({"ok": False, "errors": problems}, indent=2))
+        else:
+            _print_problems(exc)
+        return _exit_code(exc)
+    if series is not None:
+        _write_columns(pred.series(), series)
+    if args.json:
+        print(json.dumps(pred.to_dict(), indent=2, default=str))
+    else:
+        print(DISCLAIMER)
+        labels = {"peak_mvc_pct": "peak contraction (% max evoked)", "mean_mvc_pct": "mean contraction peak (%)",
+                  "effective_contractions": "effective contractions", "fti_ns": "force-time integral (N s)",
+                  "fatigue_decline_pct": "fatigue (% decline)", "peak_discomfort_nrs": "peak discomfort (NRS)",
+                  "mean_discomfort_nrs": "mean discomfort (NRS)", "total_charge_mc": "total charge (mC)",
+                  "motor_recruitment_fraction": "motor units recruited (peak fraction)"}
+        for key in SCALAR_KEYS:
+            value = pred.scalars[key]
+            print(f"{labels[key]:<40} {value:.3g}" if isinstance(value, float) else f"{labels[key]:<40} {value}")
+        print(f"{'safety':<40} {'passes' if pred.safety.ok else 'FAILS'}")
+        print(f"{'weakest evidence of the parameters':<40} {pred.evidence}")
+        for line in pred.safety.lines():
+            print(f"emsim: {line}", file=sys.stderr)
+    return EXIT_OK if pred.safety.ok else EXIT_INVALID
 
 
 def cmd_schema(args) -> int:
@@ -224,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", type=_session_arg, default=1)
     p.set_defaults(func=cmd_compile)
 
+    p = sub.add_parser("evaluate", help="predict contraction, fatigue and discomfort of one session",
+                       description=f"Predict one session of a program on a patient: contraction (% of the "
+                                   f"region's maximum evoked force), fatigue, discomfort (NRS), charge and "
+                                   f"safety. Exit 0 safe, 1 unsafe or invalid, 2 unreadable. {DISCLAIMER}",
+                       epilog=EPILOG)
+    p.add_argument("program", type=Path)
+    p.add_argument("--patient", type=Path, help="patient file (thresholds, fat thickness, questionnaire)")
+    p.add_argument("--device", type=_device_arg, help="device profile for the safety check")
+    p.add_argument("--session", type=_session_arg, default=1)
+    p.add_argument("--json", action="store_true", help="machine-readable outcomes on stdout")
+    p.add_argument("--series", help="also write the time series to this .csv or .parquet file")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("schema", help="print the JSON Schema of a document",
                        description=f"Print the JSON Schema of the program or patient format. {DISCLAIMER}",
                        epilog=EPILOG)
@@ -233,6 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="validate and compile the shipped example program",
                        description=f"A demonstration on the shipped examples. {DISCLAIMER}", epilog=EPILOG)
     p.set_defaults(func=cmd_demo)
+
+    # Device commands live next to the code they drive; each module adds its own subcommands.
+    from emsim.devices import cli_emulate, cli_run
+
+    cli_run.register(sub)
+    cli_emulate.register(sub)
+
+    from emsim.optimise import cli as optimise_cli
+
+    optimise_cli.register(sub)
     return parser
 
 

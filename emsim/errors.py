@@ -17,6 +17,7 @@ __all__ = [
     "SafetyViolation",
     "DeviceError",
     "InputFileError",
+    "OptimiseError",
 ]
 
 
@@ -103,3 +104,9 @@ class SafetyViolation(EmsimError):
 
 class DeviceError(EmsimError):
     """A stimulator refused a command, reported a fault or could not be reached."""
+
+
+class OptimiseError(EmsimError):
+    """An optimisation cannot be set up or finished: an unknown objective, contradictory bounds,
+    nothing feasible within the budget, a storage that cannot be opened, or a study that
+    belongs to a different problem."""

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import PATIENTS, PROGRAMS, ROOT
+from emsim.testing.documents import PATIENTS, PROGRAMS, ROOT
 from emsim.cli import main
 
 PARA = ROOT / "models" / "programs" / "paraspinal_strengthening.json"

@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import ROOT
+from emsim.testing.documents import ROOT
 
 
 def _commands():

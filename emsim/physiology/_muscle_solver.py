@@ -38,6 +38,10 @@ TAIL = 1.0
 #: Largest node step in the tail (RK4 of dF/dt = −F/τ1 needs h well below 2.7 τ1).
 TAIL_STEP = 0.02
 TAIL_GROWTH = 1.25
+#: Convergence of the fatigue waveform relaxation inside a segment (deficit units). Force
+#: depends on the deficits about linearly (relative force change ≈ deficit change), so 1e-6
+#: keeps the force error of the relaxation below 1e-6 relative.
+PICARD_TOL = 1e-6
 
 
 @dataclass
@@ -190,8 +194,9 @@ class SegmentDrive:
 
 
 def evaluate(seg: Segment, drive: SegmentDrive, model: Model, cells: Cells, st: State,
-             rate_guess: np.ndarray | None, tol: float = 1e-8, max_iter: int = 40):
+             rate_guess: np.ndarray | None, tol: float | None = None, max_iter: int = 40):
     """Integrate one segment from state ``st``; returns (SegmentOutput, state at next start)."""
+    tol = PICARD_TOL if tol is None else tol
     B, C = st.f.shape
     N = seg.nodes.size
     h = drive.h
@@ -233,7 +238,10 @@ def evaluate(seg: Segment, drive: SegmentDrive, model: Model, cells: Cells, st: 
                       drive.lam_c[:, :, ~at_start] * model.pulse_cost)
             if at_start.any():
                 first = model.pulse_cost * drive.lam_c[:, :, at_start].sum(axis=-1)   # (B, C)
-                x_start = st.x + (cells.fatigability[None, :] * first)[..., None] * model.gains
+                # the pulse at the segment start is paid like the others: by capacity
+                cap0 = np.clip(1.0 - st.x[..., 0] - st.x[..., 1], 0.0, 1.0)
+                x_start = st.x + (cells.fatigability[None, :] * first * cap0)[..., None] \
+                    * model.gains
         cost *= phi_g
         guess = np.zeros_like(st.x) if rate_guess is None else rate_guess
         traj = x_start[..., None] + guess[..., None] * seg.nodes
@@ -301,16 +309,40 @@ class GroupResult:
 
 def _signature(seg: Segment, afac, lam, recr) -> bytes:
     idx = seg.pulse_index
-    parts = [seg.nodes.tobytes(), np.float64(seg.period).tobytes(), bytes([seg.gap_before]),
+    # node times are rounded: cycles built from ``k·period + pattern`` differ in the last bits
+    parts = [np.round(seg.nodes, 9).tobytes(), np.round(np.float64(seg.period), 9).tobytes(),
+             bytes([seg.gap_before]),
              afac[:, idx].tobytes(), lam[:, idx].tobytes(), recr[:, idx].tobytes()]
     return b"".join(parts)
 
 
-def _geometric(M: np.ndarray, m: int, b0: np.ndarray, slope: np.ndarray) -> np.ndarray:
-    """Σ_{j<m} M^(m−1−j) (b0 + j·slope), elementwise for M of shape (6,)."""
-    j = np.arange(m)
-    w = M[None, :] ** (m - 1 - j)[:, None]                          # (m, 6)
-    return b0 * w.sum(axis=0) + slope * (w * j[:, None]).sum(axis=0)
+def _cycle_peak(outs: list) -> np.ndarray:
+    return np.max([o.peak for o in outs], axis=0)
+
+
+def _capacity(x: np.ndarray) -> np.ndarray:
+    """Remaining force capacity 1 − D_A,fast − D_A,slow of each cell, shape (..., 1)."""
+    return np.clip(1.0 - x[..., :1] - x[..., 1:2], 1e-12, 1.0)
+
+
+def _per_capacity(b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A cycle's deficit increments per unit of the capacity it started with.
+
+    Every deficit is driven by the cell's force and pulses, and both scale with the cell's
+    capacity, which the cycle itself depletes multiplicatively: ``b ≈ u · capacity(x)`` with
+    ``u`` a smooth function of the slower states. Extrapolating ``u`` instead of ``b`` makes
+    this strong, fast feedback (a fatigued cell's capacity regulates itself within a few
+    cycles) implicit in the envelope recursion, so long runs of cycles can be stepped over
+    without the period-2 wobble of an explicit extrapolation of ``b``.
+    """
+    return b / _capacity(x)
+
+
+def _envelope(M: np.ndarray, m: int, x: np.ndarray, u0: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """``x`` after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)`` (j = 0 … m−1)."""
+    for q in range(m):
+        x = M * x + (u0 + q * slope) * _capacity(x)
+    return x
 
 
 class _Writer:
@@ -432,26 +464,35 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             i += 1
             continue
         M = np.exp(-period / model.taus)
-        k, x_k, outs_k, b_k = i, st.x, outs, nxt.x - M * st.x
-        b_prev, m_prev = None, 1
-        m = 2
+        k, x_k, outs_k = i, st.x, outs
+        u_k = _per_capacity(nxt.x - M * st.x, st.x)
+        u_prev, m_prev, pk_prev = None, 1, None
+        scale = max(float(np.max([o.peak for o in outs])), 1e-12)
+        m = 1   # the first step has no slope yet: its outputs could not be interpolated
         while k < j:
             m = max(1, min(m, j - k))
-            slope = (b_k - b_prev) / m_prev if b_prev is not None else np.zeros_like(b_k)
-            x_pred = M ** m * x_k + _geometric(M, m, b_k, slope)
+            slope = (u_k - u_prev) / m_prev if u_prev is not None else np.zeros_like(u_k)
+            x_pred = _envelope(M, m, x_k, u_k, slope)
             outs_m, nxt_m = run_cycle(k + m, State(x_pred, nxt.f, nxt.e, nxt.cn))
-            b_m = nxt_m.x - M * x_pred
-            x_corr = M ** m * x_k + _geometric(M, m, b_k, (b_m - b_k) / m)
+            u_m = _per_capacity(nxt_m.x - M * x_pred, x_pred)
+            x_corr = _envelope(M, m, x_k, u_k, (u_m - u_k) / m)
             err = float(np.max(np.abs(x_corr - x_pred) / (1.0 + np.abs(x_corr))))
+            # skipped cycles' outputs are interpolated: their curvature must be small too
+            pk_k, pk_m = _cycle_peak(outs_k), _cycle_peak(outs_m)
+            if pk_prev is not None and m > 1:
+                # largest gap between linear and quadratic interpolation through the last
+                # three evaluated cycles: the error of the interpolated peaks
+                curv = ((pk_m - pk_k) / m - (pk_k - pk_prev) / m_prev) / (m + m_prev)
+                err = max(err, float(np.max(np.abs(curv))) * m * m / 4 / scale)
             if err > skip_tol and m > 1:
                 m = max(1, m // 2)
                 continue
             for q in range(1, m):
                 account(k + q, [_blend(a, b, q / m) for a, b in zip(outs_k, outs_m)])
             account(k + m, outs_m)
-            b_prev, m_prev = b_k, m
-            k, x_k, outs_k, b_k = k + m, x_corr, outs_m, b_m
-            nxt = State(M * x_corr + b_m, nxt_m.f, nxt_m.e, nxt_m.cn)
+            u_prev, m_prev, pk_prev = u_k, m, pk_k
+            k, x_k, outs_k, u_k = k + m, x_corr, outs_m, u_m
+            nxt = State(M * x_corr + u_m * _capacity(x_corr), nxt_m.f, nxt_m.e, nxt_m.cn)
             grow = 2.0 if err < 1e-12 else min(2.0, max(0.5, 0.9 * (skip_tol / err) ** (1 / 3)))
             m = max(1, int(m * grow))
         st = nxt

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import PROGRAMS, as_json, channel, stim
+from emsim.testing.documents import PROGRAMS, as_json, channel, stim
 from emsim.errors import ProgramError
 from emsim.program import compile, load, loads
 

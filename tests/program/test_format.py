@@ -6,7 +6,7 @@ import os
 import jsonschema
 import pytest
 
-from conftest import PROGRAMS, as_json, channel, stim
+from emsim.testing.documents import PROGRAMS, as_json, channel, stim
 from emsim.errors import ProgramError
 from emsim.program import dumps, load, loads, program_schema, save
 

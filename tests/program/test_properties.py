@@ -8,7 +8,7 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import BASE_DOC, PROGRAMS
+from emsim.testing.documents import BASE_DOC, PROGRAMS
 from emsim.errors import ProgramError
 from emsim.program import compile, from_dict, loads
 from emsim.program import waveform as wf

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import as_json, channel, stim
+from emsim.testing.documents import as_json, channel, stim
 from emsim.program import compile, loads
 from emsim.program.device_profile import device_profile
 from emsim.program.quantise import quantise

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import PROGRAMS, channel, stim
+from emsim.testing.documents import PROGRAMS, channel, stim
 from emsim.body import loads_patient
 from emsim.program import from_dict, load
 from emsim.safety import check
@@ -19,7 +19,7 @@ TODAY = datetime.date(2026, 11, 21)
 
 
 def _patient(**changes):
-    from conftest import PATIENTS
+    from emsim.testing.documents import PATIENTS
 
     doc = json.loads((PATIENTS / "example_measured.json").read_text())
     for key, value in changes.items():
@@ -137,7 +137,7 @@ def _pair(base, first, second):
 
 
 def _cases():
-    from conftest import BASE_DOC
+    from emsim.testing.documents import BASE_DOC
 
     return catalogue(BASE_DOC)
 

@@ -29,6 +29,10 @@ __all__ = [
     "crc8",
     "crc16_xmodem",
     "FrameSplitter",
+    "StreamDecoder",
+    "check_no_raw_controls",
+    "checked_payload",
+    "FramedCodec",
 ]
 
 START = 0xF0
@@ -360,3 +364,130 @@ class FrameSplitter:
                     self._buf[:0] = frame[slot:]
                     self._scan = 0
             return item
+
+
+# --------------------------------------------------------------------------- protocol-independent codec steps
+# SM2 and SM4 differ only in their header and command prefix (``build_frame``/``parse_frame``
+# and the message table); the steps below are the same for both and live here once.
+
+
+def check_no_raw_controls(body: bytes) -> None:
+    """Raise :class:`CodecError` (FRAMING) if a stuffed body holds a raw start or stop byte."""
+    if START in body or STOP in body:
+        raise CodecError("raw start or stop byte inside the body", path="frame.body",
+                         value=body.hex(" "), allowed="stuffed bytes", kind=BadFrameKind.FRAMING)
+
+
+def checked_payload(body: bytes, crc: int, actual_crc: int, width: int) -> bytes:
+    """Compare the checksums, then return the unstuffed body (packet prefix + command data).
+
+    ``width`` is the number of hex digits the checksum is shown with (2 for CRC-8, 4 for CRC-16).
+
+    Raises
+    ------
+    CodecError
+        With ``kind`` CRC, STUFFING or TOO_SHORT.
+    """
+    if actual_crc != crc:
+        raise CodecError("checksum mismatch", path="frame.crc", value=f"0x{actual_crc:0{width}X}",
+                         allowed=f"0x{crc:0{width}X} (declared)", kind=BadFrameKind.CRC)
+    raw = unstuff(body)
+    if len(raw) < 2:
+        raise CodecError("body lacks the packet-number/command prefix", path="frame.body",
+                         value=raw.hex(" "), allowed="at least 2 bytes", kind=BadFrameKind.TOO_SHORT)
+    return raw
+
+
+class FramedCodec:
+    """The encode/decode entry points of one framed protocol, built from its specific parts.
+
+    A protocol module supplies its message table and its ``build_frame``/``parse_frame``
+    (header layout and command prefix) and exports this object's bound methods as its
+    module-level ``decode_message``, ``encode``, ``encode_packet`` and ``decode``.
+    """
+
+    def __init__(self, protocol: str, module: str, messages: dict, own: tuple,
+                 build_frame: Callable[[int, int, bytes], bytes],
+                 parse_frame: Callable[[bytes], tuple[int, int, bytes]]):
+        self.protocol, self.module = protocol, module
+        self._messages, self._own = messages, own
+        self._build, self._parse = build_frame, parse_frame
+
+    def decode_message(self, command: int, data: bytes):
+        """Decode command data into its message class (``RawMessage`` if not modelled).
+
+        Raises
+        ------
+        CodecError
+            ``kind=PAYLOAD`` if the data do not fit the command.
+        """
+        from emsim.devices.sciencemode._fields import RawMessage
+
+        cls = self._messages.get(command)
+        if cls is None:
+            return RawMessage(command, bytes(data))
+        try:
+            return cls.from_payload(bytes(data))
+        except CodecError as err:
+            raise CodecError(err.message, path=err.path, value=err.value, allowed=err.allowed,
+                             has_value=err.has_value, kind=BadFrameKind.PAYLOAD,
+                             command=command) from None
+
+    def encode(self, message, number: int) -> bytes:
+        """Encode ``message`` as a complete frame with packet number ``number``."""
+        # the message classes of all three codecs share a base class, so check the module too:
+        # an SM4 MlStop (cmd 34) must not slip into an SM2 frame as StopChannelListMode
+        if not isinstance(message, self._own):
+            raise CodecError(f"not a {self.protocol} message", path="message", value=message,
+                             allowed=f"an emsim.devices.sciencemode.{self.module} message", has_value=True)
+        return self._build(number, message.command_number, message.payload())
+
+    def entry_points(self) -> tuple:
+        """``(decode_message, encode, encode_packet, decode)``: the module-level functions."""
+        return self.decode_message, self.encode, self.encode_packet, self.decode
+
+    def encode_packet(self, packet) -> bytes:
+        """Encode a ``Packet``."""
+        return self.encode(packet.message, packet.number)
+
+    def decode(self, frame: bytes):
+        """Decode one complete frame into a ``Packet``.
+
+        Raises
+        ------
+        CodecError
+            On any framing, checksum or payload problem; ``err.kind`` says which.
+        """
+        from emsim.devices.sciencemode._fields import Packet
+
+        number, command, data = self._parse(frame)
+        try:
+            return Packet(number, self.decode_message(command, data))
+        except CodecError as err:
+            err.packet_number = number
+            err.command = command
+            raise
+
+
+class StreamDecoder:
+    """Incremental decoder of a received byte stream (the protocol modules subclass it).
+
+    ``feed`` returns complete packets and :class:`BadFrame` items in arrival order and never
+    raises for bad input.
+    """
+
+    def __init__(self, header_pairs: int, max_frame: int, decode: Callable[[bytes], Any]) -> None:
+        self._splitter = FrameSplitter(header_pairs, max_frame, decode)
+
+    def feed(self, data: bytes) -> list:
+        """Add received bytes; return the items completed by them."""
+        return self._splitter.feed(bytes(data))
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered towards an incomplete frame."""
+        return self._splitter.pending
+
+    def reset(self) -> None:
+        """Discard any partial frame (for example after reopening the port)."""
+        self._splitter.reset()

@@ -46,8 +46,8 @@ from emsim.devices.sciencemode._fields import (
     check_tuple, expect_length, mask_of, payload_error, signed8,
 )
 from emsim.devices.sciencemode._framing import (
-    START, STOP, STUFF, STUFF_KEY, BadFrame, BadFrameKind, CodecError, FrameSplitter, crc8,
-    stuff, unstuff,
+    START, STOP, STUFF, STUFF_KEY, BadFrame, BadFrameKind, CodecError, StreamDecoder as _StreamDecoder,
+    FramedCodec, check_no_raw_controls, checked_payload, crc8, stuff,
 )
 
 __all__ = [
@@ -655,78 +655,21 @@ def parse_frame(frame: bytes) -> tuple[int, int, bytes]:
                          value=frame[1:5].hex(" "), allowed="81 xx 81 xx",
                          kind=BadFrameKind.BAD_HEADER)
     body = frame[5:-1]
-    if START in body or STOP in body:
-        raise CodecError("raw start or stop byte inside the body", path="frame.body",
-                         value=body.hex(" "), allowed="stuffed bytes", kind=BadFrameKind.FRAMING)
+    check_no_raw_controls(body)
     length = frame[4] ^ STUFF_KEY
     if len(body) != length:
         raise CodecError("length mismatch", path="frame.length", value=len(body),
                          allowed=f"{length} (declared)", kind=BadFrameKind.LENGTH)
-    crc = frame[2] ^ STUFF_KEY
-    actual = crc8(body)
-    if actual != crc:
-        raise CodecError("checksum mismatch", path="frame.crc", value=f"0x{actual:02X}",
-                         allowed=f"0x{crc:02X} (declared)", kind=BadFrameKind.CRC)
-    raw = unstuff(body)
-    if len(raw) < 2:
-        raise CodecError("body lacks packet number and command", path="frame.body",
-                         value=raw.hex(" "), allowed="at least 2 bytes",
-                         kind=BadFrameKind.TOO_SHORT)
+    raw = checked_payload(body, frame[2] ^ STUFF_KEY, crc8(body), 2)
     return raw[0], raw[1], raw[2:]
 
 
-def decode_message(command: int, data: bytes) -> Message:
-    """Decode command data into its message class (:class:`RawMessage` if unknown).
-
-    Raises
-    ------
-    CodecError
-        ``kind=PAYLOAD`` if the data do not fit the command.
-    """
-    cls = _MESSAGES.get(command)
-    if cls is None:
-        return RawMessage(command, bytes(data))
-    try:
-        return cls.from_payload(bytes(data))
-    except CodecError as err:
-        raise CodecError(err.message, path=err.path, value=err.value, allowed=err.allowed,
-                         has_value=err.has_value, kind=BadFrameKind.PAYLOAD,
-                         command=command) from None
+# The protocol-independent steps live in _framing.FramedCodec; these are its entry points.
+_CODEC = FramedCodec("ScienceMode 2", "sm2", _MESSAGES, _OWN, build_frame, parse_frame)
+decode_message, encode, encode_packet, decode = _CODEC.entry_points()
 
 
-def encode(message: Message, number: int) -> bytes:
-    """Encode a message as a complete frame with packet number ``number`` (0–255)."""
-    # the message classes of all three codecs share a base class, so check the module too:
-    # an SM4 MlStop (cmd 34) must not slip into an SM2 frame as StopChannelListMode
-    if not isinstance(message, _OWN):
-        raise CodecError("not a ScienceMode 2 message", path="message", value=message,
-                         allowed="an emsim.devices.sciencemode.sm2 message", has_value=True)
-    return build_frame(number, message.command_number, message.payload())
-
-
-def encode_packet(packet: Packet) -> bytes:
-    """Encode a :class:`Packet`."""
-    return encode(packet.message, packet.number)
-
-
-def decode(frame: bytes) -> Packet:
-    """Decode one complete frame.
-
-    Raises
-    ------
-    CodecError
-        On any framing, checksum or payload problem; ``err.kind`` says which.
-    """
-    number, command, data = parse_frame(frame)
-    try:
-        return Packet(number, decode_message(command, data))
-    except CodecError as err:
-        err.packet_number = number
-        err.command = command
-        raise
-
-
-class StreamDecoder:
+class StreamDecoder(_StreamDecoder):
     """Incremental decoder for a received byte stream.
 
     ``feed`` returns complete :class:`Packet` objects and :class:`BadFrame` error items in
@@ -742,17 +685,4 @@ class StreamDecoder:
     """
 
     def __init__(self) -> None:
-        self._splitter = FrameSplitter(2, MAX_FRAME, decode)
-
-    def feed(self, data: bytes) -> list[Packet | BadFrame]:
-        """Add received bytes; return the items completed by them."""
-        return self._splitter.feed(bytes(data))
-
-    @property
-    def pending(self) -> int:
-        """Bytes buffered towards an incomplete frame."""
-        return self._splitter.pending
-
-    def reset(self) -> None:
-        """Discard any partial frame (for example after reopening the port)."""
-        self._splitter.reset()
+        super().__init__(2, MAX_FRAME, decode)

@@ -43,8 +43,8 @@ from emsim.devices.sciencemode._fields import (
     expect_length, payload_error, set_field, where,
 )
 from emsim.devices.sciencemode._framing import (
-    START, STOP, STUFF, STUFF_KEY, BadFrame, BadFrameKind, CodecError, FrameSplitter,
-    crc16_xmodem, stuff, unstuff,
+    START, STOP, STUFF, STUFF_KEY, BadFrame, BadFrameKind, CodecError, StreamDecoder as _StreamDecoder,
+    FramedCodec, check_no_raw_controls, checked_payload, crc16_xmodem, stuff,
 )
 
 __all__ = [
@@ -1001,78 +1001,22 @@ def parse_frame(frame: bytes) -> tuple[int, int, bytes]:
                          value=frame[1:9].hex(" "), allowed="81 xx 81 xx 81 xx 81 xx",
                          kind=BadFrameKind.BAD_HEADER)
     body = frame[HEADER_SIZE:-1]
-    if START in body or STOP in body:
-        raise CodecError("raw start or stop byte inside the body", path="frame.body",
-                         value=body.hex(" "), allowed="stuffed bytes", kind=BadFrameKind.FRAMING)
+    check_no_raw_controls(body)
     length = ((frame[2] ^ STUFF_KEY) << 8) | (frame[4] ^ STUFF_KEY)
     if len(frame) != length:
         raise CodecError("length mismatch", path="frame.length", value=len(frame),
                          allowed=f"{length} (declared)", kind=BadFrameKind.LENGTH)
     crc = ((frame[6] ^ STUFF_KEY) << 8) | (frame[8] ^ STUFF_KEY)
-    actual = crc16_xmodem(body)
-    if actual != crc:
-        raise CodecError("checksum mismatch", path="frame.crc", value=f"0x{actual:04X}",
-                         allowed=f"0x{crc:04X} (declared)", kind=BadFrameKind.CRC)
-    raw = unstuff(body)
-    if len(raw) < 2:
-        raise CodecError("body lacks the packet-number/command prefix", path="frame.body",
-                         value=raw.hex(" "), allowed="at least 2 bytes",
-                         kind=BadFrameKind.TOO_SHORT)
+    raw = checked_payload(body, crc, crc16_xmodem(body), 4)
     return raw[0] >> 2, ((raw[0] & 0x3) << 8) | raw[1], raw[2:]
 
 
-def decode_message(command: int, data: bytes) -> Message:
-    """Decode command data into its message class (:class:`RawMessage` if not modelled).
-
-    Raises
-    ------
-    CodecError
-        ``kind=PAYLOAD`` if the data do not fit the command.
-    """
-    cls = _MESSAGES.get(command)
-    if cls is None:
-        return RawMessage(command, bytes(data))
-    try:
-        return cls.from_payload(bytes(data))
-    except CodecError as err:
-        raise CodecError(err.message, path=err.path, value=err.value, allowed=err.allowed,
-                         has_value=err.has_value, kind=BadFrameKind.PAYLOAD,
-                         command=command) from None
+# The protocol-independent steps live in _framing.FramedCodec; these are its entry points.
+_CODEC = FramedCodec("ScienceMode 4", "sm4", _MESSAGES, _OWN, build_frame, parse_frame)
+decode_message, encode, encode_packet, decode = _CODEC.entry_points()
 
 
-def encode(message: Message, number: int) -> bytes:
-    """Encode a message as a complete frame with packet number ``number`` (0–63)."""
-    # the message classes of all three codecs share a base class, so check the module too:
-    # an SM4 MlStop (cmd 34) must not slip into an SM2 frame as StopChannelListMode
-    if not isinstance(message, _OWN):
-        raise CodecError("not a ScienceMode 4 message", path="message", value=message,
-                         allowed="an emsim.devices.sciencemode.sm4 message", has_value=True)
-    return build_frame(number, message.command_number, message.payload())
-
-
-def encode_packet(packet: Packet) -> bytes:
-    """Encode a :class:`Packet`."""
-    return encode(packet.message, packet.number)
-
-
-def decode(frame: bytes) -> Packet:
-    """Decode one complete frame.
-
-    Raises
-    ------
-    CodecError
-        On any framing, checksum or payload problem; ``err.kind`` says which.
-    """
-    number, command, data = parse_frame(frame)
-    try:
-        return Packet(number, decode_message(command, data))
-    except CodecError as err:
-        err.packet_number = number
-        err.command = command
-        raise
-
-
-class StreamDecoder:
+class StreamDecoder(_StreamDecoder):
     """Incremental decoder for a received byte stream.
 
     ``feed`` returns complete :class:`Packet` objects and :class:`BadFrame` error items in
@@ -1086,17 +1030,4 @@ class StreamDecoder:
     """
 
     def __init__(self) -> None:
-        self._splitter = FrameSplitter(4, MAX_FRAME, decode)
-
-    def feed(self, data: bytes) -> list[Packet | BadFrame]:
-        """Add received bytes; return the items completed by them."""
-        return self._splitter.feed(bytes(data))
-
-    @property
-    def pending(self) -> int:
-        """Bytes buffered towards an incomplete frame."""
-        return self._splitter.pending
-
-    def reset(self) -> None:
-        """Discard any partial frame."""
-        self._splitter.reset()
+        super().__init__(4, MAX_FRAME, decode)

@@ -1,0 +1,208 @@
+"""Muscle-model benchmark: 20-minute, 2-channel, 85 Hz, 4 s on / 4 s off sessions with fatigue.
+
+Times :func:`emsim.physiology.muscle.simulate` (``trace=False``, muscle ``quadriceps_ding2003``,
+fatigue on) on
+
+* one session of two rows (the two channels), flat recruitment (whole pool) and a variant with
+  0.5 s ramps written as per-pulse ``recruitment`` rising 0 → 0.6 and a 0.6 plateau
+  (issue 3 targets: ≤ 50 ms);
+* a batch of 1 000 sessions with the same timing and recruitment levels 0.2 … 1.0 (target
+  ≥ 1 000 sessions/s on a 2-core machine),
+
+and checks each against a straightforward fine-step ``scipy.integrate.solve_ivp`` solution of
+the same equations (:func:`reference_pool`: a plain right-hand side of the pool model, pulses as
+jumps, integrated interval by interval between pulses), reporting the speed ratio and the
+largest force error relative to the peak force (target ≤ 0.5 %).
+
+Run: ``python benchmarks/bench_muscle.py [--repeats N] [--reference-minutes M]``; results are
+appended to ``benchmarks/results/muscle.jsonl``. The reference takes minutes per row; by default
+it covers the whole 20 minutes (``--reference-minutes`` shortens it, and the record says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from _report import machine, publish  # benchmarks/_report.py (scripts run from this folder)
+
+from emsim.physiology import muscle as mus
+
+FREQ_HZ = 85.0
+ON_S, OFF_S = 4.0, 4.0
+RAMP_S, PLATEAU = 0.5, 0.6
+
+
+def session(minutes: float = 20.0):
+    """Pulse times of one session, and each pulse's time since its contraction started."""
+    n = int(round(minutes * 60 / (ON_S + OFF_S)))
+    rel = np.arange(0.0, ON_S, 1.0 / FREQ_HZ)
+    return np.concatenate([k * (ON_S + OFF_S) + rel for k in range(n)]), np.tile(rel, n)
+
+
+def ramp_recruitment(rel: np.ndarray) -> np.ndarray:
+    return np.minimum(PLATEAU, PLATEAU * rel / RAMP_S)
+
+
+def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, atol=1e-9):
+    """Fine-step ``solve_ivp`` solution of the pool model (the equations of
+    :mod:`emsim.physiology.fatigue`), for rows sharing one pulse timing.
+
+    State per row: E and CN per recruitment depth group, and per cell the force F and the six
+    deficits. Pulse i makes E_d jump by λ_{d,i} R_i / τc and every deficit of cell c jump by
+    g_j · φ_c · κF_ref · λ_{c,i} · capacity_c (the pulse cost); between pulses the RHS is smooth
+    and DOP853 integrates it, one pulse interval at a time. Returns the total force of each row
+    at ``t_eval`` (shape ``(rows, len(t_eval))``) and the deficits at the end.
+    """
+    from scipy.integrate import solve_ivp
+
+    recruitment = np.atleast_2d(recruitment)
+    B = recruitment.shape[0]
+    if cells is None:
+        cells = mus._cells(muscle, recruitment)
+    model = mus._model(muscle, True)
+    C, D = cells.weight.size, cells.edges.size - 1
+    width = np.diff(cells.edges)
+    lam_d = np.clip((recruitment[:, None, :] - cells.edges[None, :-1, None]) / width[None, :, None],
+                    0.0, 1.0)                                    # (B, D, P)
+    rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
+    tf, w, phi_g, dep = cells.time_factor, cells.weight, cells.fatigability, cells.depth
+    g = model.gains
+    n_e = 2 * D
+
+    def unpack(y):
+        y = y.reshape(B, -1)
+        e, cn = y[:, :D], y[:, D:n_e]
+        f = y[:, n_e:n_e + C]
+        x = y[:, n_e + C:].reshape(B, C, 6)
+        return e, cn, f, x
+
+    def rhs(_t, y):
+        e, cn, f, x = unpack(y)
+        a = model.a_rest * w / tf * np.maximum(0.0, 1.0 - x[..., 0] - x[..., 1])
+        t1 = model.tau1 * tf * (1.0 + x[..., 2] + x[..., 3])
+        km = model.km * (1.0 + x[..., 4] + x[..., 5])
+        c = cn[:, dep]
+        s = c / (km + c)
+        df = a * s - f / (t1 + model.tau2 * tf * s)
+        omega = 1.0 - model.occlusion + model.occlusion * f.sum(axis=1, keepdims=True) / model.f_max
+        load = phi_g * omega * f / w
+        dx = g * load[..., None] - x / model.taus
+        return np.concatenate([-e / model.tau_c, e - cn / model.tau_c, df, dx.reshape(B, -1)],
+                              axis=1).ravel()
+
+    y = np.zeros((B, n_e + C + 6 * C))
+    out = np.zeros((B, t_eval.size))
+    bounds = np.append(pulses, max(t_eval[-1], pulses[-1]))
+    for i in range(pulses.size):
+        y[:, :D] += lam_d[:, :, i] * rfac[i] / model.tau_c
+        x = y[:, n_e + C:].reshape(B, C, 6)
+        cap = np.clip(1.0 - x[..., 0] - x[..., 1], 0.0, 1.0)
+        x += (g * (phi_g * model.pulse_cost * lam_d[:, dep, i] * cap)[..., None])
+        t_a, t_b = bounds[i], bounds[i + 1]
+        last = i == pulses.size - 1
+        lo = np.searchsorted(t_eval, t_a, side="left")
+        hi = np.searchsorted(t_eval, t_b, side="right" if last else "left")
+        if t_b <= t_a:
+            continue
+        sel = t_eval[lo:hi]
+        want = sel if sel.size and sel[-1] == t_b else np.append(sel, t_b)
+        sol = solve_ivp(rhs, (t_a, t_b), y.ravel(), method="DOP853", rtol=rtol, atol=atol,
+                        t_eval=want)
+        if not sol.success:  # pragma: no cover
+            raise RuntimeError(sol.message)
+        ys = sol.y.reshape(B, -1, want.size)
+        out[:, lo:hi] = ys[:, n_e:n_e + C, :sel.size].sum(axis=1)
+        y = ys[..., -1]
+    return out, unpack(y.ravel())[3]
+
+
+def _median_time(fn, repeats):
+    fn()  # warm-up (imports, parameter files, caches)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def _check(name, recruitment_rows, muscle, pulses, minutes):
+    """Force error of ``simulate`` (trace, every 5 ms) against the solve_ivp reference."""
+    dt = 0.005
+    t_end = pulses[-1] + 1.0
+    t = np.arange(0.0, t_end + 0.5 * dt, dt)
+    t0 = time.perf_counter()
+    ref, _ = reference_pool(pulses, recruitment_rows, muscle, t)
+    t_ref = time.perf_counter() - t0
+    res = mus.simulate(np.broadcast_to(pulses, recruitment_rows.shape), muscle,
+                       recruitment=recruitment_rows, dt=dt, t_end=float(t[-1]))
+    err = np.abs(res.force_n - ref)
+    return {"case": name, "reference_minutes": minutes, "reference_rows": int(ref.shape[0]),
+            "reference_s": t_ref, "max_force_error_n": float(err.max()),
+            "max_force_error_pct_of_peak": float(100 * err.max() / ref.max()),
+            "peak_n": float(ref.max())}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--reference-minutes", type=float, default=20.0)
+    ap.add_argument("--no-reference", action="store_true")
+    args = ap.parse_args(argv)
+    muscle = mus.load_muscle("quadriceps_ding2003")
+    pulses, rel = session(20.0)
+    two = np.vstack([pulses, pulses])
+    ramp = np.vstack([ramp_recruitment(rel)] * 2)
+    levels = np.linspace(0.2, 1.0, args.batch)
+    batch_recr = np.repeat(levels[:, None], pulses.size, axis=1)
+    batch_pulses = np.broadcast_to(pulses, batch_recr.shape)
+
+    runs = {
+        "single_flat": lambda: mus.simulate(two, muscle, trace=False),
+        "single_ramp": lambda: mus.simulate(two, muscle, recruitment=ramp, trace=False),
+    }
+    result = {"benchmark": "muscle 20 min x 2 ch x 85 Hz, 4 s on / 4 s off, fatigue",
+              **machine(), "repeats": args.repeats, "n_pulses_per_row": int(pulses.size),
+              "max_step_s": mus.MAX_STEP, "skip_tol": mus.SKIP_TOL}
+    for name, fn in runs.items():
+        med, times = _median_time(fn, args.repeats)
+        stats = fn().stats
+        result[name] = {"median_s": med, "min_s": min(times), "max_s": max(times),
+                        "target_s": 0.05, **stats}
+    b_rep = max(1, args.repeats // 2)
+    med, times = _median_time(
+        lambda: mus.simulate(batch_pulses, muscle, recruitment=batch_recr, trace=False), b_rep)
+    result["batch"] = {"rows": args.batch, "median_s": med, "sessions_per_s": args.batch / med,
+                       "target_sessions_per_s": 1000}
+    if not args.no_reference:
+        p_ref, rel_ref = session(args.reference_minutes)
+        checks = [
+            _check("single_flat", np.ones((1, p_ref.size)), muscle, p_ref,
+                   args.reference_minutes),
+            _check("single_ramp", ramp_recruitment(rel_ref)[None], muscle, p_ref,
+                   args.reference_minutes),
+        ]
+        # three batch rows in one call (partially recruited depth groups included)
+        pick = levels[[0, levels.size // 2, -1]]
+        checks.append(_check("batch", np.repeat(pick[:, None], p_ref.size, axis=1), muscle,
+                             p_ref, args.reference_minutes))
+        scale = 20.0 / args.reference_minutes
+        for c in checks:
+            # a single session is two rows (channels); a batch session is one row
+            ref_per_row = c["reference_s"] / c["reference_rows"] * scale
+            if c["case"] == "batch":
+                ours = result["batch"]["median_s"] / args.batch
+                c["speed_ratio_vs_reference"] = ref_per_row / ours
+            else:
+                c["speed_ratio_vs_reference"] = 2 * ref_per_row / result[c["case"]]["median_s"]
+        result["reference"] = checks
+    publish("muscle", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

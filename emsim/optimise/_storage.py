@@ -1,0 +1,193 @@
+"""Where studies live: optuna's RDB storage through SQLAlchemy (SQLite file or PostgreSQL URL).
+
+A study records the problem's fingerprint in its user attributes and refuses to be resumed
+by a different problem. Only finished trials are written, one transaction each, so killing a
+worker at any moment loses at most the batch it had in flight and never leaves a trial
+half-written. SQLite files run in WAL mode with ``synchronous=NORMAL``: crash-safe (a
+killed process loses nothing committed) without an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import optuna
+from emsim.errors import OptimiseError
+
+__all__ = ["open_storage", "open_study", "WorkerLease", "FINGERPRINT_KEY", "PROBLEM_KEY", "UID_KEY"]
+
+FINGERPRINT_KEY = "emsim.problem_fingerprint"
+PROBLEM_KEY = "emsim.problem"
+_WORKER_PREFIX = "emsim.worker:"
+UID_KEY = "emsim.uid"  # identity of a trial across the shared study and each worker's mirror
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_storage(url: str | None):
+    """An optuna storage for ``url`` (``None``: in memory, not persistent).
+
+    SQLite gets a generous lock timeout so that several local worker processes can share a
+    file; PostgreSQL URLs (``postgresql+psycopg://user@host:port/db``) work the same.
+
+    Raises
+    ------
+    OptimiseError
+        The URL is malformed, its driver is missing, or the database cannot be opened.
+    """
+    if url is None:
+        return optuna.storages.InMemoryStorage()
+    if not isinstance(url, str) or "://" not in url:
+        raise OptimiseError("not a storage URL", path="storage", value=url,
+                            allowed="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB")
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 120}
+    else:
+        kwargs["pool_pre_ping"] = True
+    for attempt in range(3):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            if url.startswith("sqlite"):
+                _sqlite_wal(storage.engine)
+            return storage
+        except Exception as exc:  # sqlalchemy/driver errors come in many types; all mean "cannot open"
+            # Workers starting together race to create the tables; the loser finds them next time.
+            if attempt < 2 and "IntegrityError" in type(exc).__name__ + repr(exc):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise OptimiseError(f"storage cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                                path="storage", value=_redact(url),
+                                allowed="a reachable SQLite file or PostgreSQL database URL") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _sqlite_wal(engine) -> None:
+    from sqlalchemy import event
+
+    def on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener existed
+
+
+def _redact(url: str) -> str:
+    """The URL without a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}" if ":" in cred else url
+    return url
+
+
+def open_study(storage, name: str, problem, *, sampler, resume: bool):
+    """Create the study ``name`` for ``problem``, or (``resume=True``) join the existing one.
+
+    Raises
+    ------
+    OptimiseError
+        The study exists and ``resume`` is false; it belongs to a different problem; it was
+        not created by emsim.
+    """
+    fp = problem.fingerprint()
+    existing = _study_names(storage)
+    if name in existing and not resume:
+        raise OptimiseError("a study of this name exists already", path="study", value=name,
+                            allowed="resume=True (--resume) to continue it, or another study name")
+    try:
+        study = optuna.create_study(storage=storage, sampler=sampler, study_name=name,
+                                    directions=list(problem.directions), load_if_exists=True)
+    except ValueError as exc:  # optuna: directions differ from the stored study
+        raise OptimiseError(f"study {name!r} belongs to a different problem ({exc})", path="study",
+                            value=name, allowed="the same problem, or another study name") from None
+    attrs = study.user_attrs
+    stored = attrs.get(FINGERPRINT_KEY)
+    if stored is None:
+        if study.get_trials(deepcopy=False):
+            raise OptimiseError("study was not created by emsim optimise", path="study", value=name,
+                                allowed="a study created by emsim optimise, or a new name")
+        study.set_user_attr(FINGERPRINT_KEY, fp)
+        study.set_user_attr(PROBLEM_KEY, problem.describe())
+    elif stored != fp:
+        raise OptimiseError("study belongs to a different problem (objectives, space, patients, device or limits "
+                            "differ)", path="study", value=name,
+                            allowed="the same problem as when it was created, or another study name")
+    return study
+
+
+def _study_names(storage) -> set[str]:
+    try:
+        return {s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
+    except Exception as exc:  # a storage that opened but cannot be read
+        raise OptimiseError(f"storage cannot be read ({type(exc).__name__})", path="storage") from None
+
+
+class WorkerLease:
+    """Heartbeat of one worker process: how many candidates it has in flight, and since when.
+
+    Candidates are asked and told in a private in-memory mirror of the study and written to
+    the shared storage only when evaluated, so the database never holds a half-finished
+    trial. The lease lets workers sharing one study see each other's batches in flight (so
+    they do not overshoot the budget); a worker silent for longer than ``grace_s`` is dead
+    and its in-flight count no longer counts.
+    """
+
+    def __init__(self, study, *, interval_s: float = 2.0, grace_s: float = 10.0):
+        self.study = study
+        self.token = uuid.uuid4().hex[:12]
+        self.interval_s = interval_s
+        self.grace_s = grace_s
+        self.in_flight = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> "WorkerLease":
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name=f"emsim-lease-{self.token}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5 * self.interval_s)
+        try:
+            self.study.set_user_attr(_WORKER_PREFIX + self.token, [-1.0, 0])  # gone
+        except Exception:  # the storage may be what failed; nothing more to do
+            pass
+
+    def beat(self, in_flight: int | None = None) -> None:
+        if in_flight is not None:
+            self.in_flight = in_flight
+        self.study.set_user_attr(_WORKER_PREFIX + self.token, [time.time(), self.in_flight])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.beat()
+            except BaseException as exc:  # noqa: BLE001 - reported by the search loop
+                self.error = exc
+                return
+
+    def n_workers_seen(self) -> int:
+        return sum(1 for k in self.study.user_attrs if k.startswith(_WORKER_PREFIX))
+
+    def others_in_flight(self) -> int:
+        """Candidates other live workers are evaluating now."""
+        now = time.time()
+        n = 0
+        for key, value in self.study.user_attrs.items():
+            if not key.startswith(_WORKER_PREFIX) or key == _WORKER_PREFIX + self.token:
+                continue
+            last, count = value
+            if last >= 0 and now - last <= self.grace_s:
+                n += int(count)
+        return n

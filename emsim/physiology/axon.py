@@ -1,0 +1,494 @@
+r"""Excitable fibres in Brian2: thresholds, strength–duration, refractoriness, kHz behaviour.
+
+Brian2 is emsim's simulator of record for excitable fibres. This module simulates populations of
+motor-axon terminal branches and cutaneous afferents (Aβ, Aδ, C) driven by the extracellular
+potential of the real pulse shape and tabulates what the fast path
+(:mod:`emsim.physiology.recruitment`, via :mod:`emsim.physiology.fibre_tables`) needs.
+
+Regenerate the shipped tables (``models/fibres/thresholds.npz`` + ``.json``) with::
+
+    python -m emsim.physiology.axon tabulate            # full grid, a few minutes on 2 cores
+    python -m emsim.physiology.axon tabulate --small --out /tmp/t   # the test's reduced grid
+
+Model, and why
+--------------
+* **Myelinated fibres (motor terminals, Aβ, Aδ): MRG nodes on a node-only cable.** Every node
+  carries the MRG 2002 nodal membrane (fast and persistent Na⁺, slow K⁺, leak; 37 °C); nodes
+  are joined by the internodal axoplasm resistance ``4ρΔx/(πd²)`` with ideal internodes
+  (McNeal 1976). The full MRG double cable (MYSA/FLUT/STIN compartments) would need ~11 rows
+  per node and a periaxonal pathway; the node-only form keeps the exact activating-function
+  coupling of the extracellular potential at every node (Rattay 1986), which is what surface
+  stimulation needs, at a tenth of the cost. Without the internodal compartments an MRG node
+  fires spontaneously and, once stabilised by the DC internodal leak alone (≈ 2× the nodal leak
+  from the MRG constants), is hyperexcitable (< 1 mV from rest to threshold). The paranodal and
+  internodal load is therefore lumped into each node as a leak ``(1 + L)·g_L`` to the internodal
+  rest and a capacitance ``(1 + K)·C_node``; ``L = 20`` and ``K = 14`` are *fitted* so that a
+  7 µm motor terminal has the human motor τSD (459 µs, Mogyoros 1996; model 460 µs) with a
+  rheobase field of ≈ 7.6 V/m (``K ≥ 25`` blocks conduction). Consequence, stated in the tables'
+  metadata: absolute thresholds are calibrated, not first-principles; the shapes of the
+  strength–duration, biphasic, kHz and recovery curves are the model's.
+* **Motor vs sensory.** Sensory axons have longer τSD, attributed to more persistent Na⁺ and
+  HCN current and a more depolarised rest (Mogyoros 1996; Gaines 2018). In the node cable the
+  ``gNaP`` scale barely changes τSD before the node turns unstable, so the Aβ/Aδ classes carry
+  the difference as a depolarised internodal rest (−74.7 vs −80 mV), fitted to Mogyoros's
+  sensory/motor τSD ratio of 1.45 (``models/fibres/fibre_classes.json``).
+* **C fibres: Hodgkin–Huxley membrane on a continuous cable** (25 µm compartments), as in
+  Rattay's unmyelinated-fibre analyses.
+* **Stimulus: a uniform field along the fibre's terminal.** Surface stimulation excites terminal
+  branches and bends, driven by the first difference ``E·Δx`` (reference §2.4, §2.6), so every
+  fibre is a straight cable with two sealed ends in a uniform field ``E(t) = E·wave(t)``; the
+  extracellular potential ``−E·x`` at each node enters through the activating function. A
+  threshold is the smallest ``E`` (V/m) that sends an action potential past the fibre's middle
+  node. The fast path divides it by the field per ampere at each terminal (from
+  :mod:`emsim.physiology.field`) to get a threshold current.
+* **Pulse shapes** are sampled from :func:`emsim.program.waveform.segments` (the compiler's and
+  safety validator's definition); a sine kHz carrier is sampled exactly (``segments`` gives its
+  half-cycle means).
+
+Numerics: one ``NeuronGroup`` per experiment holds every (fibre × waveform) cable side by side;
+threshold search is a vectorised bracketing + geometric bisection in which all rows move
+together and the compiled network is re-run with ``store``/``restore`` (see
+:mod:`emsim.physiology._axon_brian`). The Cython target is used and its code cache makes
+rebuilding a network of the same structure cost milliseconds. Explicit axial coupling needs
+``dt < R_axial·C_node/2`` (≈ 2 µs here); 1 µs is used for myelinated fibres, 2 µs for C fibres.
+
+References
+----------
+.. [MRG2002] McIntyre CC, Richardson AG, Grill WM (2002). J Neurophysiol 87:995–1006.
+.. [McNeal1976] McNeal DR (1976). IEEE Trans Biomed Eng 23:329–337.
+.. [Rattay1986] Rattay F (1986). IEEE Trans Biomed Eng 33:974–977.
+.. [HH1952] Hodgkin AL, Huxley AF (1952). J Physiol 117:500–544.
+.. [Mogyoros1996] Mogyoros I, Kiernan MC, Burke D (1996). Brain 119:439–447.
+.. [Gaines2018] Gaines JL et al. (2018). J Comput Neurosci 45:29.
+.. [Ward2007] Ward AR, Lucas-Toumbourou S (2007). Arch Phys Med Rehabil 88:1036.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emsim import __version__
+from emsim._data import models_dir
+from emsim.physiology.errors import PhysiologyInputError
+from emsim.physiology.fibre_tables import (CLASS_NAMES, TABLE_STEM, ThresholdTable, fibre_classes,
+                                           membrane_parameters, mrg_geometry, weiss_fit)
+from emsim.program import waveform as wf
+from emsim.program.model import AsymmetricBiphasic, KhzBurst, Monophasic, SymmetricBiphasic
+
+__all__ = ["thresholds", "strength_duration", "paired_pulse", "following", "khz_thresholds",
+           "khz_block", "tabulate", "waveform_samples", "monophasic", "symmetric", "asymmetric", "khz",
+           "GRID_FULL", "GRID_SMALL", "main"]
+
+T_LEAD = 20e-6            # s of rest before every stimulus
+TAIL = {"mrg_node": 1.5e-3, "hh_unmyelinated": 4.0e-3}   # s after the stimulus for conduction
+DT = {"mrg_node": 1e-6, "hh_unmyelinated": 2e-6}
+CAP_FACTOR = 300.0        # search cap: guess × this; beyond it a fibre counts as not excitable
+
+
+# ------------------------------------------------------------------------- waveforms
+
+def monophasic(pulse_width_us: float) -> Monophasic:
+    """A monophasic pulse with a negligible balance phase (charge-balance settings do not matter
+    for the threshold when the balance amplitude is tiny and late)."""
+    return Monophasic(shape="monophasic", pulse_width_us=pulse_width_us,
+                      balance={"delay_us": 0.0, "width_us": 10.0, "amplitude_ratio": 1e-9})
+
+
+def symmetric(pulse_width_us: float, gap_us: float = 0.0) -> SymmetricBiphasic:
+    return SymmetricBiphasic(shape="symmetric_biphasic", pulse_width_us=pulse_width_us, interphase_gap_us=gap_us)
+
+
+def asymmetric(pulse_width_us: float, ratio: float, gap_us: float = 0.0) -> AsymmetricBiphasic:
+    return AsymmetricBiphasic(shape="asymmetric_biphasic", pulse_width_us=pulse_width_us,
+                              interphase_gap_us=gap_us, secondary_amplitude_ratio=ratio)
+
+
+def khz(carrier_hz: float, burst_ms: float, shape: str = "sine") -> KhzBurst:
+    return KhzBurst(shape="khz_burst", carrier_hz=carrier_hz, burst_duration_ms=burst_ms, carrier_shape=shape)
+
+
+def waveform_samples(w, dt_s: float) -> np.ndarray:
+    """Relative level of one pulse sampled every ``dt_s`` (starts at the pulse onset)."""
+    if isinstance(w, KhzBurst) and w.carrier_shape == "sine":
+        n = int(round(w.burst_duration_ms * 1e-3 / dt_s))
+        return np.sin(2.0 * math.pi * w.carrier_hz * (np.arange(n) + 0.5) * dt_s)
+    parts = [np.full(int(round(d / dt_s)), lv) for d, lv in wf.segments(w)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _wave_matrix(columns, dt_s):
+    """Stack sampled waveforms (each already a 1-D array) with ``T_LEAD`` of rest before them."""
+    lead = int(round(T_LEAD / dt_s))
+    n = lead + max(c.size for c in columns) + 1
+    out = np.zeros((n, len(columns)))
+    for j, c in enumerate(columns):
+        out[lead:lead + c.size, j] = c
+    return out
+
+
+# ------------------------------------------------------------------------- fibres
+
+@dataclass(frozen=True)
+class _Batch:
+    """Cable parameters for a batch of fibres of one class (SI, node-major rows)."""
+
+    model: str
+    n_nodes: int
+    rows: dict
+    gax: np.ndarray
+    gext: np.ndarray
+    rest: dict
+
+
+_REST_CACHE: dict = {}
+
+
+def _membrane_rows(cls, diameter_m):
+    """Per-fibre membrane values (F, S, V) and axial conductance and spacing for ``diameter_m``."""
+    mem = membrane_parameters(cls.membrane)
+    d = np.asarray(diameter_m, float)
+    cm = mem["c_m_uf_per_cm2"] * 1e-2           # F/m²
+    if cls.membrane == "mrg_node":
+        node_d, axon_d, dx = mrg_geometry(d)
+        area = math.pi * node_d * mem["node_length_um"] * 1e-6
+        load = mem["internode_load_ratio"]
+        e_int = cls.e_internode_v * 1e3 if math.isfinite(cls.e_internode_v) else mem["e_internode_mv"]
+        el = (mem["e_l_mv"] + load * e_int) / (1 + load) * 1e-3
+        temp = mem["temperature_c"]
+        f = {"cn": cm * area * (1 + mem.get("internode_capacitance_ratio", 0.0)),
+             "gnaf": mem["g_naf_s_per_cm2"] * 1e4 * area,
+             "gnap": cls.gnap_scale * mem["g_nap_s_per_cm2"] * 1e4 * area,
+             "gks": mem["g_ks_s_per_cm2"] * 1e4 * area, "gl": mem["g_l_s_per_cm2"] * 1e4 * area * (1 + load),
+             "ena": np.full(d.shape, mem["e_na_mv"] * 1e-3), "ek": np.full(d.shape, mem["e_k_mv"] * 1e-3),
+             "el": np.full(d.shape, el),
+             "q_mp": np.full(d.shape, 2.2 ** ((temp - 20.0) / 10.0)),
+             "q_h": np.full(d.shape, 2.9 ** ((temp - 20.0) / 10.0)),
+             "q_s": np.full(d.shape, 3.0 ** ((temp - 36.0) / 10.0))}
+        gax = math.pi * axon_d ** 2 / (4.0 * mem["rho_axoplasm_ohm_cm"] * 1e-2 * dx)
+    else:
+        dx = np.full(d.shape, mem["compartment_um"] * 1e-6)
+        area = math.pi * d * dx
+        f = {"cn": cm * area, "gna": mem["g_na_s_per_cm2"] * 1e4 * area, "gk": mem["g_k_s_per_cm2"] * 1e4 * area,
+             "gl": mem["g_l_s_per_cm2"] * 1e4 * area,
+             "ena": np.full(d.shape, mem["e_na_mv"] * 1e-3), "ek": np.full(d.shape, mem["e_k_mv"] * 1e-3),
+             "el": np.full(d.shape, mem["e_l_mv"] * 1e-3),
+             "phi": np.full(d.shape, 3.0 ** ((mem["temperature_c"] - 6.3) / 10.0))}
+        gax = math.pi * d ** 2 / (4.0 * mem["rho_axoplasm_ohm_cm"] * 1e-2 * dx)
+    return f, gax, dx
+
+
+def _rest(cls):
+    """Resting state of the class's membrane (geometry-independent; cached per process)."""
+    key = (cls.membrane, cls.gnap_scale, cls.e_internode_v)
+    if key not in _REST_CACHE:
+        from emsim.physiology import _axon_brian as engine
+        f, _, _ = _membrane_rows(cls, np.array([cls.diameter_mean_m]))
+        _REST_CACHE[key] = {k: float(v[0]) for k, v in engine.rest_state(cls.membrane, f).items()}
+    return _REST_CACHE[key]
+
+
+def _batch(class_name, diameter_m, wave_index):
+    """Cables for fibres ``diameter_m`` (F,) each stimulated by waveform column ``wave_index``."""
+    cls = fibre_classes()[class_name]
+    f, gax, dx = _membrane_rows(cls, diameter_m)
+    n = cls.n_nodes
+    rows = {k: np.tile(v, n) for k, v in f.items()}
+    rows["k"] = np.tile(np.asarray(wave_index, int), n)
+    # Uniform field E along +x: Ve_n = -E·x_n, so the activating current at node n per unit E is
+    # Σ_nb (Ve_nb − Ve_n)/R = −Σ_nb (x_nb − x_n)·gax: only the two sealed ends are driven.
+    node = np.arange(n)[:, None]
+    offset = np.where(node == 0, 1.0, 0.0) - np.where(node == n - 1, 1.0, 0.0)
+    gext = (offset * (-dx * gax)[None, :]).ravel()
+    rest = {k: np.full(gax.size, v) for k, v in _rest(cls).items()}
+    return _Batch(cls.membrane, n, rows, gax, gext, rest)
+
+
+def _network(class_name, diameter_m, wave_index, waves, waves2=None):
+    from emsim.physiology import _axon_brian as engine
+    b = _batch(class_name, diameter_m, wave_index)
+    dt = DT[b.model]
+    duration = waves.shape[0] * dt + TAIL[b.model]
+    return engine.build(b.model, b.rows, b.gext, b.gax, b.rest, waves, waves2, dt_s=dt, duration_s=duration)
+
+
+def _guess(class_name, diameter_m):
+    """Starting field (V/m) for the search: scales as 1/diameter (Δx ∝ d)."""
+    base = 40.0 if fibre_classes()[class_name].membrane == "mrg_node" else 400.0
+    return base * 10e-6 / np.asarray(diameter_m, float)
+
+
+def _search(run, guess, *, rtol=0.005, max_runs=40, cap=None):
+    """Vectorised threshold search: smallest amplitude with ``run(amps)`` True, per trial.
+
+    Brackets by ×3 steps from ``guess`` then bisects geometrically until ``hi/lo < 1 + rtol``.
+    Trials not excited at ``cap`` return ``inf``.
+    """
+    guess = np.asarray(guess, float)
+    cap = guess * CAP_FACTOR if cap is None else np.broadcast_to(cap, guess.shape)
+    lo = np.zeros_like(guess)
+    hi = np.full_like(guess, np.inf)
+    amp = guess.copy()
+    for _ in range(max_runs):
+        fired = run(amp)
+        hi = np.where(fired, np.minimum(hi, amp), hi)
+        lo = np.where(~fired, np.maximum(lo, amp), lo)
+        dead = ~np.isfinite(hi) & (lo >= cap)
+        done = dead | (np.isfinite(hi) & (lo > 0) & (hi <= lo * (1 + rtol)))
+        if np.all(done):
+            break
+        amp = np.where(~np.isfinite(hi), np.minimum(lo * 3.0, cap), np.where(lo == 0, hi / 3.0, np.sqrt(lo * hi)))
+        amp = np.where(done, np.where(np.isfinite(hi), hi, cap), amp)
+    return np.where(np.isfinite(hi), np.sqrt(np.maximum(lo, hi / (1 + rtol)) * hi), np.inf)
+
+
+def _check_class(name):
+    if name not in fibre_classes():
+        raise PhysiologyInputError("unknown fibre class", path="fibre_class", value=name,
+                                   allowed=", ".join(fibre_classes()))
+
+
+# ------------------------------------------------------------------------- experiments
+
+def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005):
+    """Uniform-field threshold ``E_th`` (V/m) for every (diameter, waveform) pair.
+
+    Parameters
+    ----------
+    class_name : {"motor", "abeta", "adelta", "c"}
+    diameters_m : array_like (n_d,)
+        Fibre diameters in metres.
+    waveforms : sequence of waveform objects (emsim.program.model), length n_w
+    rtol : float
+        Relative bracket width at which the search stops.
+
+    Returns
+    -------
+    ndarray (n_d, n_w)
+        ``inf`` where no action potential arose up to the search cap.
+    """
+    _check_class(class_name)
+    d = np.atleast_1d(np.asarray(diameters_m, float))
+    dt = DT[fibre_classes()[class_name].membrane]
+    waves = _wave_matrix([waveform_samples(w, dt) for w in waveforms], dt)
+    dd, kk = np.meshgrid(d, np.arange(len(waveforms)), indexing="ij")
+    net = _network(class_name, dd.ravel(), kk.ravel(), waves)
+    pw = np.array([wf.primary_width_s(w) for w in waveforms])
+    guess = (_guess(class_name, dd) * (1.0 + 100e-6 / pw[kk])).ravel()
+    return _search(lambda a: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
+
+
+def strength_duration(class_name, diameter_m, pulse_widths_us=(20, 50, 100, 200, 500, 1000), *, rtol=0.005):
+    """Monophasic thresholds and the Weiss-law rheobase (V/m) and chronaxie (s).
+
+    Returns
+    -------
+    dict with ``pulse_width_s``, ``threshold_v_per_m``, ``rheobase_v_per_m``, ``chronaxie_s``.
+    """
+    pws = np.asarray(pulse_widths_us, float)
+    e = thresholds(class_name, [diameter_m], [monophasic(p) for p in pws], rtol=rtol)[0]
+    rh, c = weiss_fit(pws * 1e-6, e)
+    return {"pulse_width_s": pws * 1e-6, "threshold_v_per_m": e, "rheobase_v_per_m": rh, "chronaxie_s": c}
+
+
+def paired_pulse(class_name, diameter_m, intervals_s, *, pulse_width_us=100.0, conditioning=2.0, rtol=0.01):
+    """Recovery cycle: test-pulse threshold / single-pulse threshold after a conditioning AP.
+
+    The conditioning pulse (``conditioning`` × single threshold) fires the fibre; the test
+    pulse of equal shape follows ``intervals_s`` later, and its threshold for a *second* action
+    potential at the middle node is searched (cap 20× single; ``inf`` = no second AP).
+    """
+    _check_class(class_name)
+    iv = np.asarray(intervals_s, float)
+    dt = DT[fibre_classes()[class_name].membrane]
+    single = thresholds(class_name, [diameter_m], [monophasic(pulse_width_us)], rtol=rtol)[0, 0]
+    pulse = waveform_samples(monophasic(pulse_width_us), dt)
+    lead = int(round(T_LEAD / dt))
+    n = lead + int(round(iv.max() / dt)) + pulse.size + 1
+    cond = np.zeros((n, iv.size))
+    test = np.zeros((n, iv.size))
+    for j, t in enumerate(iv):
+        cond[lead:lead + pulse.size, j] = pulse
+        s = lead + int(round(t / dt))
+        test[s:s + pulse.size, j] = pulse
+    net = _network(class_name, np.full(iv.size, diameter_m), np.arange(iv.size), cond, test)
+    drive1 = np.full(iv.size, conditioning * single)
+    e2 = _search(lambda a: net.run(drive1, a) >= 2, np.full(iv.size, single), rtol=rtol,
+                 cap=np.full(iv.size, 20.0 * single))
+    return e2 / single
+
+
+def following(class_name, diameter_m, rates_hz, *, n_pulses=10, margin=1.5, pulse_width_us=100.0):
+    """Fraction of ``n_pulses`` followed by an action potential at each rate (margin × threshold)."""
+    _check_class(class_name)
+    rates = np.asarray(rates_hz, float)
+    dt = DT[fibre_classes()[class_name].membrane]
+    single = thresholds(class_name, [diameter_m], [monophasic(pulse_width_us)])[0, 0]
+    pulse = waveform_samples(monophasic(pulse_width_us), dt)
+    cols = []
+    for r in rates:
+        period = int(round(1.0 / (r * dt)))
+        col = np.zeros(period * (n_pulses - 1) + pulse.size)
+        for p in range(n_pulses):
+            col[p * period:p * period + pulse.size] = pulse
+        cols.append(col)
+    waves = _wave_matrix(cols, dt)
+    net = _network(class_name, np.full(rates.size, diameter_m), np.arange(rates.size), waves)
+    counts = net.run(np.full(rates.size, margin * single))
+    return np.minimum(counts, n_pulses) / n_pulses
+
+
+def khz_thresholds(class_name, diameter_m, carriers_hz, bursts_ms, *, rtol=0.01):
+    """``E_th`` (V/m, sine carrier amplitude) of single kHz bursts: shape (n_carrier, n_burst)."""
+    ws = [khz(f, b) for f in carriers_hz for b in bursts_ms]
+    e = thresholds(class_name, [diameter_m], ws, rtol=rtol)[0]
+    return e.reshape(len(carriers_hz), len(bursts_ms))
+
+
+def khz_block(class_name, diameter_m, carrier_hz=10000.0, burst_ms=20.0, multiples=(1.5, 3, 6, 12, 24)):
+    """Action potentials passing the middle node during a long kHz burst at multiples of threshold.
+
+    Conduction block shows as a fall to one (onset) response or none at high multiples.
+    Returns (multiples, spike counts).
+    """
+    e_th = khz_thresholds(class_name, diameter_m, [carrier_hz], [burst_ms])[0, 0]
+    dt = DT[fibre_classes()[class_name].membrane]
+    m = np.asarray(multiples, float)
+    col = waveform_samples(khz(carrier_hz, burst_ms), dt)
+    waves = _wave_matrix([col] * m.size, dt)
+    net = _network(class_name, np.full(m.size, diameter_m), np.arange(m.size), waves)
+    return m, net.run(m * e_th)
+
+
+# ------------------------------------------------------------------------- tabulation
+
+GRID_FULL = {
+    "diameter_points": 3,
+    "pulse_width_us": [20, 50, 100, 200, 300, 500, 1000],
+    "gap_us": [0, 50, 100],
+    "ratios": [0.25, 0.5, 1.0],
+    "carrier_hz": [1000, 2500, 5000, 10000, 20000],
+    "burst_ms": [0.5, 1, 2, 4, 10, 20],
+    "pair_interval_ms": [0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+    "follow_rate_hz": [50, 100, 200, 300, 500, 700, 1000],
+    "follow_margin": 1.5,
+    "rtol": 0.005,
+    "classes": list(CLASS_NAMES),
+}
+
+GRID_SMALL = {
+    "diameter_points": 1,
+    "pulse_width_us": [50, 200, 1000],
+    "gap_us": [0, 100],
+    "ratios": [0.5, 1.0],
+    "carrier_hz": [2500, 10000],
+    "burst_ms": [1, 4],
+    "pair_interval_ms": [1, 3],
+    "follow_rate_hz": [500],
+    "follow_margin": 1.5,
+    "rtol": 0.01,
+    "classes": ["motor"],
+}
+
+
+def _diameter_grid(cls, points):
+    if points == 1:  # the middle point of every odd-sized grid, so small and full tables share it
+        return np.array([math.sqrt(cls.diameter_min_m * cls.diameter_max_m)])
+    return np.exp(np.linspace(math.log(cls.diameter_min_m), math.log(cls.diameter_max_m), points))
+
+
+def tabulate(grid=None, *, progress=None) -> ThresholdTable:
+    """Run every experiment of ``grid`` (default :data:`GRID_FULL`) and return the table."""
+    g = dict(GRID_FULL if grid is None else grid)
+    say = progress or (lambda msg: None)
+    pws = np.asarray(g["pulse_width_us"], float)
+    gaps = np.asarray(g["gap_us"], float)
+    ratios = np.asarray(g["ratios"], float)
+    fam = {k: {} for k in ("diameter_m", "mono", "sym", "asym", "khz", "pair_ratio", "follow_fraction")}
+    timing = {}
+    for name in g["classes"]:
+        t0 = time.perf_counter()
+        cls = fibre_classes()[name]
+        d = _diameter_grid(cls, g["diameter_points"])
+        ws = [monophasic(p) for p in pws]
+        ws += [symmetric(p, gp) for gp in gaps for p in pws]
+        asym_r = [r for r in ratios if r < 1.0]
+        ws += [asymmetric(p, r) for r in asym_r for p in pws]
+        e = thresholds(name, d, ws, rtol=g["rtol"])
+        n = pws.size
+        mono = e[:, :n]
+        sym = e[:, n:n + gaps.size * n].reshape(d.size, gaps.size, n)
+        asym = e[:, n + gaps.size * n:].reshape(d.size, len(asym_r), n)
+        if 1.0 in ratios:  # ratio 1 at zero gap is the symmetric pulse
+            asym = np.concatenate([asym, sym[:, :1]], axis=1)
+        say(f"{name}: pulsed grid {e.size} thresholds in {time.perf_counter() - t0:.1f} s")
+        mid = float(np.exp(np.mean(np.log(d))))
+        # All diameters in one network: the per-step overhead is paid once.
+        kz = thresholds(name, d, [khz(f, b) for f in g["carrier_hz"] for b in g["burst_ms"]],
+                        rtol=max(g["rtol"], 0.01)).reshape(d.size, len(g["carrier_hz"]), len(g["burst_ms"]))
+        say(f"{name}: kHz grid done at {time.perf_counter() - t0:.1f} s")
+        pr = paired_pulse(name, mid, np.asarray(g["pair_interval_ms"]) * 1e-3)
+        ff = following(name, mid, g["follow_rate_hz"], margin=g["follow_margin"])
+        for key, val in (("diameter_m", d), ("mono", mono), ("sym", sym), ("asym", asym), ("khz", kz),
+                         ("pair_ratio", pr), ("follow_fraction", ff)):
+            fam[key][name] = val
+        timing[name] = time.perf_counter() - t0
+        say(f"{name}: done in {timing[name]:.1f} s")
+    meta = {
+        "format": "emsim.fibre_thresholds/1",
+        "emsim_version": __version__,
+        "classes": list(g["classes"]),
+        "quantity": "uniform-field threshold E_th along the fibre terminal, V/m (kHz: sine carrier amplitude)",
+        "generated_by": "python -m emsim.physiology.axon tabulate",
+        "grid": g,
+        "model": {"myelinated": "MRG 2002 node membrane on a node-only (McNeal 1976) cable; paranodal/internodal "
+                                "load lumped into each node (leak and capacitance ratios fitted to the human motor "
+                                "tau_SD, see fibre_classes.json): absolute thresholds are calibrated",
+                  "unmyelinated": "Hodgkin-Huxley 1952 membrane on a continuous cable",
+                  "stimulus": "uniform field along a straight fibre with two sealed ends; threshold = AP at the middle node",
+                  "dt_s": DT, "classes_file": "models/fibres/fibre_classes.json"},
+        "sources": ["McIntyre, Richardson & Grill 2002, J Neurophysiol 87:995",
+                    "McNeal 1976, IEEE TBME 23:329", "Rattay 1986, IEEE TBME 33:974",
+                    "Hodgkin & Huxley 1952, J Physiol 117:500", "Mogyoros et al. 1996, Brain 119:439"],
+        "evidence": "computed (model output); inputs as flagged in fibre_classes.json",
+        "timing_s": timing,
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
+    }
+    return ThresholdTable(
+        classes=tuple(g["classes"]), diameters_m=fam["diameter_m"], pulse_width_s=pws * 1e-6,
+        gaps_s=gaps * 1e-6, ratios=ratios,
+        mono=fam["mono"], sym=fam["sym"], asym=fam["asym"], carrier_hz=np.asarray(g["carrier_hz"], float),
+        burst_s=np.asarray(g["burst_ms"], float) * 1e-3, khz=fam["khz"],
+        pair_interval_s=np.asarray(g["pair_interval_ms"], float) * 1e-3, pair_ratio=fam["pair_ratio"],
+        follow_rate_hz=np.asarray(g["follow_rate_hz"], float), follow_fraction=fam["follow_fraction"], meta=meta)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m emsim.physiology.axon",
+                                 description="Brian2 fibre models: regenerate models/fibres/thresholds.{npz,json}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    tab = sub.add_parser("tabulate", help="run the fibre experiments and write the threshold table")
+    tab.add_argument("--small", action="store_true", help="the reduced grid used by the regeneration test")
+    tab.add_argument("--out", default=None, help="output stem (default models/fibres/thresholds)")
+    tab.add_argument("--classes", default=None, help="comma-separated subset of classes")
+    args = ap.parse_args(argv)
+    grid = dict(GRID_SMALL if args.small else GRID_FULL)
+    if args.classes:
+        grid["classes"] = args.classes.split(",")
+    table = tabulate(grid, progress=lambda m: print(m, flush=True))
+    out = Path(args.out) if args.out else models_dir() / TABLE_STEM
+    table.save(out)
+    print(json.dumps({"written": str(out.with_suffix(".npz")), "timing_s": table.meta["timing_s"]}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,547 @@
+r"""Predicted discomfort (NRS 0–10) from cutaneous afferent drive, skin hot spots and contraction.
+
+The model (a synthesis, not a published model: shared/reference/nerve_recruitment_discomfort.md
+§4.5; every parameter in ``models/discomfort/discomfort.json`` with source and evidence)::
+
+    u(t)  = s · [ Σ_c w_c Ψ_c(t) + w_m (F/MVC)^p_m + w_h H(t) ]
+    NRS   = 10 · u^n / (u^n + 1)
+
+* **Cutaneous classes** c ∈ {Aβ, Aδ, C}. Per pulse, ``a_{c,e}`` is the fraction of class c
+  activated under electrode e (from :mod:`emsim.physiology.recruitment`, or from the skin
+  current-density map with :func:`cutaneous_activation`: log-normal local thresholds
+  ``J_rh,c·(1 + c_c/PW)`` — Weiss law with each class's chronaxie — over the edge-weighted
+  density distribution of :meth:`emsim.physiology.field.FieldSolution.skin_current_density`).
+  Electrodes add with sub-linear spatial summation ``Σ_e a_{c,e}·(area_e/area_ref)^γ``.
+* **Temporal summation.** Pulses are integrated with a leaky window τ (the 30–300 ms critical
+  duration of electrocutaneous sensation): ``Ψ_c = Ā_c · R^q`` where ``Ā_c`` is the
+  window-weighted mean drive of recent pulses and ``R = N/(f0 τ)`` the window's pulse count
+  relative to the reference rate f0, so a steady train at frequency f gives ``(f/f0)^q``
+  (§4.5, q ≈ 0.3).
+* **Contraction** (deep pressure, cramp): ``(F/MVC)^p_m`` with the force fraction per pulse
+  (from the muscle model) or, lacking it, the motor fraction.
+* **Hot spots**: optional r.m.s. local skin current density, ``H = (J_rms/J_ref)²`` smoothed with
+  a thermal time constant (Joule heating under sweat ducts and edges; Sha 2008).
+* **Transfer** ``g``: a Hill function, i.e. a Stevens power law with exponent n far from
+  saturation (§4.2: 1.2–2 within 2–10 × threshold), saturating towards NRS 10 at tolerance.
+* **Person**: ``s`` (sensitivity, default 1) scales the drive; sex scales the cutaneous
+  thresholds (Maffiuletti 2008: 43 % lower sensory threshold in women). Skinfold acts through
+  the field (more fat → more current for the same contraction → more cutaneous drive).
+
+No rule such as "wider pulses hurt more" is built in: the sign of any pulse-width effect at
+equal contraction comes from the class chronaxies (Aδ shorter, C longer than motor axons),
+the electrode area (current density), and the depth of the motor target (current needed).
+``tests/validation/test_discomfort_targets.py`` lists the calibration points and the published
+comparisons reproduced.
+
+Calibration caveat: the class weights and the transfer were fitted with the activation of
+:func:`cutaneous_activation` (local current-density thresholds) against the anchors listed in
+``models/discomfort/discomfort.json``. Afferent fractions from another model (e.g. the Brian2
+thresholds of :mod:`emsim.physiology.recruitment`) give meaningful NRS values only if that model
+reproduces the same anchors (sensation threshold, pain threshold and tolerance currents).
+
+Public API: :func:`predict` → :class:`Discomfort`; inputs :class:`AfferentDrive` (what a
+``Recruitment`` converts to; a batch ``Recruitment`` — one pulse per candidate — is read as the
+steady state of each candidate's train), :class:`Person`; helper :func:`cutaneous_activation`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping
+
+import numpy as np
+from scipy.special import ndtr
+
+from emsim._data import load_data
+from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
+
+__all__ = ["AFFERENT_CLASSES", "ClassParameters", "DiscomfortParameters", "Person", "AfferentDrive",
+           "Discomfort", "predict", "cutaneous_activation", "DISCOMFORT_FILE"]
+
+DISCOMFORT_FILE = "discomfort/discomfort.json"
+AFFERENT_CLASSES = ("abeta", "adelta", "c")
+
+
+# ============================================================================ parameters
+
+@dataclass(frozen=True)
+class ClassParameters:
+    """One cutaneous class: Weiss chronaxie, rheobase local current density, spread, weight."""
+
+    chronaxie_s: float
+    rheobase_j_a_per_m2: float
+    sigma_ln: float
+    weight: float
+
+
+def _v(d: dict, key: str, where: str) -> float:
+    try:
+        value = float(d[key]["value"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelParameterError("missing or non-numeric parameter", path=f"{where}.{key}") from exc
+    if not math.isfinite(value) or value < 0:
+        raise ModelParameterError("parameter must be finite and >= 0", path=f"{where}.{key}", value=value,
+                                  allowed=">= 0")
+    return value
+
+
+@dataclass(frozen=True)
+class DiscomfortParameters:
+    """Parameters of the discomfort model (see the module docstring); load with :meth:`load`."""
+
+    classes: Mapping[str, ClassParameters]
+    area_exponent: float
+    reference_area_m2: float
+    integration_time_s: float
+    rate_exponent: float
+    reference_rate_hz: float
+    contraction_weight: float
+    contraction_exponent: float
+    hotspot_weight: float
+    hotspot_reference_j_rms: float
+    hotspot_time_constant_s: float
+    transfer_exponent: float
+    female_threshold_scale: float
+    unspecified_sex_threshold_scale: float
+
+    @classmethod
+    def load(cls, relative: str = DISCOMFORT_FILE) -> "DiscomfortParameters":
+        return _load_parameters(relative)
+
+    def replace(self, **changes) -> "DiscomfortParameters":
+        """A copy with some fields changed (``classes`` may be a partial mapping of updates)."""
+        from dataclasses import replace as _replace
+        if "classes" in changes:
+            merged = dict(self.classes)
+            for k, v in changes["classes"].items():
+                merged[k] = _replace(merged[k], **v) if isinstance(v, dict) else v
+            changes["classes"] = merged
+        return _replace(self, **changes)
+
+
+@lru_cache(maxsize=8)
+def _load_parameters(relative: str) -> DiscomfortParameters:
+    d = load_data(relative)
+    w = relative
+    classes = {}
+    for c in AFFERENT_CLASSES:
+        e = d["classes"].get(c)
+        if e is None:
+            raise ModelParameterError("missing afferent class", path=f"{w}:$.classes.{c}")
+        classes[c] = ClassParameters(*(_v(e, k, f"{w}:$.classes.{c}") for k in
+                                       ("chronaxie_s", "rheobase_j_a_per_m2", "sigma_ln", "weight")))
+    return DiscomfortParameters(classes=classes, **{name: _v(d[section], key, f"{w}:$.{section}")
+                                                    for name, (section, key) in _FILE_FIELDS.items()})
+
+
+# DiscomfortParameters field → (section, key) in the parameter file.
+_FILE_FIELDS = {
+    "area_exponent": ("spatial", "area_exponent"),
+    "reference_area_m2": ("spatial", "reference_area_m2"),
+    "integration_time_s": ("temporal", "integration_time_s"),
+    "rate_exponent": ("temporal", "rate_exponent"),
+    "reference_rate_hz": ("temporal", "reference_rate_hz"),
+    "contraction_weight": ("contraction", "weight"),
+    "contraction_exponent": ("contraction", "exponent"),
+    "hotspot_weight": ("hotspot", "weight"),
+    "hotspot_reference_j_rms": ("hotspot", "reference_j_rms_a_per_m2"),
+    "hotspot_time_constant_s": ("hotspot", "time_constant_s"),
+    "transfer_exponent": ("transfer", "exponent"),
+    "female_threshold_scale": ("person", "female_cutaneous_threshold_scale"),
+    "unspecified_sex_threshold_scale": ("person", "unspecified_sex_threshold_scale"),
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    """Person factors of the discomfort model.
+
+    Parameters
+    ----------
+    cutaneous_threshold_scale : float
+        Multiplies every cutaneous class's threshold current density (< 1: more sensitive skin).
+    sensitivity : float
+        Multiplies the total drive before the NRS transfer (individual calibration, e.g. from a
+        measured tolerance).
+    """
+
+    cutaneous_threshold_scale: float = 1.0
+    sensitivity: float = 1.0
+
+    def __post_init__(self):
+        for attr in ("cutaneous_threshold_scale", "sensitivity"):
+            v = getattr(self, attr)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise PhysiologyInputError("person factor must be positive", path=f"person.{attr}", value=v,
+                                           allowed="> 0")
+
+    @classmethod
+    def from_patient(cls, patient, params: DiscomfortParameters | None = None,
+                     sensitivity: float = 1.0) -> "Person":
+        """Sex-specific threshold scale from a :class:`emsim.body.Patient` (Maffiuletti 2008)."""
+        p = params or DiscomfortParameters.load()
+        sex = getattr(patient, "sex", None)
+        scale = {"male": 1.0, "female": p.female_threshold_scale}.get(sex, p.unspecified_sex_threshold_scale)
+        return cls(cutaneous_threshold_scale=scale, sensitivity=sensitivity)
+
+
+# ============================================================================ inputs
+
+def _as_batch(a, ndim: int, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=float)
+    while arr.ndim < ndim:
+        arr = arr[None]
+    if arr.ndim != ndim:
+        raise PhysiologyInputError(f"expected at most {ndim} dimensions", path=name, value=arr.shape,
+                                   allowed=f"{ndim}-d with a leading batch axis")
+    return arr
+
+
+@dataclass(frozen=True)
+class AfferentDrive:
+    """The input of :func:`predict`: per-pulse afferent activation (and contraction) for a batch.
+
+    Shapes (B = batch, E = electrodes, P = pulses; NaN-pad times of shorter rows):
+
+    Attributes
+    ----------
+    times_s : ndarray, shape (B, P)
+        Pulse times (s), increasing along each row.
+    afferent : mapping of class name → ndarray, shape (B, E, P)
+        Fraction (0–1) of each cutaneous class ("abeta", "adelta", "c") activated under each
+        electrode by each pulse. Missing classes count as 0.
+    electrode_area_m2 : ndarray, shape (B, E)
+        Electrode areas (for spatial summation).
+    force_fraction : ndarray, shape (B, P), optional
+        Evoked force as a fraction of MVC after each pulse (or the motor fraction recruited).
+    hotspot_j_rms_a_per_m2 : ndarray, shape (B, P), optional
+        Largest local r.m.s. skin current density at each pulse.
+    steady_rate_hz : ndarray, shape (B,), optional
+        For candidate batches: each row's pulses stand for a steady train at this rate, and the
+        prediction is the steady state (temporal summation of that rate) instead of the
+        response to isolated pulses.
+    """
+
+    times_s: np.ndarray
+    afferent: Mapping[str, np.ndarray]
+    electrode_area_m2: np.ndarray
+    force_fraction: np.ndarray | None = None
+    hotspot_j_rms_a_per_m2: np.ndarray | None = None
+    steady_rate_hz: np.ndarray | None = None
+
+    def __post_init__(self):
+        t = _as_batch(self.times_s, 2, "times_s")
+        b, p = t.shape
+        aff = {}
+        for name, v in dict(self.afferent).items():
+            if name not in AFFERENT_CLASSES:
+                raise PhysiologyInputError("unknown afferent class", path=f"afferent.{name}", value=name,
+                                           allowed=", ".join(AFFERENT_CLASSES))
+            arr = _as_batch(v, 3, f"afferent.{name}")
+            if arr.shape[0] == 1 and arr.shape[2] == p:
+                arr = np.broadcast_to(arr, (b, arr.shape[1], p))
+            if arr.shape[0] != b or arr.shape[2] != p:
+                raise PhysiologyInputError("shape does not match times_s", path=f"afferent.{name}",
+                                           value=arr.shape, allowed=f"({b}, E, {p})")
+            if np.any(arr[np.isfinite(arr)] < 0) or np.any(arr[np.isfinite(arr)] > 1):
+                raise PhysiologyInputError("fractions must lie in [0, 1]", path=f"afferent.{name}",
+                                           value=float(np.nanmax(np.abs(arr))), allowed="0..1")
+            aff[name] = arr
+        if not aff:
+            raise PhysiologyInputError("no afferent activation given", path="afferent", value={},
+                                       allowed=", ".join(AFFERENT_CLASSES))
+        n_e = next(iter(aff.values())).shape[1]
+        area = np.broadcast_to(_as_batch(self.electrode_area_m2, 2, "electrode_area_m2"), (b, n_e))
+        if np.any(~(area > 0)):
+            raise PhysiologyInputError("electrode area must be positive", path="electrode_area_m2",
+                                       value=float(np.min(area)), allowed="> 0 m²")
+        object.__setattr__(self, "times_s", t)
+        object.__setattr__(self, "afferent", aff)
+        object.__setattr__(self, "electrode_area_m2", area)
+        for name in ("force_fraction", "hotspot_j_rms_a_per_m2"):
+            v = getattr(self, name)
+            if v is not None:
+                arr = np.broadcast_to(_as_batch(v, 2, name), (b, p))
+                if np.any(arr[np.isfinite(arr)] < 0):
+                    raise PhysiologyInputError("must be >= 0", path=name, value=float(np.nanmin(arr)),
+                                               allowed=">= 0")
+                object.__setattr__(self, name, arr)
+        if self.steady_rate_hz is not None:
+            rate = np.broadcast_to(np.asarray(self.steady_rate_hz, dtype=float).reshape(-1), (b,))
+            if np.any(~(rate > 0)) or np.any(~np.isfinite(rate)):
+                raise PhysiologyInputError("steady rate must be positive and finite", path="steady_rate_hz",
+                                           value=float(np.min(rate)), allowed="> 0 Hz")
+            object.__setattr__(self, "steady_rate_hz", rate)
+
+    @property
+    def n_electrodes(self) -> int:
+        return next(iter(self.afferent.values())).shape[1]
+
+    @classmethod
+    def from_pulses(cls, times_s, activation: Mapping[str, Any], electrode_area_m2, *,
+                    force_fraction=None, hotspot_j_rms_a_per_m2=None) -> "AfferentDrive":
+        """Build from per-pulse activation shaped ``(B, P, E)`` or ``(P, E)`` — what
+        :func:`cutaneous_activation` returns for currents of shape ``(B, P)`` or ``(P,)``."""
+        aff = {}
+        for k, v in activation.items():
+            arr = np.asarray(v, dtype=float)
+            if arr.ndim == 2:
+                arr = arr[None]
+            aff[k] = np.swapaxes(arr, -1, -2)
+        return cls(times_s=times_s, afferent=aff, electrode_area_m2=electrode_area_m2,
+                   force_fraction=force_fraction, hotspot_j_rms_a_per_m2=hotspot_j_rms_a_per_m2)
+
+
+def _to_drive(recruitment: Any, **overrides) -> AfferentDrive:
+    """Accept an :class:`AfferentDrive`, anything with ``to_afferent_drive()``, or duck-typed fields."""
+    if isinstance(recruitment, AfferentDrive) and not overrides:
+        return recruitment
+    if hasattr(recruitment, "to_afferent_drive"):
+        base = recruitment.to_afferent_drive()
+    elif isinstance(recruitment, AfferentDrive):
+        base = recruitment
+    else:
+        base = None
+    fields = {}
+    if base is not None:
+        fields = dict(times_s=base.times_s, afferent=base.afferent, electrode_area_m2=base.electrode_area_m2,
+                      force_fraction=base.force_fraction, hotspot_j_rms_a_per_m2=base.hotspot_j_rms_a_per_m2,
+                      steady_rate_hz=base.steady_rate_hz)
+    else:
+        get = lambda *names: next((getattr(recruitment, n) for n in names if getattr(recruitment, n, None) is not None), None)  # noqa: E731
+        fields = dict(times_s=get("times_s", "pulse_times_s", "pulse_times"),
+                      afferent=get("afferent", "afferent_fraction"),
+                      electrode_area_m2=get("electrode_area_m2"),
+                      force_fraction=get("force_fraction", "motor_fraction"),
+                      hotspot_j_rms_a_per_m2=get("hotspot_j_rms_a_per_m2"))
+        if fields["times_s"] is None or fields["afferent"] is None or fields["electrode_area_m2"] is None:
+            raise PhysiologyInputError("recruitment lacks pulse times, afferent activation or electrode areas",
+                                       path="recruitment", value=type(recruitment).__name__,
+                                       allowed="AfferentDrive, or an object with to_afferent_drive()")
+        fields["steady_rate_hz"] = get("steady_rate_hz") if get("steady_rate_hz") is not None else _batch_rate(recruitment, fields["times_s"])
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return AfferentDrive(**fields)
+
+
+def _batch_rate(recruitment: Any, times) -> np.ndarray | None:
+    """Rate of each candidate of a batch :class:`~emsim.physiology.recruitment.Recruitment`
+    (one pulse per row, pulse times all zero, ``interval_s`` = period of its steady train)."""
+    t = np.asarray(times, dtype=float)
+    interval = getattr(recruitment, "interval_s", None)
+    if interval is None or t.ndim != 2 or t.shape[1] != 1 or np.any(t != 0):
+        return None
+    interval = np.asarray(interval, dtype=float).reshape(-1)
+    if interval.size != t.shape[0] or not np.all(np.isfinite(interval) & (interval > 0)):
+        return None
+    return 1.0 / interval
+
+
+# ============================================================================ cutaneous activation
+
+def cutaneous_activation(contact, current_a, pulse_width_s, *, params: DiscomfortParameters | None = None,
+                         person: Person | None = None,
+                         threshold_multiplier: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Fraction of each cutaneous class activated under each electrode (reference §4.5).
+
+    Parameters
+    ----------
+    contact : emsim.physiology.field.SkinCurrentDensity
+        Skin current-density map per ampere (``FieldSolution.skin_current_density()``).
+    current_a, pulse_width_s : array_like
+        Pulse current (A) and phase width (s); broadcast together to shape ``S``.
+    threshold_multiplier : mapping class → array_like, optional
+        ``J_th/J_rh`` for each class and waveform (e.g. from fibre tables for kHz bursts or
+        biphasic pulses); replaces the Weiss factor ``1 + c/PW``.
+
+    Returns
+    -------
+    dict class → ndarray, shape ``S + (n_electrodes,)``
+        ``Σ_pixels area·Φ((ln(I·J_px) − ln J_th)/σ) / Σ area``: log-normal endings under the
+        local (edge-weighted) current density.
+    """
+    p = params or DiscomfortParameters.load()
+    person = person or Person()
+    current, pw = np.broadcast_arrays(np.asarray(current_a, dtype=float), np.asarray(pulse_width_s, dtype=float))
+    if np.any(current < 0) or np.any(~np.isfinite(current)):
+        raise PhysiologyInputError("current must be finite and >= 0", path="current_a",
+                                   value=float(np.min(current)), allowed=">= 0 A")
+    if np.any(~(pw > 0)):
+        raise PhysiologyInputError("pulse width must be positive", path="pulse_width_s",
+                                   value=float(np.min(pw)), allowed="> 0 s")
+    n_e = len(contact.electrodes)
+    hists = [_log_density_histogram(*contact.samples(e)) for e in range(n_e)]
+    log_i = np.log(np.where(current > 0, current, 1e-300))[..., None]
+    out = {}
+    for name, c in p.classes.items():
+        if threshold_multiplier is not None and name in threshold_multiplier:
+            mult = np.broadcast_to(np.asarray(threshold_multiplier[name], dtype=float), current.shape)
+        else:
+            mult = 1.0 + c.chronaxie_s / pw
+        log_th = np.log(c.rheobase_j_a_per_m2 * person.cutaneous_threshold_scale * mult)[..., None]
+        frac = np.empty(current.shape + (n_e,))
+        for e, (log_j, w) in enumerate(hists):
+            z = (log_i + log_j - log_th) / c.sigma_ln  # (S..., bins)
+            frac[..., e] = np.sum(ndtr(z) * w, axis=-1)
+        out[name] = np.where(current[..., None] > 0, frac, 0.0)
+    return out
+
+
+def _log_density_histogram(density, area, bins: int = 256):
+    """Area-weighted histogram of ln(density) (bin centres, weights summing to 1)."""
+    m = density > 0
+    lj, a = np.log(density[m]), area[m]
+    lo, hi = lj.min(), lj.max()
+    if hi - lo < 1e-9:
+        return np.array([lo]), np.array([1.0])
+    edges = np.linspace(lo, hi, bins + 1)
+    w, _ = np.histogram(lj, bins=edges, weights=a)
+    keep = w > 0
+    return 0.5 * (edges[:-1] + edges[1:])[keep], w[keep] / w.sum()
+
+
+# ============================================================================ temporal integration
+
+def _leaky_sum(times: np.ndarray, x: np.ndarray, tau: float) -> np.ndarray:
+    """``y_p = Σ_{q≤p} x_q exp(−(t_p − t_q)/τ)`` along the last axis (times may be NaN-padded).
+
+    Blocked exponential cumulative sum: inside a block the exponents stay below 500 (no
+    overflow), blocks are chained with the exact decay; cost O(P) with a Python loop only over
+    blocks (one per ~500 τ of stimulation).
+    """
+    t = np.where(np.isfinite(times), times, np.nan)
+    t = np.fmax.accumulate(np.nan_to_num(t, nan=-np.inf), axis=-1)  # padding keeps the last time
+    t = np.where(np.isfinite(t), t, 0.0)  # rows without pulses
+    x = np.where(np.isfinite(times), x, 0.0)
+    step = np.diff(t, axis=-1, prepend=t[..., :1])
+    step = np.nan_to_num(np.where(np.isfinite(step), step, 0.0))
+    span = np.cumsum(step.max(axis=tuple(range(step.ndim - 1))) if step.ndim > 1 else step) / tau
+    block_id = np.floor(span / 500.0).astype(int)
+    starts = np.flatnonzero(np.diff(block_id, prepend=-1))
+    ends = np.append(starts[1:], t.shape[-1])
+    y = np.empty_like(x)
+    carry = np.zeros(x.shape[:-1])
+    t_prev = t[..., 0]
+    for s, e in zip(starts, ends):
+        tb = t[..., s:s + 1]
+        rel = (t[..., s:e] - tb) / tau
+        acc = np.cumsum(x[..., s:e] * np.exp(rel), axis=-1) * np.exp(-rel)
+        y[..., s:e] = acc + (carry * np.exp(-(t[..., s] - t_prev) / tau))[..., None] * np.exp(-rel)
+        carry = y[..., e - 1]
+        t_prev = t[..., e - 1]
+    return y
+
+
+# ============================================================================ prediction
+
+@dataclass(frozen=True)
+class Discomfort:
+    """Predicted discomfort for a batch.
+
+    Attributes
+    ----------
+    times_s : ndarray, shape (B, P)
+        Pulse times (NaN padding kept).
+    nrs : ndarray, shape (B, P)
+        NRS 0–10 just after each pulse (NaN at padding).
+    peak : ndarray, shape (B,)
+        Largest NRS of each row.
+    mean : ndarray, shape (B,)
+        Time-weighted mean NRS over the stimulation (each pulse weighted by the interval to the
+        next, capped at 3 integration times so that off-periods do not count).
+    components : dict name → ndarray (B, P)
+        The weighted drives before the transfer: "abeta", "adelta", "c", "contraction", "hotspot".
+    """
+
+    times_s: np.ndarray
+    nrs: np.ndarray
+    peak: np.ndarray
+    mean: np.ndarray
+    components: Mapping[str, np.ndarray] = field(repr=False)
+
+
+def nrs_from_drive(u, exponent: float):
+    """The transfer ``g``: NRS = 10 u^n/(u^n + 1) (NRS 5 at u = 1)."""
+    un = np.power(np.maximum(u, 0.0), exponent)
+    return 10.0 * un / (un + 1.0)
+
+
+def predict(recruitment: Any, *, person: Person | None = None, params: DiscomfortParameters | None = None,
+            force_fraction=None, hotspot_j_rms_a_per_m2=None) -> Discomfort:
+    """Discomfort (NRS 0–10) over time for a batch of stimulation responses.
+
+    Parameters
+    ----------
+    recruitment : AfferentDrive or Recruitment-like
+        Per-pulse afferent activation per class and electrode. An object with
+        ``to_afferent_drive()`` (e.g. :class:`emsim.physiology.recruitment.Recruitment`) or with
+        attributes ``times_s``/``pulse_times_s``, ``afferent`` and ``electrode_area_m2`` (and
+        optionally ``force_fraction`` or ``motor_fraction``) is converted.
+    person : Person, optional
+        Person factors (default: neutral). Cutaneous threshold scaling acts where the
+        activation is computed (:func:`cutaneous_activation`); here only ``sensitivity`` applies.
+    params : DiscomfortParameters, optional
+        Default ``models/discomfort/discomfort.json``.
+    force_fraction, hotspot_j_rms_a_per_m2 : array_like, optional
+        Override / supply the contraction and hot-spot inputs, shape (B, P).
+
+    Returns
+    -------
+    Discomfort
+    """
+    p = params or DiscomfortParameters.load()
+    person = person or Person()
+    drive = _to_drive(recruitment, force_fraction=force_fraction, hotspot_j_rms_a_per_m2=hotspot_j_rms_a_per_m2)
+    t = drive.times_s
+    valid = np.isfinite(t)
+    tau = p.integration_time_s
+    steady = drive.steady_rate_hz
+    if steady is None:
+        count = _leaky_sum(t, np.ones_like(t), tau)
+    else:  # the window's pulse count just after a pulse of a steady train
+        count = np.broadcast_to((1.0 / -np.expm1(-1.0 / (steady * tau)))[:, None], t.shape)
+    rate = np.power(count / (p.reference_rate_hz * tau), p.rate_exponent)
+    spatial = np.power(drive.electrode_area_m2 / p.reference_area_m2, p.area_exponent)  # (B, E)
+    components = {}
+    total = np.zeros_like(t)
+    for name, c in p.classes.items():
+        a = drive.afferent.get(name)
+        if a is None:
+            continue
+        per_pulse = np.nansum(a * spatial[..., None], axis=1)  # (B, P)
+        if steady is None:
+            mean_recent = _leaky_sum(t, per_pulse, tau) / np.where(count > 0, count, 1.0)
+        else:
+            mean_recent = per_pulse
+        components[name] = c.weight * mean_recent * rate
+        total = total + components[name]
+    if drive.force_fraction is not None:
+        f = np.clip(np.nan_to_num(drive.force_fraction), 0.0, None)
+        components["contraction"] = p.contraction_weight * np.power(f, p.contraction_exponent)
+        total = total + components["contraction"]
+    if drive.hotspot_j_rms_a_per_m2 is not None:
+        h = (np.nan_to_num(drive.hotspot_j_rms_a_per_m2) / p.hotspot_reference_j_rms) ** 2
+        if steady is None:
+            tau_h = p.hotspot_time_constant_s
+            h_count = _leaky_sum(t, np.ones_like(t), tau_h)
+            h = _leaky_sum(t, h, tau_h) / np.where(h_count > 0, h_count, 1.0)
+        components["hotspot"] = p.hotspot_weight * h
+        total = total + components["hotspot"]
+    nrs = np.where(valid, nrs_from_drive(person.sensitivity * total, p.transfer_exponent), np.nan)
+    # Time weights: interval to the next pulse, capped so off-periods do not count.
+    nxt = np.diff(t, axis=-1, append=np.nan)
+    finite = np.isfinite(nxt)
+    typical = np.full(t.shape[:-1] + (1,), tau)
+    has = finite.any(axis=-1)
+    if has.any():
+        typical[has, 0] = np.nanmedian(np.where(finite[has], nxt[has], np.nan), axis=-1)
+    if steady is not None:
+        typical = (1.0 / steady)[:, None]
+    w = np.where(np.isfinite(nxt), np.minimum(nxt, 3 * tau), np.minimum(typical, 3 * tau))
+    w = np.where(valid, w, 0.0)
+    with np.errstate(invalid="ignore"):
+        mean = np.nansum(np.nan_to_num(nrs) * w, axis=-1) / np.where(w.sum(-1) > 0, w.sum(-1), np.nan)
+        peak = np.nanmax(np.where(valid, nrs, -np.inf), axis=-1)
+    peak = np.where(np.isfinite(peak), peak, np.nan)
+    return Discomfort(times_s=t, nrs=nrs, peak=peak, mean=mean, components=components)

@@ -1,0 +1,664 @@
+r"""Fast recruitment: which motor units and skin afferents each pulse excites.
+
+From the layered field (:mod:`emsim.physiology.field`, per ampere) and the Brian2 fibre tables
+(:mod:`emsim.physiology.fibre_tables`), every fibre gets a threshold current for every pulse
+shape, and every pulse's amplitude then recruits the fibres whose threshold it reaches:
+
+* **Motor units.** Each site's muscles (``models/fibres/motor_pools.json``) hold a seeded sample
+  of units whose terminal branches sit in the muscle layer (depth and thickness from
+  ``models/sites/layers.json`` and the patient's fat measurement), clustered along the fibres
+  around the motor point. A unit's drive is the field along the fibres averaged over its
+  terminal's internode, ``|φ(p) − φ(p + Δx·x̂)|/Δx`` (V/m per A; reference §2.6: terminal
+  branches are excited by E·Δx), taken at its most strongly driven terminal. Its threshold is
+  ``I_th = E_th(d, waveform)/drive`` with ``E_th`` the tabulated uniform-field threshold. The
+  order of recruitment therefore follows distance to the electrodes, not unit size
+  (non-selective, spatially fixed NMES recruitment: Gregory & Bickel 2005; Bickel 2011);
+  diameter enters only through ``E_th ∝ ~1/d``.
+* **Cutaneous afferents** (Aβ, Aδ, C) are sampled in the skin under each electrode (plus a
+  5 mm margin) at their class's depth, terminals pointing to the surface; the same rule gives
+  their thresholds, and the fraction above threshold is reported per electrode. Edge
+  concentration of current enters through the field's contact solution.
+* **Refractoriness and following.** A unit driven at ``m = I/I_th`` by pulses ``Δt`` apart fires
+  on every ``n``-th pulse, with ``n`` the smallest count for which the tabulated recovery
+  ratio ``R(n·Δt) ≤ m`` (paired-pulse curves of the Brian2 models; supernormality, ``R < 1``,
+  is ignored because it cannot recruit a unit that never fired). The effective fraction per
+  pulse is ``Σ_n F(I/R(nΔt))/n``-weighted (see :func:`_following_fraction`): a steady-train
+  estimate; the first pulse of each train uses ``F(I)``.
+
+Everything is vectorised: thresholds are a (stimulus × fibre) matrix from table interpolation,
+fractions are ``searchsorted`` on sorted thresholds. Field solutions and fibre samples are cached
+per (site, side, layers, electrodes, motor-point offset, seed).
+
+Public API: :func:`recruit` → :class:`Recruitment`; :class:`StimulusSet` for candidate batches.
+
+References
+----------
+.. [Gregory2005] Gregory CM, Bickel CS (2005). Phys Ther 85:358–364.
+.. [Bickel2011] Bickel CS, Gregory CM, Dean JC (2011). Eur J Appl Physiol 111:2399–2407.
+.. [Rattay1986] Rattay F (1986). IEEE Trans Biomed Eng 33:974–977.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field as dc_field
+
+import numpy as np
+
+from emsim._data import load_data
+from emsim.physiology import field as fld
+from emsim.physiology.errors import PhysiologyInputError
+from emsim.physiology.fibre_tables import AFFERENT_CLASSES, fibre_classes, load_table, mrg_geometry
+from emsim.program.compile import PulseTrain
+from emsim.program.model import AsymmetricBiphasic, Channel, KhzBurst, Monophasic, SymmetricBiphasic
+
+__all__ = ["Recruitment", "StimulusSet", "recruit", "waveform_parameters", "POOLS_FILE"]
+
+POOLS_FILE = "fibres/motor_pools.json"
+AFFERENT_MARGIN_M = 5e-3
+C_FIBRE_SEGMENT_M = 0.2e-3   # ~ length constant of a 1 µm C fibre: the terminal's driven length
+N_FOLLOW_TERMS = 4           # units firing on every 1st … 4th pulse; slower ones counted at 1/5
+_KIND = {"monophasic": 0, "symmetric_biphasic": 1, "asymmetric_biphasic": 2, "khz_burst": 3}
+
+
+# ------------------------------------------------------------------------ stimuli
+
+def waveform_parameters(waveforms) -> dict:
+    """Table query arrays (``kind``, ``pulse_width_s``, ``gap_s``, ``ratio``, ``carrier_hz``,
+    ``burst_s``) for a sequence of :mod:`emsim.program.model` waveforms.
+
+    A monophasic pulse's explicit balance phase is treated as an asymmetric secondary phase
+    (its amplitude ratio, its delay as the gap).
+    """
+    rows = []
+    for w in waveforms:
+        if isinstance(w, SymmetricBiphasic):
+            rows.append((1, w.pulse_width_us * 1e-6, w.interphase_gap_us * 1e-6, 1.0, 0.0, 0.0))
+        elif isinstance(w, AsymmetricBiphasic):
+            rows.append((2, w.pulse_width_us * 1e-6, w.interphase_gap_us * 1e-6, w.secondary_amplitude_ratio, 0.0, 0.0))
+        elif isinstance(w, Monophasic):
+            rows.append((0, w.pulse_width_us * 1e-6, w.balance.delay_us * 1e-6, w.balance.amplitude_ratio, 0.0, 0.0))
+        elif isinstance(w, KhzBurst):
+            rows.append((3, 0.5 / w.carrier_hz, 0.0, 1.0, w.carrier_hz, w.burst_duration_ms * 1e-3))
+        else:
+            raise PhysiologyInputError("not a waveform", path="waveform", value=type(w).__name__,
+                                       allowed="SymmetricBiphasic, AsymmetricBiphasic, Monophasic, KhzBurst")
+    a = np.array(rows, dtype=float).reshape(-1, 6)
+    return {"kind": a[:, 0].astype(int), "pulse_width_s": a[:, 1], "gap_s": a[:, 2], "ratio": a[:, 3],
+            "carrier_hz": a[:, 4], "burst_s": a[:, 5]}
+
+
+def _positive(name, values, allowed, upper=math.inf):
+    v = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(v) | (v <= 0) | (v > upper)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise PhysiologyInputError("out of range", path=f"{name}[{i}]", value=float(v.ravel()[i]), allowed=allowed)
+    return v
+
+
+@dataclass(frozen=True)
+class StimulusSet:
+    """A batch of candidate stimuli (one steady pulse train per row) for :func:`recruit`.
+
+    Build it with :meth:`from_arrays` (vectorised, human units) or directly from waveform
+    objects. ``channels`` holds the distinct electrode configurations; ``channel_index`` says
+    which one each candidate uses.
+    """
+
+    amplitude_a: np.ndarray
+    frequency_hz: np.ndarray
+    waveform: dict
+    channels: tuple
+    channel_index: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, amplitude_ma, pulse_width_us=300.0, frequency_hz=50.0, *, channels,
+                    channel_index=0, shape="symmetric_biphasic", interphase_gap_us=0.0,
+                    secondary_amplitude_ratio=1.0, carrier_hz=2500.0, burst_duration_ms=4.0) -> "StimulusSet":
+        """Candidates from arrays (broadcast together) in human units.
+
+        Parameters
+        ----------
+        amplitude_ma, pulse_width_us, frequency_hz : array_like
+            Peak current (mA), primary-phase width (µs), pulse or burst rate (Hz).
+        channels : Channel or sequence of Channel
+            Electrode configurations (:class:`emsim.program.model.Channel`).
+        channel_index : array_like of int
+            Which configuration each candidate uses.
+        shape : str or array_like of str
+            ``monophasic``, ``symmetric_biphasic``, ``asymmetric_biphasic`` or ``khz_burst``.
+        """
+        chans = (channels,) if isinstance(channels, Channel) else tuple(channels)
+        arrs = np.broadcast_arrays(np.asarray(amplitude_ma, float), np.asarray(pulse_width_us, float),
+                                   np.asarray(frequency_hz, float), np.asarray(channel_index),
+                                   np.asarray(shape, dtype=object), np.asarray(interphase_gap_us, float),
+                                   np.asarray(secondary_amplitude_ratio, float), np.asarray(carrier_hz, float),
+                                   np.asarray(burst_duration_ms, float))
+        amp, pw, f, ci, sh, gap, ratio, car, burst = (np.atleast_1d(a).ravel() for a in arrs)
+        _positive("amplitude_ma", amp, "> 0 and <= 200 mA", 200.0)
+        _positive("frequency_hz", f, "> 0 and <= 1000 Hz", 1000.0)
+        kind = np.array([_KIND.get(s, -1) for s in sh])
+        if np.any(kind < 0):
+            i = int(np.flatnonzero(kind < 0)[0])
+            raise PhysiologyInputError("unknown waveform shape", path=f"shape[{i}]", value=sh[i],
+                                       allowed=", ".join(_KIND))
+        pulsed = kind != 3
+        _positive("pulse_width_us", np.where(pulsed, pw, 1.0), "> 0 and <= 1000 us", 1000.0)
+        _positive("carrier_hz", np.where(pulsed, 1e3, car), "> 0 and <= 20000 Hz", 2e4)
+        _positive("burst_duration_ms", np.where(pulsed, 1.0, burst), "> 0 and <= 100 ms", 100.0)
+        if np.any(~np.isfinite(gap) | (gap < 0)):
+            raise PhysiologyInputError("out of range", path="interphase_gap_us", value=float(np.min(gap)),
+                                       allowed=">= 0 us")
+        _positive("secondary_amplitude_ratio", ratio, "> 0 and <= 1", 1.0)
+        ci = ci.astype(int)
+        if np.any((ci < 0) | (ci >= len(chans))):
+            raise PhysiologyInputError("no such channel", path="channel_index", value=int(ci.max()),
+                                       allowed=f"0 .. {len(chans) - 1}")
+        wave = {"kind": kind, "pulse_width_s": np.where(pulsed, pw * 1e-6, 0.5 / np.where(pulsed, 1.0, car)),
+                "gap_s": np.where(pulsed, gap * 1e-6, 0.0), "ratio": np.where(kind == 1, 1.0, ratio),
+                "carrier_hz": np.where(pulsed, 0.0, car), "burst_s": np.where(pulsed, 0.0, burst * 1e-3)}
+        return cls(amplitude_a=amp * 1e-3, frequency_hz=f, waveform=wave, channels=chans, channel_index=ci)
+
+    def __len__(self) -> int:
+        return int(self.amplitude_a.size)
+
+
+# ------------------------------------------------------------------------ result
+
+@dataclass(frozen=True, eq=False)
+class Recruitment:
+    """Motor units and cutaneous afferents recruited, per pulse (train) or per candidate (batch).
+
+    Rows ``P`` are the pulses of the site's channels (train, in channel order then time) or the
+    candidates of a :class:`StimulusSet`. Stimuli ``S`` are the distinct (channel, waveform)
+    combinations; thresholds are stored per stimulus.
+
+    Attributes
+    ----------
+    site : str
+    muscles : tuple of str
+        ``"<muscle>:<side>"`` per motor pool.
+    unit_muscle : ndarray (U,) int
+        Pool of each sampled motor unit (index into ``muscles``).
+    unit_position_m : ndarray (U, 3)
+        Position (x along the fibres, y, z depth below the skin; m) of each unit's most strongly
+        driven terminal.
+    unit_field_v_per_m : ndarray (U,)
+        Field along the fibres at that terminal per ampere of current (V/m per A), averaged over
+        its internode: the geometric part of the threshold.
+    unit_threshold_a : ndarray (S, U)
+        Recruitment threshold current (A) of each unit for each stimulus (``inf``: the stimulus's
+        channel does not reach this pool). A unit is recruited by a pulse of amplitude ``I`` of
+        stimulus ``s`` when ``unit_threshold_a[s, u] <= I``.
+    stimulus : ndarray (P,) int
+        Stimulus of each row.
+    amplitude_a : ndarray (P,)
+        Peak current of each row.
+    interval_s : ndarray (P,)
+        Time since the previous pulse of the same channel (``inf`` for a first pulse).
+    t_s, channel : ndarray (P,)
+        Pulse time (NaN in a batch) and channel index (into ``channel_ids``).
+    motor_fraction : ndarray (P, M)
+        Fraction of each pool's units firing per pulse, refractoriness/following included.
+    motor_fraction_above : ndarray (P, M)
+        Fraction of units whose threshold the pulse reaches (no refractoriness).
+    electrodes : tuple of (channel_id, electrode index)
+        The ``E`` electrodes of the site's channels.
+    afferent_fraction : dict class -> ndarray (P, E)
+        Fraction of class ``abeta``/``adelta``/``c`` afferents excited under each electrode.
+    afferent_threshold_a : dict class -> ndarray (S, N)
+    afferent_electrode : dict class -> ndarray (N,) int
+    fields : tuple of FieldSolution
+        Field per channel (per ampere): skin current density for the discomfort model.
+    notes : tuple of str
+    """
+
+    site: str
+    channel_ids: tuple
+    muscles: tuple
+    unit_muscle: np.ndarray
+    unit_diameter_m: np.ndarray
+    unit_position_m: np.ndarray
+    unit_field_v_per_m: np.ndarray
+    unit_threshold_a: np.ndarray
+    stimulus: np.ndarray
+    stimulus_channel: np.ndarray
+    amplitude_a: np.ndarray
+    interval_s: np.ndarray
+    t_s: np.ndarray
+    channel: np.ndarray
+    motor_fraction: np.ndarray
+    motor_fraction_above: np.ndarray
+    electrodes: tuple
+    afferent_fraction: dict
+    afferent_threshold_a: dict
+    afferent_electrode: dict
+    fields: tuple
+    notes: tuple = dc_field(default=())
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.amplitude_a.size)
+
+    def recruited_units(self, row: int) -> np.ndarray:
+        """Boolean mask (U,) of units whose threshold row ``row``'s amplitude reaches."""
+        return self.unit_threshold_a[self.stimulus[row]] <= self.amplitude_a[row]
+
+    def unit_threshold_for_row(self, row: int) -> np.ndarray:
+        """Threshold current (A) of every unit for the stimulus of row ``row``."""
+        return self.unit_threshold_a[self.stimulus[row]]
+
+    # -- the discomfort model's input (emsim.physiology.discomfort.AfferentDrive fields) --------
+    # A train is one batch row with its pulses in time order (channels interleaved); a batch of
+    # candidates is B rows of one pulse each.
+    def _is_train(self) -> bool:
+        return bool(np.all(np.isfinite(self.t_s))) and self.n_rows > 0
+
+    def _time_order(self) -> np.ndarray:
+        return np.argsort(self.t_s, kind="stable") if self._is_train() else np.arange(self.n_rows)
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """Pulse times, shape (1, P) for a train (time-sorted) or (B, 1) zeros for a batch."""
+        if self._is_train():
+            return self.t_s[self._time_order()][None, :]
+        return np.zeros((self.n_rows, 1))
+
+    @property
+    def afferent(self) -> dict:
+        """Afferent fraction per class, shape (1, E, P) (train) or (B, E, 1) (batch)."""
+        o = self._time_order()
+        if self._is_train():
+            return {k: v[o].T[None] for k, v in self.afferent_fraction.items()}
+        return {k: v[:, :, None] for k, v in self.afferent_fraction.items()}
+
+    @property
+    def force_fraction(self) -> np.ndarray:
+        """Motor fraction firing per pulse (all pools pooled), shaped like :attr:`times_s`."""
+        counts = np.bincount(self.unit_muscle, minlength=len(self.muscles)).astype(float)
+        f = self.motor_fraction @ (counts / max(counts.sum(), 1.0))
+        return f[self._time_order()][None, :] if self._is_train() else f[:, None]
+
+    @property
+    def electrode_area_m2(self) -> np.ndarray:
+        """Area of each of the E electrodes, shape (1, E) (train) or (B, E) (batch)."""
+        area = np.array([e.area_m2 for sol in self.fields for e in sol.electrodes.electrodes])
+        return area[None, :] if self._is_train() else np.broadcast_to(area, (self.n_rows, area.size))
+
+
+# ------------------------------------------------------------------------ fibre samples
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Per-channel fibre sample with its drive per ampere (cached)."""
+
+    field: object
+    unit_muscle: np.ndarray        # (U,) index into the site's pool names
+    unit_diameter_m: np.ndarray
+    unit_drive: np.ndarray         # (U,) V/m per A
+    unit_position_m: np.ndarray    # (U, 3) the most strongly driven terminal of each unit
+    pools: tuple
+    aff_diameter: dict
+    aff_drive: dict                # class -> (N,)
+    aff_electrode: dict            # class -> (N,) 0/1 within the channel
+
+
+_GEOM_CACHE: "OrderedDict[tuple, _Geometry]" = OrderedDict()
+_GEOM_CACHE_SIZE = 32
+
+
+def _pool_spec(site: str) -> tuple[dict, list[dict]]:
+    data = load_data(POOLS_FILE)
+    if site not in data["sites"]:
+        raise PhysiologyInputError("no motor-pool data for this site", path="site", value=site,
+                                   allowed=", ".join(data["sites"]))
+    defaults = {k: v["value"] for k, v in data["defaults"].items()}
+    return defaults, data["sites"][site]["muscles"]
+
+
+def _drive(sol, points, axis_vec, length):
+    """Mean field (V/m per A) along ``axis_vec`` (3,) or (N, 3) over ``length`` from each point."""
+    p0 = points
+    p1 = points + np.broadcast_to(axis_vec, points.shape) * length[:, None]
+    phi = sol.potential(np.concatenate([p0[:, 0], p1[:, 0]]), np.concatenate([p0[:, 1], p1[:, 1]]),
+                        np.concatenate([p0[:, 2], p1[:, 2]]))
+    n = points.shape[0]
+    return np.abs(phi[:n] - phi[n:]) / length
+
+
+def _axis_vectors(axis: str, n: int, rng) -> np.ndarray:
+    """Unit vectors (n, 3) for a terminal axis: "x", "y", "z", or "xy" (random in the skin plane)."""
+    if axis == "xy":
+        a = rng.uniform(0.0, 2.0 * math.pi, n)
+        return np.stack([np.cos(a), np.sin(a), np.zeros(n)], axis=1)
+    return np.broadcast_to(np.array({"x": [1.0, 0, 0], "y": [0, 1.0, 0], "z": [0, 0, 1.0]}[axis]), (n, 3))
+
+
+def _terminal_length(cls, diameter_m):
+    if cls.membrane == "mrg_node":
+        return mrg_geometry(diameter_m)[2]
+    return np.full(np.shape(diameter_m), C_FIBRE_SEGMENT_M)
+
+
+def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=None) -> _Geometry:
+    if layers is None:
+        layers = fld.Layers.for_site(site, patient=patient, side=side)
+    electrodes = fld.Electrodes.from_channel(channel)
+    key = (site, side, layers.key(), electrodes.key(), float(motor_point_offset_m), int(seed))
+    if key in _GEOM_CACHE:
+        _GEOM_CACHE.move_to_end(key)
+        return _GEOM_CACHE[key]
+    sol = fld.solve(layers, electrodes)
+    # One generator per (seed, side) so the same side gets the same units on every channel.
+    rng = np.random.default_rng([int(seed), {"left": 0, "right": 1, "bilateral": 2}.get(side, 3)])
+    defaults, muscles = _pool_spec(site)
+    top = layers.top_of("muscle")
+    idx = [i for i, lay in enumerate(layers.layers) if lay.name == "muscle"][0]
+    thick = layers.layers[idx].thickness_m
+    thick = 0.05 if not math.isfinite(thick) else thick
+    active = electrodes.electrodes[0]
+    motor = fibre_classes()["motor"]
+    x_axis = np.array([1.0, 0.0, 0.0])
+    names, mus, dia, drive, pos = [], [], [], [], []
+    reach = 0.9 * getattr(sol, "reach_m", np.inf) - 0.01
+    for m, spec in enumerate(muscles):
+        get = lambda k: spec.get(k, defaults[k])  # noqa: E731
+        n, k = int(get("n_units")), int(get("terminals_per_unit"))
+        f0, f1 = get("depth_fraction")
+        half_w = get("width_mm") * 1e-3 / 2
+        cy = rng.uniform(-half_w, half_w, n)
+        cz = top + thick * rng.uniform(f0, f1, n)
+        sd_t = get("territory_sd_mm") * 1e-3
+        px = active.x_m + motor_point_offset_m + rng.normal(0.0, get("innervation_zone_sd_mm") * 1e-3, (n, k))
+        py = active.y_m + cy[:, None] + rng.normal(0.0, sd_t, (n, k))
+        pz = np.clip(cz[:, None] + rng.normal(0.0, sd_t, (n, k)), top + 1e-4, top + thick - 1e-4)
+        # Keep every terminal (and its internode) inside the solved field's domain.
+        px, py = np.clip(px, -reach, reach), np.clip(py, -reach, reach)
+        d = motor.sample_diameters(n, rng)
+        pts = np.stack([px.ravel(), py.ravel(), pz.ravel()], axis=1)
+        e = _drive(sol, pts, x_axis, np.repeat(_terminal_length(motor, d), k)).reshape(n, k)
+        names.append(spec["name"])
+        mus.append(np.full(n, m))
+        dia.append(d)
+        drive.append(e.max(axis=1))
+        best = np.argmax(e, axis=1)
+        pos.append(pts.reshape(n, k, 3)[np.arange(n), best])
+    skin = layers.layers[0].thickness_m
+    aff_d, aff_e, aff_drive = {}, {}, {}
+    for name in AFFERENT_CLASSES:
+        cls = fibre_classes()[name]
+        pts, owner = [], []
+        for j, el in enumerate(electrodes.electrodes):
+            hx, hy = el.half_extent()
+            hx, hy = hx + AFFERENT_MARGIN_M, hy + AFFERENT_MARGIN_M
+            n = max(8, int(round(cls.density_per_m2 * 4 * hx * hy)))
+            z = rng.uniform(cls.depth_min_m, min(cls.depth_max_m, skin), n)
+            pts.append(np.stack([el.x_m + rng.uniform(-hx, hx, n), el.y_m + rng.uniform(-hy, hy, n), z], axis=1))
+            owner.append(np.full(n, j))
+        p = np.concatenate(pts)
+        d = cls.sample_diameters(p.shape[0], rng)
+        aff_d[name], aff_e[name] = d, np.concatenate(owner)
+        aff_drive[name] = _drive(sol, p, _axis_vectors(cls.terminal_axis, p.shape[0], rng),
+                                 _terminal_length(cls, d))
+    geom = _Geometry(field=sol, unit_muscle=np.concatenate(mus), unit_diameter_m=np.concatenate(dia),
+                     unit_drive=np.concatenate(drive), unit_position_m=np.concatenate(pos),
+                     pools=tuple(names), aff_diameter=aff_d,
+                     aff_drive=aff_drive, aff_electrode=aff_e)
+    _GEOM_CACHE[key] = geom
+    while len(_GEOM_CACHE) > _GEOM_CACHE_SIZE:
+        _GEOM_CACHE.popitem(last=False)
+    return geom
+
+
+# ------------------------------------------------------------------------ thresholds
+
+def _thresholds(table, name, wave, diameter_m, drive):
+    """Threshold current (A), shape (S, N): tabulated E_th at each fibre's diameter / drive."""
+    e_grid = np.log(table.waveform_factor(name, wave))             # (S, n_d)
+    j, w = table.diameter_weights(name, diameter_m)
+    if e_grid.shape[1] == 1:
+        log_e = np.repeat(e_grid, diameter_m.size, axis=1)
+    else:
+        log_e = e_grid[:, j] * (1.0 - w) + e_grid[:, j + 1] * w
+    with np.errstate(divide="ignore"):
+        return np.exp(log_e) / drive[None, :]
+
+
+def _follow_weights(levels_count, above, first):
+    """Combine per-term counts into the steady-train firing fraction.
+
+    ``levels_count[..., k-1]`` is the fraction with threshold ≤ I/R(k·Δt) (k = 1 … T),
+    ``above`` the fraction with threshold ≤ I. Units recovering only by the k-th pulse fire on
+    every k-th pulse; the slower remainder is counted at 1/(T+1).
+    """
+    total = np.zeros(above.shape)
+    prev = np.zeros(above.shape)
+    for k in range(levels_count.shape[-1]):
+        cur = np.maximum(levels_count[..., k], prev)
+        total += (cur - prev) / (k + 1)
+        prev = cur
+    total += (above - prev) / (levels_count.shape[-1] + 1)
+    return np.where(first, above, total)
+
+
+def _recovery_levels(amps, intervals, recovery):
+    """Effective amplitudes I/R(k·Δt), shape (R, T); 0 where absolutely refractory."""
+    first = ~np.isfinite(intervals)
+    k = np.arange(1, N_FOLLOW_TERMS + 1)
+    dt = np.where(first[:, None], 1.0, intervals[:, None] * k[None, :])
+    r = np.maximum(recovery(dt), 1.0)
+    return np.where(np.isfinite(r), amps[:, None] / r, 0.0), first
+
+
+def _following_fraction(sorted_thr, amps, intervals, recovery):
+    """Firing fraction per pulse for one sorted threshold set (see :func:`_dense_fraction`)."""
+    n = sorted_thr.size
+    if n == 0:
+        return np.zeros(amps.shape), np.zeros(amps.shape)
+    levels, first = _recovery_levels(amps, intervals, recovery)
+    above = np.searchsorted(sorted_thr, amps, side="right") / n
+    counts = np.searchsorted(sorted_thr, levels, side="right") / n
+    return _follow_weights(counts, above, first), above
+
+
+def _dense_fraction(thr, row_stim, groups, n_groups, amps, intervals, recovery):
+    """Fraction of each group's fibres firing, per row: (R, G) firing and (R, G) above threshold.
+
+    ``thr`` (S, N) thresholds of every fibre for each stimulus (``inf``: not reachable),
+    ``row_stim`` (R,) the stimulus of each row, ``groups`` (N,) the group (muscle or electrode)
+    of each fibre. Few stimuli (a train): sorted thresholds and ``searchsorted`` per
+    (stimulus, group). Many (a batch): one (R, T+1, N) comparison and a one-hot matrix product.
+    """
+    R = amps.size
+    sizes = np.bincount(groups, minlength=n_groups).astype(float)
+    if R == 0 or thr.shape[1] == 0:
+        return np.zeros((R, n_groups)), np.zeros((R, n_groups))
+    levels, first = _recovery_levels(amps, intervals, recovery)
+    all_levels = np.concatenate([amps[:, None], levels], axis=1)          # (R, T+1)
+    stims = np.unique(row_stim)
+    frac = np.zeros((R, all_levels.shape[1], n_groups))
+    if stims.size * n_groups <= 64:
+        for st in stims:
+            rows = np.flatnonzero(row_stim == st)
+            for g in range(n_groups):
+                col = np.sort(thr[st, groups == g])
+                frac[rows, :, g] = np.searchsorted(col, all_levels[rows], side="right") / max(sizes[g], 1.0)
+    else:
+        onehot = np.zeros((groups.size, n_groups))
+        onehot[np.arange(groups.size), groups] = 1.0
+        step = max(1, int(4e6 // max(1, all_levels.shape[1] * thr.shape[1])))  # bound memory
+        for lo in range(0, R, step):
+            hit = thr[row_stim[lo:lo + step], None, :] <= all_levels[lo:lo + step, :, None]
+            frac[lo:lo + step] = (hit.astype(float) @ onehot) / np.maximum(sizes, 1.0)
+    above = frac[:, 0, :]
+    return _follow_weights(np.moveaxis(frac[:, 1:, :], 1, -1), above, first[:, None]), above
+
+
+# ------------------------------------------------------------------------ public
+
+def recruit(train_or_params, site: str, patient=None, *, side: str | None = None,
+            motor_point_offset_m: float = 0.0, seed: int = 0, table=None, layers=None) -> Recruitment:
+    """Motor units and cutaneous afferents recruited at ``site``.
+
+    Parameters
+    ----------
+    train_or_params : PulseTrain or StimulusSet
+        A compiled session (every pulse of the channels targeting ``site``), or a batch of
+        candidate stimuli (one row each, steady train at its frequency).
+    site : str
+        Site id (``models/sites/sites.json``) with motor-pool data.
+    patient : Patient, optional
+        Fat thickness per site and side (else the site's average build).
+    side : str, optional
+        Batch only: the side the candidates stimulate (default: the first channel's side).
+    motor_point_offset_m : float
+        Motor point position along the fibres relative to the active electrode's centre.
+    seed : int
+        Seed of the fibre sample (reproducible unit identities).
+    table : ThresholdTable, optional
+        Fibre thresholds (default: the shipped table).
+    layers : emsim.physiology.field.Layers, optional
+        Tissue stack to use instead of ``Layers.for_site(site, patient=..., side=...)``
+        (it must contain a layer named ``"muscle"``).
+
+    Returns
+    -------
+    Recruitment
+
+    Raises
+    ------
+    PhysiologyInputError
+        Unknown site, no channel of the train at the site, bad stimulus values.
+    """
+    table = load_table() if table is None else table
+    if not isinstance(motor_point_offset_m, (int, float)) or not math.isfinite(motor_point_offset_m):
+        raise PhysiologyInputError("must be a finite number", path="motor_point_offset_m",
+                                   value=motor_point_offset_m, allowed="finite (m)")
+    _pool_spec(site)
+    if isinstance(train_or_params, PulseTrain):
+        rows = _rows_from_train(train_or_params, site)
+    elif isinstance(train_or_params, StimulusSet):
+        rows = _rows_from_set(train_or_params, side)
+    else:
+        raise PhysiologyInputError("expected a PulseTrain or a StimulusSet", path="train_or_params",
+                                   value=type(train_or_params).__name__, allowed="PulseTrain, StimulusSet")
+    channels, chan_side, stim_channel, stim_wave, stim, amp, interval, t, chan = rows
+    geoms = [_geometry(site, s, ch, patient, motor_point_offset_m, seed, layers)
+             for ch, s in zip(channels, chan_side)]
+
+    # Motor pools: one per (muscle, side); each channel reaches the pools of its side only.
+    sides = list(dict.fromkeys(chan_side))
+    pool_names, unit_muscle, unit_d, unit_owner, unit_pos, unit_e = [], [], [], [], [], []
+    for s in sides:
+        g = geoms[chan_side.index(s)]
+        base = len(pool_names)
+        pool_names += [f"{p}:{s}" for p in g.pools]
+        unit_muscle.append(g.unit_muscle + base)
+        unit_d.append(g.unit_diameter_m)
+        unit_pos.append(g.unit_position_m)
+        unit_e.append(g.unit_drive)
+        unit_owner.append(np.full(g.unit_muscle.size, sides.index(s)))
+    unit_muscle = np.concatenate(unit_muscle)
+    unit_d = np.concatenate(unit_d)
+    unit_pos = np.concatenate(unit_pos)
+    unit_e = np.concatenate(unit_e)
+    unit_owner = np.concatenate(unit_owner)
+    S = stim_channel.size
+    thr = np.full((S, unit_muscle.size), np.inf)
+    for c, g in enumerate(geoms):
+        sel = np.flatnonzero(stim_channel == c)
+        if sel.size == 0:
+            continue
+        cols = np.flatnonzero(unit_owner == sides.index(chan_side[c]))
+        wave = {k: v[sel] for k, v in stim_wave.items()}
+        thr[np.ix_(sel, cols)] = _thresholds(table, "motor", wave, g.unit_diameter_m, g.unit_drive)
+
+    # Pulses repeat few (stimulus, amplitude, interval) combinations (plateaus, ramps, fixed
+    # rates): fractions are computed once per distinct combination and spread back.
+    # Intervals from differenced pulse times carry rounding noise: compare them at 0.1 µs, and
+    # amplitudes at 1 nA, far below any physiological resolution.
+    iv_key = np.where(np.isfinite(interval), np.round(interval * 1e7), -1.0)
+    amp_key = np.round(amp * 1e9)
+    order = np.lexsort((iv_key, amp_key, stim))
+    if amp.size:
+        ks, ka, ki = stim[order], amp_key[order], iv_key[order]
+        new_group = np.empty(amp.size, bool)
+        new_group[0] = True
+        new_group[1:] = (ks[1:] != ks[:-1]) | (ka[1:] != ka[:-1]) | (ki[1:] != ki[:-1])
+        first_of = order[new_group]
+        inverse = np.empty(amp.size, int)
+        inverse[order] = np.cumsum(new_group) - 1
+    else:
+        first_of, inverse = np.zeros(0, int), np.zeros(0, int)
+    u_stim, u_amp, u_int = stim[first_of], amp[first_of], interval[first_of]
+    M = len(pool_names)
+    f, a = _dense_fraction(thr, u_stim, unit_muscle, M, u_amp, u_int, lambda dt: table.recovery_ratio("motor", dt))
+    motor, motor_above = f[inverse], a[inverse]
+
+    electrodes = tuple((channels[c].id, j) for c in range(len(channels)) for j in range(2))
+    aff_frac, aff_thr, aff_el = {}, {}, {}
+    for name in AFFERENT_CLASSES:
+        sizes = [g.aff_drive[name].size for g in geoms]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        thr_c = np.full((S, int(starts[-1])), np.inf)
+        for c, g in enumerate(geoms):
+            sel = np.flatnonzero(stim_channel == c)
+            if sel.size:
+                wave = {k: v[sel] for k, v in stim_wave.items()}
+                thr_c[sel, starts[c]:starts[c + 1]] = _thresholds(table, name, wave, g.aff_diameter[name],
+                                                                  g.aff_drive[name])
+        owner = np.concatenate([g.aff_electrode[name] + 2 * c for c, g in enumerate(geoms)])
+        frac, _ = _dense_fraction(thr_c, u_stim, owner, len(electrodes), u_amp, u_int,
+                                  lambda dt, name=name: table.recovery_ratio(name, dt))
+        aff_frac[name], aff_thr[name], aff_el[name] = frac[inverse], thr_c, owner
+
+    notes = ["thresholds: Brian2 node-cable tables (models/fibres/thresholds.json); absolute currents depend "
+             "on the layered field and on assumed terminal positions (models/fibres/motor_pools.json)"]
+    return Recruitment(site=site, channel_ids=tuple(c.id for c in channels), muscles=tuple(pool_names),
+                       unit_muscle=unit_muscle, unit_diameter_m=unit_d, unit_position_m=unit_pos, unit_field_v_per_m=unit_e,
+                       unit_threshold_a=thr, stimulus=stim,
+                       stimulus_channel=stim_channel, amplitude_a=amp, interval_s=interval, t_s=t, channel=chan,
+                       motor_fraction=motor, motor_fraction_above=motor_above, electrodes=electrodes,
+                       afferent_fraction=aff_frac, afferent_threshold_a=aff_thr, afferent_electrode=aff_el,
+                       fields=tuple(g.field for g in geoms), notes=tuple(notes))
+
+
+def _rows_from_train(train: PulseTrain, site: str):
+    prog = train.program
+    chans = [c for c, ch in enumerate(prog.channels) if ch.site == site]
+    if not chans:
+        raise PhysiologyInputError("no channel of the program targets this site", path="site", value=site,
+                                   allowed=", ".join(sorted({ch.site for ch in prog.channels})))
+    channels = [prog.channels[c] for c in chans]
+    blocks = [(b_i, b) for b_i, b in enumerate(train.blocks) if b.channel in chans]
+    stim_of_block = np.full(max(len(train.blocks), 1), -1, dtype=int)
+    for k, (b_i, _) in enumerate(blocks):
+        stim_of_block[b_i] = k
+    stim_channel = np.array([chans.index(b.channel) for _, b in blocks], dtype=int)
+    wave = waveform_parameters([b.waveform for _, b in blocks]) if blocks else waveform_parameters([])
+    stim, amp, interval, t, chan = [], [], [], [], []
+    for k, c in enumerate(chans):
+        sl = train.channel_slice(c)
+        tt = train.t_s[sl]
+        blk = train.block[sl]
+        iv = np.diff(tt, prepend=-np.inf)
+        # A pulse after an off period (gap > 1 s) starts a new train: no refractoriness.
+        iv[iv > 1.0] = np.inf
+        stim.append(stim_of_block[blk])
+        amp.append(train.amplitude_a[sl])
+        interval.append(iv)
+        t.append(tt)
+        chan.append(np.full(tt.size, k))
+    cat = lambda a, dt=float: np.concatenate(a).astype(dt) if a else np.zeros(0, dt)  # noqa: E731
+    return (channels, [ch.side for ch in channels], stim_channel, wave, cat(stim, int), cat(amp), cat(interval),
+            cat(t), cat(chan, int))
+
+
+def _rows_from_set(batch: StimulusSet, side):
+    channels = list(batch.channels)
+    chan_side = [side or ch.side for ch in channels]
+    B = len(batch)
+    return (channels, chan_side, batch.channel_index.copy(), batch.waveform, np.arange(B), batch.amplitude_a,
+            1.0 / batch.frequency_hz, np.full(B, np.nan), batch.channel_index.copy())

@@ -1,0 +1,280 @@
+"""Whole-session prediction: a program on a patient → contraction, fatigue, discomfort, safety.
+
+:func:`evaluate` runs the chain of the design (``DESIGN.md``): compile the program for the
+patient (one session), check it with the safety validator, recruit motor units and skin
+afferents per pulse at each site (:mod:`emsim.physiology.recruitment`), drive each channel's
+muscle region with the recruited fraction (:mod:`emsim.physiology.muscle`: force, fatigue,
+recovery), and predict discomfort from the afferent drive and the contraction
+(:mod:`emsim.physiology.discomfort`). The result, a :class:`Prediction`, holds the traces and
+the scalar outcomes a clinician asks about, plus the lowest evidence level of the parameters
+used (lumbar values are mostly extrapolated from limb data, and the prediction says so).
+
+Research use only: emsim has no clinical clearance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from emsim.errors import PatientError
+from emsim.program.compile import PulseTrain, compile as compile_program
+
+__all__ = ["Prediction", "evaluate", "evaluate_batch", "EVIDENCE_ORDER", "SCALAR_KEYS",
+           "EFFECTIVE_MVC_PCT"]
+
+#: Weakest first: the prediction reports the weakest evidence among the parameters it used.
+EVIDENCE_ORDER = ("assumed", "extrapolated", "fitted", "measured")
+#: A contraction counts as effective above this share of the muscle region's maximum force.
+EFFECTIVE_MVC_PCT = 10.0
+#: Keys of :attr:`Prediction.scalars`, in the order ``emsim evaluate --json`` prints them.
+SCALAR_KEYS = ("peak_mvc_pct", "mean_mvc_pct", "effective_contractions", "fti_ns",
+               "fatigue_decline_pct", "peak_discomfort_nrs", "mean_discomfort_nrs",
+               "total_charge_mc", "motor_recruitment_fraction")
+
+# Site id → muscle parameter set (file stem in models/muscles) where the names differ.
+_SITE_MUSCLE = {"quadriceps": "quadriceps_ding2003"}
+
+
+@dataclass
+class Prediction:
+    """What one session of a program does to one patient.
+
+    Attributes
+    ----------
+    program, patient
+        The inputs (the patient may be ``None`` for absolute-amplitude programs).
+    session : int
+    t_s : numpy.ndarray
+        Sample times of the traces, s.
+    channel_ids : tuple of str
+    force_n : numpy.ndarray
+        Force of each channel's muscle region, N, shape ``(channels, n_t)``.
+    mvc_pct : numpy.ndarray
+        The same as a percentage of the region's maximum evoked force (rested, fully recruited,
+        100 Hz), shape ``(channels, n_t)``.
+    total_force_n : numpy.ndarray
+        Sum over channels, shape ``(n_t,)``.
+    discomfort_nrs : numpy.ndarray or None
+        Discomfort (NRS 0–10) on the same time axis (the worst site at each time).
+    capacity : numpy.ndarray
+        Remaining force capacity of each channel's region at the end (1 = rested).
+    scalars : dict
+        The outcomes (keys :data:`SCALAR_KEYS`).
+    safety : emsim.safety.report.SafetyReport
+    evidence : str
+        Weakest evidence level among the parameters used.
+    notes : list of str
+    """
+
+    program: Any
+    patient: Any
+    session: int
+    t_s: np.ndarray
+    channel_ids: tuple
+    force_n: np.ndarray
+    mvc_pct: np.ndarray
+    total_force_n: np.ndarray
+    discomfort_nrs: np.ndarray | None
+    capacity: np.ndarray
+    scalars: dict
+    safety: Any
+    evidence: str
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The machine-readable summary (what ``emsim evaluate --json`` prints)."""
+        out = {k: self.scalars[k] for k in SCALAR_KEYS}
+        out["safety"] = {"ok": bool(self.safety.ok),
+                         "errors": [f.to_dict() if hasattr(f, "to_dict") else str(f)
+                                    for f in self.safety.errors],
+                         "warnings": [f.to_dict() if hasattr(f, "to_dict") else str(f)
+                                      for f in self.safety.warnings]}
+        out["evidence"] = self.evidence
+        out["program"] = self.program.name
+        out["patient"] = getattr(self.patient, "id", None)
+        out["session"] = self.session
+        out["channels"] = {cid: {"peak_mvc_pct": float(np.max(self.mvc_pct[i], initial=0.0)),
+                                 "end_capacity": float(self.capacity[i])}
+                           for i, cid in enumerate(self.channel_ids)}
+        out["notes"] = list(self.notes)
+        return out
+
+    def series(self) -> dict[str, np.ndarray]:
+        """Time series as columns (for CSV/Parquet)."""
+        cols = {"t_s": self.t_s, "total_force_n": self.total_force_n}
+        for i, cid in enumerate(self.channel_ids):
+            cols[f"force_n[{cid}]"] = self.force_n[i]
+            cols[f"mvc_pct[{cid}]"] = self.mvc_pct[i]
+        if self.discomfort_nrs is not None:
+            cols["discomfort_nrs"] = self.discomfort_nrs
+        return cols
+
+
+def _muscle_name(site: str) -> str:
+    return _SITE_MUSCLE.get(site, site)
+
+
+def _weakest(levels) -> str:
+    present = [lv for lv in levels if lv in EVIDENCE_ORDER]
+    return min(present, key=EVIDENCE_ORDER.index) if present else "assumed"
+
+
+def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[int, np.ndarray]:
+    """Motor fraction per pulse for each channel index of ``site`` (program channel order)."""
+    chans = [c for c, ch in enumerate(program.channels) if ch.site == site]
+    out = {}
+    for k, c in enumerate(chans):
+        rows = rec.channel == k
+        side = program.channels[c].side
+        pools = [i for i, name in enumerate(rec.muscles) if name.endswith(f":{side}")]
+        frac = rec.motor_fraction[rows][:, pools].mean(axis=1) if pools else np.zeros(int(rows.sum()))
+        out[c] = np.clip(frac, 0.0, 1.0)
+    return out
+
+
+def evaluate(program, patient=None, *, device: str | None = None, session: int = 1,
+             dt: float | None = None, trace: bool = True) -> Prediction:
+    """Predict one session of ``program`` on ``patient``.
+
+    Parameters
+    ----------
+    program : emsim.program.model.Program
+    patient : emsim.body.patient.Patient, optional
+        Needed for relative amplitudes (measured thresholds), fat thickness and person factors.
+    device : str, optional
+        Device profile id for the safety check.
+    session : int
+        Session number (first-session caps and progression apply).
+    dt : float, optional
+        Trace sample interval, s (default: automatic, see :func:`emsim.physiology.muscle.simulate`).
+    trace : bool
+        Keep the time series (``False`` for searches: scalars only).
+
+    Returns
+    -------
+    Prediction
+
+    Raises
+    ------
+    PatientError
+        A relative amplitude cannot be resolved for this patient.
+    """
+    from emsim.physiology import discomfort as dsc
+    from emsim.physiology import recruitment as rct
+    from emsim.physiology.muscle import load_muscle, simulate
+    from emsim.safety import check
+
+    report = check(program, patient, device, session=session)
+    train = compile_program(program, patient, session=session)
+    if np.any(~np.isfinite(train.amplitude_a)):
+        raise PatientError("relative amplitude cannot be resolved: the patient has no measured "
+                           "threshold for a channel's site, side and kind", path="patient.thresholds",
+                           value=getattr(patient, "id", None),
+                           allowed="thresholds for every channel with a relative amplitude")
+    n_ch = len(train.channel_ids)
+    notes: list[str] = []
+    levels: list[str] = []
+    per_pulse_recr: dict[int, np.ndarray] = {}
+    discomfort_rows = []
+    for site in dict.fromkeys(ch.site for ch in program.channels):
+        rec = rct.recruit(train, site, patient)
+        per_pulse_recr.update(_channel_motor_fraction(rec, train, program, site))
+        discomfort_rows.append(rec)
+        notes.extend(rec.notes)
+
+    duration = float(train.duration_s)
+    t_out = None
+    force = None
+    capacity = np.ones(n_ch)
+    peaks_pct, fti_total, decline, mvc_mean = [], 0.0, [], []
+    effective = 0
+    for muscle_name in dict.fromkeys(_muscle_name(ch.site) for ch in program.channels):
+        idx = [c for c, ch in enumerate(program.channels) if _muscle_name(ch.site) == muscle_name]
+        m = load_muscle(muscle_name)
+        levels += list(m.evidence().values())
+        rows = [train.t_s[train.channel_slice(c)] for c in idx]
+        n = max((r.size for r in rows), default=0)
+        if n == 0:
+            continue
+        times = np.full((len(idx), n), np.nan)
+        recr = np.ones((len(idx), n))
+        for j, (c, r) in enumerate(zip(idx, rows)):
+            times[j, :r.size] = r
+            recr[j, :r.size] = per_pulse_recr[c]
+        empty = np.isnan(times).all(axis=1)
+        if empty.any():  # a channel without pulses in this session contributes no force
+            times[empty, 0] = 0.0
+            recr[empty, 0] = 0.0
+        res = simulate(times, m, recruitment=recr, t_end=max(duration, float(np.nanmax(times))),
+                       dt=dt, trace=trace)
+        if force is None:
+            t_out = res.t
+            force = np.zeros((n_ch, res.t.size))
+        force[idx] = res.force_n
+        capacity[idx] = res.capacity
+        pk = res.peak_force_n / m.max_force * 100.0
+        peaks_pct.append(np.nanmax(pk, initial=0.0))
+        effective += int(np.sum(pk > EFFECTIVE_MVC_PCT))
+        fti_total += float(np.nansum(res.fti_total_ns))
+        for j in range(len(idx)):
+            row = pk[j][np.isfinite(pk[j])]
+            if row.size >= 2 and row[0] > 0:
+                decline.append(100.0 * (1.0 - row[-1] / row.max()))
+            if row.size:
+                mvc_mean.append(float(np.mean(row)))
+    t_out = np.zeros(0) if t_out is None else t_out
+    force = np.zeros((n_ch, t_out.size)) if force is None else force
+    max_force = np.array([load_muscle(_muscle_name(ch.site)).max_force for ch in program.channels])
+    mvc = force / max_force[:, None] * 100.0
+
+    # discomfort: the afferent drive of each site, with the contraction it evokes
+    nrs_peak, nrs_mean = 0.0, 0.0
+    nrs_trace = None
+    for rec in discomfort_rows:
+        try:
+            pred = dsc.predict(rec, person=dsc.Person.from_patient(patient))
+        except Exception as exc:  # noqa: BLE001 - a missing discomfort input is reported, not fatal
+            notes.append(f"discomfort not predicted at {rec.site}: {exc}")
+            continue
+        nrs_peak = max(nrs_peak, float(np.nanmax(pred.peak)))
+        nrs_mean = max(nrs_mean, float(np.nanmax(pred.mean)))
+        if trace and t_out.size:
+            tt = pred.times_s.ravel()
+            vv = pred.nrs.ravel()
+            ok = np.isfinite(tt) & np.isfinite(vv)
+            order = np.argsort(tt[ok])
+            if order.size:
+                trace_site = np.interp(t_out, tt[ok][order], vv[ok][order], left=0.0, right=0.0)
+                nrs_trace = trace_site if nrs_trace is None else np.maximum(nrs_trace, trace_site)
+
+    levels.append("assumed" if not levels else _weakest(levels))
+    scalars = {
+        "peak_mvc_pct": float(max(peaks_pct, default=0.0)),
+        "mean_mvc_pct": float(np.mean(mvc_mean)) if mvc_mean else 0.0,
+        "effective_contractions": int(effective),
+        "fti_ns": float(fti_total),
+        "fatigue_decline_pct": float(np.max(decline)) if decline else 0.0,
+        "peak_discomfort_nrs": float(nrs_peak),
+        "mean_discomfort_nrs": float(nrs_mean),
+        "total_charge_mc": float(train.total_charge_c() * 1e3),
+        "motor_recruitment_fraction": float(max((np.max(v, initial=0.0)
+                                                 for v in per_pulse_recr.values()), default=0.0)),
+    }
+    return Prediction(program=program, patient=patient, session=session, t_s=t_out,
+                      channel_ids=tuple(train.channel_ids), force_n=force, mvc_pct=mvc,
+                      total_force_n=force.sum(axis=0), discomfort_nrs=nrs_trace,
+                      capacity=capacity, scalars=scalars, safety=report,
+                      evidence=_weakest(levels), notes=notes)
+
+
+def evaluate_batch(programs: Sequence, patients, **kwargs) -> list[Prediction]:
+    """:func:`evaluate` for many programs (one patient for all, or one per program)."""
+    if not isinstance(patients, (list, tuple)):
+        patients = [patients] * len(programs)
+    if len(patients) != len(programs):
+        raise PatientError("one patient per program, or one for all", path="patients",
+                           value=len(patients), allowed=f"1 or {len(programs)}")
+    return [evaluate(p, q, **kwargs) for p, q in zip(programs, patients)]

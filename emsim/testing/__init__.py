@@ -1,0 +1,7 @@
+"""Helpers for testing code that uses emsim (shipped with the package, like ``optuna.testing``).
+
+Modules
+-------
+clock
+    :class:`~emsim.testing.clock.ManualClock`, a clock that moves only when told to.
+"""

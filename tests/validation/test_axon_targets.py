@@ -1,0 +1,123 @@
+"""Fibre-level validation targets, checked on the shipped Brian2 threshold table.
+
+Targets and sources are those of shared/reference/nerve_recruitment_discomfort.md §1 and §6
+(S1–S6). Each test states its tolerance. The motor chronaxie and the sensory/motor ratio are
+*fitted* (models/fibres/fibre_classes.json: ``internode_load_ratio``, ``e_internode_mv``), so S1
+is a calibration check; the C-fibre chronaxie, the S2 ratios' shape, the biphasic penalty, the
+kHz trends and the recovery cycle are predictions of the models.
+"""
+
+import numpy as np
+import pytest
+
+from emsim.physiology.fibre_tables import load_table, weiss_fit
+
+pytestmark = pytest.mark.validation
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table()
+
+
+def mid(t, name, grid):
+    """Values at the class's middle tabulated diameter."""
+    return grid[name][t.diameters_m[name].size // 2]
+
+
+def at_pw(t, values, pw_us):
+    return values[list(np.round(t.pulse_width_s * 1e6, 6)).index(pw_us)]
+
+
+def chronaxie(t, name):
+    return weiss_fit(t.pulse_width_s, mid(t, name, t.mono))[1]
+
+
+def test_s1_sensory_to_motor_chronaxie_ratio(table):
+    """S1 (Mogyoros et al. 1996, Brain 119:439): τSD motor 459 ± 126 µs, sensory 665 ± 182 µs;
+    ratio ≈ 1.45, tolerance 1.2–1.8 (reference §6). Motor chronaxie within ±1 SD."""
+    motor, sensory = chronaxie(table, "motor"), chronaxie(table, "abeta")
+    assert 333e-6 <= motor <= 585e-6
+    assert 1.2 <= sensory / motor <= 1.8
+
+
+def test_s2_motor_strength_duration_ratios(table):
+    """S2 (computed from S1 with the Weiss law): I(200 µs)/I(1000 µs) = 2.26, range 1.9–2.7;
+    I(50 µs)/I(300 µs) = 4.0, range 3.45–4.4 (τSD ± 1 SD)."""
+    e = mid(table, "motor", table.mono)
+    assert 1.9 <= at_pw(table, e, 200) / at_pw(table, e, 1000) <= 2.7
+    assert 3.45 <= at_pw(table, e, 50) / at_pw(table, e, 300) <= 4.4
+
+
+def test_c_fibre_chronaxie_is_classical(table):
+    """Schneider et al. 2023 (J Pain) quote the 'classical' C-fibre chronaxie with rectangular
+    pulses as ~2 ms; tolerance 1–4 ms. Prediction of the HH cable (not fitted)."""
+    assert 1e-3 <= chronaxie(table, "c") <= 4e-3
+
+
+@pytest.mark.xfail(strict=True, reason="Guillen 2025's sensory MRG (double cable, 3-D forearm FEM) gives "
+                   "232 us for Adelta; emsim's node-only Adelta inherits the sensory resting potential fitted "
+                   "to Mogyoros (Abeta) and gives ~670 us")
+def test_s3_adelta_chronaxie_guillen(table):
+    """S3 (Guillen et al. 2025, Front Pain Res 6:1526277): Aδ MRG chronaxie 232 µs; ±40 %."""
+    assert 140e-6 <= chronaxie(table, "adelta") <= 325e-6
+
+
+def test_long_chronaxie_fibres_gain_most_from_wide_pulses(table):
+    """D3 (reference §6, computed from the Weiss law): the C/motor threshold ratio falls as the
+    pulse widens (4.0 at 50 µs → 2.1 at 1000 µs with c_C = 2 ms); here: it must fall by ≥ 1.5×."""
+    c = mid(table, "c", table.mono) / mid(table, "motor", table.mono)
+    assert at_pw(table, c, 50) / at_pw(table, c, 1000) >= 1.5
+
+
+def test_biphasic_penalty_and_interphase_gap(table):
+    """§1.1 (van den Honert & Mortimer 1979 [unverified recollection in the reference]): an
+    immediately reversed phase raises the threshold at short widths; a 50–100 µs gap removes most
+    of that penalty; at 1 ms the penalty is small. Tolerances: penalty at 50 µs > 1.2×, more than
+    half of it gone at a 100 µs gap, < 1.1× at 1000 µs. All myelinated classes."""
+    gaps = list(np.round(table.gaps_s * 1e6, 6))
+    for name in ("motor", "abeta", "adelta"):
+        mono, sym = mid(table, name, table.mono), mid(table, name, table.sym)
+        pen0 = at_pw(table, sym[gaps.index(0)], 50) / at_pw(table, mono, 50)
+        pen100 = at_pw(table, sym[gaps.index(100)], 50) / at_pw(table, mono, 50)
+        assert pen0 > 1.2, name
+        assert pen100 - 1 < 0.5 * (pen0 - 1), name
+        assert at_pw(table, sym[gaps.index(0)], 1000) / at_pw(table, mono, 1000) < 1.1, name
+
+
+def test_khz_threshold_rises_with_carrier_frequency(table):
+    """§1.1 first-order model (I_th ∝ √(1+(2πfτ)²)) and Ward & Robertson 1998 (thresholds rise
+    at high carrier frequencies): at every burst duration the sine-amplitude threshold rises
+    monotonically with carrier frequency, by ≥ 1.5× from 2.5 to 10 kHz."""
+    f = list(table.carrier_hz)
+    for name in table.classes:
+        k = mid(table, name, table.khz)
+        assert np.all(np.diff(k, axis=0) > 0), name
+        assert np.all(k[f.index(10000)] / k[f.index(2500)] >= 1.5), name
+
+
+@pytest.mark.xfail(strict=True, reason="the node-cable models fire on the first carrier cycles or not at all: "
+                   "kHz-burst thresholds barely fall with burst duration, so Ward 2007's utilization times are "
+                   "not reproduced (no slow temporal summation of the carrier)")
+def test_s5_utilization_time(table):
+    """S5 (Ward & Lucas-Toumbourou 2007): thresholds fall with burst duration up to ≈ 7 ms
+    (sensory) and > 10 ms (motor). Tolerance: at 2.5 kHz, the 10 ms threshold is ≥ 20 % below the
+    1 ms one for Aβ and motor."""
+    f, b = list(table.carrier_hz), list(np.round(table.burst_s * 1e3, 6))
+    for name in ("abeta", "motor"):
+        k = mid(table, name, table.khz)[f.index(2500)]
+        assert k[b.index(10)] <= 0.8 * k[b.index(1)], name
+
+
+def test_recovery_cycle(table):
+    """Recovery cycle of myelinated axons (MRG 2002 was built to reproduce it: refractory then
+    supernormal period). Tolerances: at 0.5 ms the test threshold is ≥ 2× single (or no second
+    AP at all); by 3 ms it is within 10 % of single; some interval of 2–10 ms is supernormal
+    (ratio < 1). Motor and Aβ."""
+    iv = list(np.round(table.pair_interval_s * 1e3, 6))
+    for name in ("motor", "abeta"):
+        r = table.pair_ratio[name]
+        assert r[iv.index(0.5)] >= 2.0, name
+        assert r[iv.index(3)] <= 1.1, name
+        late = [r[iv.index(t)] for t in iv if 2 <= t <= 10]
+        assert min(late) < 1.0, name

@@ -1,0 +1,304 @@
+"""Discomfort model: calibration points and the published comparisons it does (or does not) reproduce.
+
+Sources: ``shared/reference/nerve_recruitment_discomfort.md`` §1.2, §4.1–4.5, §6 D1–D3, S6, and the
+abstracts cited per test. The model (emsim.physiology.discomfort) is a synthesis (§4.5), so the tests
+fall in two groups:
+
+* **Calibration points** (fitted; ``models/discomfort/discomfort.json`` → ``calibration``): they
+  must hold to the stated tolerance, but reproducing them is not evidence.
+* **Reproduced comparisons** (not fitted): directions or ratios from published studies, with the
+  model set up as stated in each test. Where the model fails a published result the test is a
+  strict xfail with the reason.
+
+Motor recruitment is not part of this module; "equal contraction" comparisons use a stand-in that
+is stated in each test: the peak field along the fibres per ampere at the motor target (from
+emsim.physiology.field) times the Weiss factor of human motor axons (τSD = 459 µs, Mogyoros 1996),
+i.e. equal ``E·I/(1 + c_motor/PW)``. When emsim.physiology.recruitment exists these comparisons
+should be rerun through it.
+"""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from emsim.physiology.discomfort import (
+    AfferentDrive, DiscomfortParameters, Person, cutaneous_activation, predict,
+)
+from emsim.physiology.field import Electrode, Electrodes, Gel, Layers, solve
+
+pytestmark = pytest.mark.validation
+
+P = DiscomfortParameters.load()
+C_MOTOR = 459e-6  # Mogyoros 1996, human median motor axons
+X = np.linspace(-0.15, 0.15, 601)
+
+_sol = {}
+
+
+def solution(layers, el, gel=None):
+    key = (layers, el, gel)
+    if key not in _sol:
+        _sol[key] = solve(layers, el, gel=gel)
+    return _sol[key]
+
+
+def steady_nrs(sc, el, current, pw, f=50.0, dur=1.0, person=None):
+    """NRS at the end of a steady train (cutaneous drive only)."""
+    current = np.atleast_1d(np.asarray(current, dtype=float))
+    fr = cutaneous_activation(sc, current, pw, person=person)
+    t = np.arange(0.0, dur, 1.0 / f)
+    aff = {k: np.repeat(v[:, :, None], t.size, axis=2) for k, v in fr.items()}
+    d = predict(AfferentDrive(times_s=np.broadcast_to(t, (current.size, t.size)), afferent=aff,
+                              electrode_area_m2=[[e.area_m2 for e in el.electrodes]]))
+    return d.nrs[:, -1], fr
+
+
+def motor_field(sol, layers, depth, y=0.0):
+    """Peak field along the fibres (V/m per A) at ``depth`` into muscle, ``y`` across the fibres."""
+    return float(np.abs(sol.electric_field(X, y, layers.top_of("muscle") + depth)[..., 0]).max())
+
+
+# ----------------------------------------------------------------------------- calibration points
+
+LUMBAR = Layers.for_site("lumbar_erector_spinae")
+REF_EL = Electrodes.pair("rectangle", length_m=0.05, width_m=0.05, spacing_m=0.04)
+CURRENTS = np.geomspace(0.5e-3, 0.3, 400)
+
+
+@pytest.fixture(scope="module")
+def reference_curve():
+    sc = solution(LUMBAR, REF_EL).skin_current_density()
+    nrs, fr = steady_nrs(sc, REF_EL, CURRENTS, 250e-6)
+    abeta = fr["abeta"].mean(-1)
+    sens = math.exp(np.interp(0.05, abeta, np.log(CURRENTS)))
+    return sc, nrs, fr, sens
+
+
+def crossing(nrs, level):
+    return math.exp(np.interp(level, nrs, np.log(CURRENTS)))
+
+
+def test_calibration_thresholds(reference_curve):
+    """Calibration (assumed anchor, models/discomfort/discomfort.json): 5 x 5 cm pair, lumbar,
+    250 µs, 50 Hz: sensation threshold (5 % Aβ) 8 mA, NRS 3 at 3.5 x, NRS 8 at 7 x. Tolerance 3 %."""
+    _, nrs, _, sens = reference_curve
+    assert sens == pytest.approx(0.008, rel=0.03)
+    assert crossing(nrs, 3.0) / sens == pytest.approx(3.5, rel=0.03)
+    assert crossing(nrs, 8.0) / sens == pytest.approx(7.0, rel=0.03)
+
+
+def test_calibration_unpleasantness_exponent(reference_curve):
+    """Calibration (D2; "Scales of unpleasantness of electrical stimulation", abstract): exponent
+    1.81 for 50 Hz at 2–10 x sensation threshold. Log-log slope of NRS vs current, tolerance ±0.1."""
+    _, nrs, _, sens = reference_curve
+    m = (CURRENTS >= 2 * sens) & (CURRENTS <= 10 * sens)
+    slope = np.polyfit(np.log(CURRENTS[m]), np.log(nrs[m]), 1)[0]
+    assert slope == pytest.approx(1.81, abs=0.1)
+
+
+# ----------------------------------------------------------------------------- reproduced comparisons
+
+def test_steep_exponent_over_a_wide_range_from_threshold(reference_curve):
+    """D2 / §4.2 (Stevens: electric shock exponent 3.5; "a steep exponent (≈2–3.5) fits a wide range
+    of intensities"): slope of NRS vs current from 1.2 to 4 x sensation threshold within [2, 3.5].
+    Not fitted."""
+    _, nrs, _, sens = reference_curve
+    m = (CURRENTS >= 1.2 * sens) & (CURRENTS <= 4 * sens)
+    slope = np.polyfit(np.log(CURRENTS[m]), np.log(nrs[m]), 1)[0]
+    assert 2.0 <= slope <= 3.5
+
+
+def test_ordering_sensory_pain_tolerance_at_every_pulse_width():
+    """S4 (Alon 1983; 2025 preprint): sensory < pain thresholds at every pulse width 50–1000 µs,
+    and the sensation threshold falls with pulse width (Weiss law). Not fitted (only 250 µs was)."""
+    sc = solution(LUMBAR, REF_EL).skin_current_density()
+    sens_prev = math.inf
+    for pw in (50e-6, 100e-6, 200e-6, 500e-6, 1000e-6):
+        nrs, fr = steady_nrs(sc, REF_EL, CURRENTS, pw)
+        sens = math.exp(np.interp(0.05, fr["abeta"].mean(-1), np.log(CURRENTS)))
+        pain = crossing(nrs, 3.0)
+        assert sens < pain < crossing(nrs, 8.0)
+        assert sens < sens_prev
+        sens_prev = sens
+
+
+@pytest.mark.parametrize("level", [1.0, 2.0, 4.0])
+def test_equal_sensation_follows_i2t(level):
+    """§4.1 (J-STAGE jsmbe1963 15(5):315, triceps): for pulse widths below 1 ms and inter-pulse
+    intervals of 50–100 ms, equal sensation when I²·T is constant, i.e. I ∝ T^−0.5. Model:
+    equal-NRS contours (NRS 1, 2, 4) for 15 Hz trains, 50–1000 µs, reference pair; log-log
+    slope of current against pulse width −0.5 ± 0.1 (±0.1 ≈ ±25 % in current over the 20-fold
+    width range; the source states the law without an interval). Not fitted."""
+    sc = solution(LUMBAR, REF_EL).skin_current_density()
+    pws = np.array([50e-6, 100e-6, 200e-6, 400e-6, 700e-6, 1000e-6])
+    cur = []
+    for pw in pws:
+        nrs, _ = steady_nrs(sc, REF_EL, CURRENTS, pw, f=15.0, dur=2.0)
+        cur.append(math.exp(np.interp(level, nrs, np.log(CURRENTS))))
+    assert np.polyfit(np.log(pws), np.log(cur), 1)[0] == pytest.approx(-0.5, abs=0.1)
+
+
+def test_d3_c_to_motor_threshold_ratio_falls_with_pulse_width():
+    """D3 [computed] (Weiss law, equal rheobases): C/motor threshold ratio 4.0 at 50 µs → 2.1 at
+    1000 µs with c_C = 2 ms and c_motor = 0.459 ms. Tolerance 2 %."""
+    c = P.classes["c"].chronaxie_s
+    assert P.classes["c"].rheobase_j_a_per_m2 == pytest.approx(P.classes["adelta"].rheobase_j_a_per_m2)
+    ratio = lambda pw: (1 + c / pw) / (1 + C_MOTOR / pw)  # noqa: E731
+    assert ratio(50e-6) == pytest.approx(4.0, abs=0.05)
+    assert ratio(1000e-6) == pytest.approx(2.1, abs=0.05)
+
+
+def test_s6_one_ms_rectangles_barely_engage_c_fibres_at_motor_level():
+    """S6 (Schneider 2023): rectangular 1 ms pulses barely engage C fibres at motor-level currents.
+    Motor level: the reference pair at the current giving the motor drive of 30 mA at 250 µs
+    (stand-in, see module docstring). C fraction < 1 %, Aβ well above."""
+    sc = solution(LUMBAR, REF_EL).skin_current_density()
+    current = 0.030 * (1 + C_MOTOR / 1e-3) / (1 + C_MOTOR / 250e-6)
+    fr = cutaneous_activation(sc, current, 1e-3)
+    assert fr["c"].max() < 0.01
+    assert fr["abeta"].min() > 0.3
+
+
+def test_electrode_size_at_visible_contraction():
+    """BMC Sports Sci Med Rehabil 2022;14:11: 5 x 5 and 5 x 9 cm electrodes were more comfortable
+    than 2 x 2 cm and needed less current density for a visible contraction. Model: lumbar layers,
+    pairs 4 cm apart along the fibres, equal motor drive 10 mm into muscle (stand-in), 250 µs 50 Hz."""
+    ref_drive = motor_field(solution(LUMBAR, REF_EL, Gel.uniform()), LUMBAR, 0.01) * 0.030
+    res = {}
+    for length, width in ((0.02, 0.02), (0.05, 0.05), (0.09, 0.05)):
+        el = Electrodes.pair("rectangle", length_m=length, width_m=width, spacing_m=0.04)
+        sol = solution(LUMBAR, el)
+        current = ref_drive / motor_field(sol, LUMBAR, 0.01)
+        nrs, _ = steady_nrs(sol.skin_current_density(), el, current, 250e-6)
+        res[(length, width)] = (nrs[0], current / el.electrodes[0].area_m2)
+    small, square, long_ = res[(0.02, 0.02)], res[(0.05, 0.05)], res[(0.09, 0.05)]
+    assert small[0] > square[0] and small[0] > long_[0]
+    assert small[1] > square[1] > long_[1]
+
+
+def test_placement_relative_to_motor_point_can_outweigh_size():
+    """Lyons et al. 2004 (Med Eng Phys 26:873; 19.63 vs 38.48 cm²): placement dominated size — the
+    smaller electrodes in the best placement were the most comfortable. Model: circles of those
+    areas 3 cm apart along the fibres on lumbar layers; motor target 10 mm into muscle on the pair's
+    axis (well placed) or 4 cm across the fibres from it (poorly placed); equal motor drive."""
+    small = Electrodes.pair("circle", diameter_m=2 * math.sqrt(19.63e-4 / math.pi), spacing_m=0.03)
+    large = Electrodes.pair("circle", diameter_m=2 * math.sqrt(38.48e-4 / math.pi), spacing_m=0.03)
+    target = 15.0  # V/m at the target (≈ 20–25 mA well placed): same contraction for every arrangement
+
+    def nrs(el, y):
+        sol = solution(LUMBAR, el)
+        current = target / motor_field(sol, LUMBAR, 0.01, y)
+        return steady_nrs(sol.skin_current_density(), el, current, 250e-6)[0][0]
+
+    assert nrs(large, 0.0) < nrs(small, 0.0)  # same placement: larger is gentler
+    assert nrs(small, 0.0) < nrs(large, 0.04)  # good placement of the small beats poor of the large
+
+
+def test_sex_difference_in_pain_at_motor_threshold():
+    """Maffiuletti et al. 2008 (Ann Neurol 63:507; quadriceps): VAS pain at motor threshold +112 %
+    in women (p < 0.01), at supramotor (10 % MVC) +36 % (n.s.). The female threshold scale (0.57) was
+    fitted to the sensory-threshold difference only. Model set-up [assumed]: quadriceps layers
+    (average build), 5 x 9 cm pair 4 cm apart, 250 µs 50 Hz, equal currents for both sexes at motor
+    threshold 17 mA and at 10 % force 35 mA (Hmed 2018 quadriceps recruitment, R1). Checks: women
+    higher at motor threshold (ratio > 1.5) and a smaller relative difference at supramotor."""
+    lay = Layers.for_site("quadriceps")
+    el = Electrodes.pair("rectangle", length_m=0.09, width_m=0.05, spacing_m=0.04)
+    sc = solution(lay, el).skin_current_density()
+    female = Person.from_patient(SimpleNamespace(sex="female"))
+    male_nrs, _ = steady_nrs(sc, el, [0.017, 0.035], 250e-6)
+    female_nrs, _ = steady_nrs(sc, el, [0.017, 0.035], 250e-6, person=female)
+    ratio = female_nrs / male_nrs
+    assert ratio[0] > 1.5
+    assert ratio[1] < ratio[0]
+
+
+def test_resistive_interface_lowers_predicted_pain():
+    """G3 (Panescu, Webster & Stratbucker 1994: less potential pain with high-resistivity
+    electrolytes, from more uniform current density): at equal current every low-resistivity
+    interface (metal, saline sponge, gel without the skin barrier) gives a higher NRS than the
+    default hydrogel-on-skin, which gives at least the NRS of a still more resistive layer.
+    5 x 5 cm pair, lumbar, 30 mA (about the motor-level current), 250 µs. (Near tolerance, 40 mA,
+    the model's interfaces converge: most Aδ under the whole electrode are then active.)"""
+    def nrs(gel):
+        sc = solution(LUMBAR, REF_EL, gel).skin_current_density()
+        return steady_nrs(sc, REF_EL, 0.03, 250e-6)[0][0]
+
+    default = nrs(Gel.load("hydrogel"))
+    for low in (Gel.metal(), Gel.load("saline_sponge"), Gel.load("hydrogel_gel_only")):
+        assert nrs(low) > default + 0.5
+    assert default >= nrs(Gel(3000.0, 0.001, "resistive"))
+
+
+def test_pulse_width_effect_changes_sign_with_electrode_area_and_depth():
+    """§1.2 / §4.4 / D3: published comparisons disagree on whether wider pulses hurt more at equal
+    torque (e.g. Gracanin & Trnkoczy 1975, Arch Phys Med Rehabil 56:243 [verified: abstract; author
+    names unverified]: 0.3 ms less painful than 1.0 ms at equal ankle torque); the model must let
+    area, depth and pulse width decide. Equal motor drive (stand-in), 300 vs 1000 µs, lumbar layers:
+    a small (2 x 2 cm) pair over a deep target (15 mm into muscle) — C fibres engaged — hurts more
+    with 1 ms (as Gracanin); a 5 x 5 cm pair over a 15 mm target — Aδ-dominated — hurts less with
+    1 ms."""
+    ref_drive = motor_field(solution(LUMBAR, REF_EL, Gel.uniform()), LUMBAR, 0.01) * 0.030 / (1 + C_MOTOR / 250e-6)
+
+    def delta(side, depth):
+        el = Electrodes.pair("rectangle", length_m=side, width_m=side, spacing_m=0.04)
+        sol = solution(LUMBAR, el)
+        e = motor_field(sol, LUMBAR, depth)
+        n = [steady_nrs(sol.skin_current_density(), el, ref_drive * (1 + C_MOTOR / pw) / e, pw)[0][0]
+             for pw in (300e-6, 1000e-6)]
+        return n[1] - n[0]
+
+    assert delta(0.02, 0.015) > 0.1
+    assert delta(0.05, 0.015) < -0.1
+
+
+@pytest.mark.xfail(strict=True, reason="The model has no adaptation or accommodation: its exponent does not "
+                                       "fall with stimulus duration (it integrates over ~0.1 s only).")
+def test_magnitude_exponent_falls_with_duration(reference_curve):
+    """D2 (Bar-Ilan, "Electrocutaneous psychophysical input–output functions and temporal integration",
+    abstract): magnitude-estimation exponent 1.4 → 0.93 as duration rises from 100 ms to 6.4 s.
+    Check: exponent over 2–10 x threshold for a 6.4 s train at least 20 % below a 100 ms train's."""
+    sc, _, _, sens = reference_curve
+    cur = np.geomspace(2 * sens, 10 * sens, 30)
+    slopes = []
+    for dur in (0.1, 6.4):
+        nrs, _ = steady_nrs(sc, REF_EL, cur, 250e-6, dur=dur)
+        slopes.append(np.polyfit(np.log(cur), np.log(nrs), 1)[0])
+    assert slopes[1] < 0.8 * slopes[0]
+
+
+@pytest.mark.xfail(strict=True, reason="With a first-order (RC) membrane per class and the class chronaxies "
+                                       "(Aδ 0.23 ms shorter than motor 0.46 ms), discomfort at equal "
+                                       "contraction rises monotonically with carrier frequency; the 2.5–5 kHz "
+                                       "minimum needs Na-channel kinetics (Brian2 kHz tables from "
+                                       "emsim.physiology.axon), not available to this module yet.")
+def test_d1_khz_carrier_least_discomfort_near_4khz():
+    """D1 (Ward, Robertson & Ioannou 2004; Modesto 2022): least discomfort at 2.5–5 kHz carriers at
+    matched contraction. First-order threshold model of reference §1.1: I_th ∝ √(1 + (2πfτ)²),
+    τ = chronaxie/ln 2, for motor axons and each cutaneous class; 5 x 5 cm lumbar pair; current set
+    for equal motor drive at each carrier; 50 Hz bursts."""
+    sc = solution(LUMBAR, REF_EL).skin_current_density()
+    freqs = np.array([1e3, 2.5e3, 4e3, 5e3, 10e3, 20e3])
+    nrs = []
+    for f in freqs:
+        gain = lambda c: math.sqrt(1 + (2 * math.pi * f * c / math.log(2)) ** 2)  # noqa: E731
+        current = 0.030 * gain(C_MOTOR)
+        mult = {k: gain(cl.chronaxie_s) for k, cl in P.classes.items()}
+        fr = cutaneous_activation(sc, current, 1.0, threshold_multiplier=mult)
+        t = np.arange(0.0, 1.0, 1 / 50)
+        aff = {k: np.repeat(v[None, :, None], t.size, axis=2) for k, v in fr.items()}
+        nrs.append(predict(AfferentDrive(times_s=t[None], afferent=aff,
+                                         electrode_area_m2=[[e.area_m2 for e in REF_EL.electrodes]])).nrs[0, -1])
+    best = freqs[int(np.argmin(nrs))]
+    assert 2.5e3 <= best <= 5e3
+
+
+def test_single_electrode_set_with_unequal_sizes_puts_discomfort_under_the_small_one():
+    """§4.3 / BMC 2022 mechanism: with a small and a large electrode in one channel the cutaneous
+    drive concentrates under the small one (higher current density)."""
+    el = Electrodes((Electrode("rectangle", -0.04, 0.0, length_m=0.03, width_m=0.03, weight=1.0),
+                     Electrode("rectangle", 0.045, 0.0, length_m=0.09, width_m=0.05, weight=-1.0)))
+    sc = solution(LUMBAR, el).skin_current_density()
+    fr = cutaneous_activation(sc, 0.03, 250e-6)
+    assert fr["adelta"][0] > 5 * fr["adelta"][1]
