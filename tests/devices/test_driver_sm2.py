@@ -16,17 +16,15 @@ import pytest
 from emsim.devices import AuditLog, EventKind, StimulatorState
 from emsim.devices.audit import read_events
 from emsim.devices.emulator import ScienceMode2Emulator
-from emsim.devices.emulator.scenarios import example_patient, on_windows, short_paraspinal_program
+from emsim.devices.emulator.scenarios import (
+    TEST_ACK_TIMEOUT_S, example_patient, on_windows, short_paraspinal_program,
+)
 from emsim.devices.sciencemode import sm2
 from emsim.devices.sciencemode.driver_sm2 import ScienceMode2Stimulator
 from emsim.errors import DeviceError, SafetyViolation
 from emsim.program import from_dict
 
 SPEED = 2.0
-# The emulator is a Python thread on a shared 2-core machine: a 300 ms acknowledgement timeout
-# (the protocol's is 100 ms) keeps CPU starvation from looking like a lost acknowledgement.
-# The fail-safe tests exercise lost acknowledgements explicitly.
-ACK_TIMEOUT_S = 0.3
 
 
 @pytest.fixture
@@ -41,7 +39,7 @@ def patient():
 
 
 def run_driver(emu, **kw):
-    drv = ScienceMode2Stimulator(emu.port, speed=SPEED, ack_timeout_s=ACK_TIMEOUT_S, **kw)
+    drv = ScienceMode2Stimulator(emu.port, speed=SPEED, ack_timeout_s=TEST_ACK_TIMEOUT_S, **kw)
     events = []
     drv.add_listener(lambda e: events.append(e) if e.kind != EventKind.PROGRESS else None)
     return drv, events

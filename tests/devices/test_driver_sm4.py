@@ -15,17 +15,15 @@ import pytest
 from emsim.devices import AuditLog, EventKind, StimulatorState
 from emsim.devices.audit import read_events
 from emsim.devices.emulator import ScienceMode4Emulator
-from emsim.devices.emulator.scenarios import example_patient, on_windows, short_paraspinal_program
+from emsim.devices.emulator.scenarios import (
+    TEST_ACK_TIMEOUT_S, example_patient, on_windows, short_paraspinal_program,
+)
 from emsim.devices.sciencemode import sm4
 from emsim.devices.sciencemode.driver_sm4 import ScienceMode4Stimulator
 from emsim.errors import DeviceError
 from emsim.program import from_dict
 
 SPEED = 2.0
-# The emulator is a Python thread on a shared 2-core machine: a 300 ms acknowledgement timeout
-# (the protocol's is 100 ms) keeps CPU starvation from looking like a lost acknowledgement.
-# The fail-safe tests exercise lost acknowledgements explicitly.
-ACK_TIMEOUT_S = 0.3
 
 
 @pytest.fixture
@@ -46,7 +44,7 @@ def rx_messages(emu, cls):
 
 def test_whole_program_against_the_emulator(emu, patient, tmp_path):
     program = short_paraspinal_program(warm_up_s=2, main_s=8, cool_down_s=2, on_s=2, off_s=2, ramp_s=0.5)
-    drv = ScienceMode4Stimulator(emu.port, speed=SPEED, ack_timeout_s=ACK_TIMEOUT_S,
+    drv = ScienceMode4Stimulator(emu.port, speed=SPEED, ack_timeout_s=TEST_ACK_TIMEOUT_S,
                                  audit=AuditLog(tmp_path / "log.sqlite"))
     events = []
     drv.add_listener(events.append)
@@ -83,7 +81,7 @@ def test_whole_program_against_the_emulator(emu, patient, tmp_path):
 
 def test_heartbeat_polls_within_the_keep_alive(emu, patient):
     program = short_paraspinal_program(warm_up_s=4, main_s=2, cool_down_s=2, on_s=1, off_s=1, ramp_s=0.5)
-    drv = ScienceMode4Stimulator(emu.port, speed=1.0, ack_timeout_s=ACK_TIMEOUT_S)
+    drv = ScienceMode4Stimulator(emu.port, speed=1.0, ack_timeout_s=TEST_ACK_TIMEOUT_S)
     with drv:
         drv.load(program, patient)
         drv.start()

@@ -21,7 +21,7 @@ import pytest
 from emsim.devices import AuditLog, EventKind, StimulatorState
 from emsim.devices.audit import read_events, read_sessions
 from emsim.devices.emulator import ScienceMode2Emulator, ScienceMode4Emulator
-from emsim.devices.emulator.scenarios import example_patient, short_paraspinal_program
+from emsim.devices.emulator.scenarios import TEST_ACK_TIMEOUT_S, example_patient, short_paraspinal_program
 from emsim.devices.sciencemode import sm2, sm4
 from emsim.devices.sciencemode.driver_sm2 import ScienceMode2Stimulator
 from emsim.devices.sciencemode.driver_sm4 import ScienceMode4Stimulator
@@ -29,10 +29,6 @@ from emsim.errors import DeviceError, SafetyViolation
 from emsim.program import from_dict
 
 SLACK = 0.15
-# The emulator is a Python thread on a shared 2-core machine: a 300 ms acknowledgement timeout
-# (the protocol's is 100 ms) keeps CPU starvation from looking like a lost acknowledgement.
-# Where a test is about lost acknowledgements, the timeout only sets how soon it is noticed.
-ACK_TIMEOUT_S = 0.3
 
 DEVICES = {
     "sm2": (ScienceMode2Emulator, ScienceMode2Stimulator, 1.2, sm2),
@@ -46,7 +42,7 @@ def setup(request, tmp_path):
     emu = emu_cls(latency_ms=2.0).start()
     log = tmp_path / "audit.sqlite"
     audit = AuditLog(log)
-    drv = drv_cls(emu.port, audit=audit, ack_timeout_s=ACK_TIMEOUT_S)
+    drv = drv_cls(emu.port, audit=audit, ack_timeout_s=TEST_ACK_TIMEOUT_S)
     events: list = []
     drv.add_listener(lambda e: events.append(e) if e.kind != EventKind.PROGRESS else None)
     ns = type("Setup", (), dict(name=request.param, emu=emu, drv=drv, events=events, log=log,
@@ -97,13 +93,13 @@ def rx_types_after(emu, t0):
 KILLED_HOST = r"""
 import sys, time
 from emsim.devices import AuditLog
-from emsim.devices.emulator.scenarios import example_patient, short_paraspinal_program
+from emsim.devices.emulator.scenarios import TEST_ACK_TIMEOUT_S, example_patient, short_paraspinal_program
 name, port, log = sys.argv[1:4]
 if name == "sm2":
     from emsim.devices.sciencemode.driver_sm2 import ScienceMode2Stimulator as Driver
 else:
     from emsim.devices.sciencemode.driver_sm4 import ScienceMode4Stimulator as Driver
-drv = Driver(port, audit=AuditLog(log), ack_timeout_s=0.3)
+drv = Driver(port, audit=AuditLog(log), ack_timeout_s=TEST_ACK_TIMEOUT_S)
 drv.connect()
 drv.load(short_paraspinal_program(warm_up_s=60, main_s=8, cool_down_s=4), example_patient())
 drv.start()
@@ -285,7 +281,7 @@ def test_emergency_stop_resends_once_then_leaves_the_watchdog_as_backstop(tmp_pa
     """§5.1: stop at once, resend once after ~100 ms without an ack, stop the heartbeat, close."""
     with ScienceMode2Emulator(latency_ms=2.0) as emu:
         drv = ScienceMode2Stimulator(emu.port, audit=AuditLog(tmp_path / "a.sqlite"),
-                                     ack_timeout_s=ACK_TIMEOUT_S)
+                                     ack_timeout_s=TEST_ACK_TIMEOUT_S)
         s = type("S", (), dict(emu=emu, drv=drv))
         running(s, warm_up_s=6, ramp_s=0.3)
         time.sleep(0.5)                                    # plateau: only unacknowledged Watchdogs

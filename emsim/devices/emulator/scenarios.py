@@ -13,7 +13,13 @@ import time
 
 from emsim._data import models_dir
 
-__all__ = ["short_paraspinal_program", "example_patient", "on_windows", "RawClient"]
+__all__ = ["short_paraspinal_program", "example_patient", "on_windows", "RawClient", "TEST_ACK_TIMEOUT_S"]
+
+# Acknowledgement timeout for drivers talking to an emulator in tests. The emulator is a Python
+# thread on a shared machine, so a 300 ms timeout (the RehaStim's MaxResponseTime is 100 ms)
+# keeps CPU starvation from looking like a lost acknowledgement; the tests of lost
+# acknowledgements inject the loss, so the value only sets how soon it is noticed.
+TEST_ACK_TIMEOUT_S = 0.3
 
 
 def short_paraspinal_program(warm_up_s: float = 4.0, main_s: float = 16.0, cool_down_s: float = 4.0,

@@ -266,6 +266,7 @@ class FramedDriver(Stimulator):
         self._prepared = False
         # measurements (read by tests and benchmarks/bench_devices.py)
         self.ack_latencies_s: list[float] = []
+        self.ack_log: list[tuple[str, float]] = []  # (command, seconds to its acknowledgement)
         self.heartbeat_times: list[float] = []
         self.stray_replies = 0
 
@@ -388,7 +389,9 @@ class FramedDriver(Stimulator):
                 if not got:
                     raise AcknowledgementError(f"no acknowledgement for {what} (packet {pn}) within "
                                                f"{timeout * 1e3:.0f} ms", path="device", value=what)
-                self.ack_latencies_s.append(time.monotonic() - p.t_sent)
+                latency = time.monotonic() - p.t_sent
+                self.ack_latencies_s.append(latency)
+                self.ack_log.append((type(message).__name__, latency))
                 if self._is_busy(p.reply) and attempt < 2:
                     # the device says it did not execute the command: sending it again is safe
                     time.sleep(0.02)
