@@ -4,7 +4,7 @@ For each fibre count N (motor terminals, one 100 µs monophasic pulse, 21 nodes 
 the network build (cold = first build in this process, which includes any Cython compilation
 not yet in the on-disk cache), one simulation run (one bisection step) and a full threshold
 search, plus the full tabulation time recorded in ``models/fibres/thresholds.json``.
-Run: ``python benchmarks/bench_axon.py [--counts 10,50,200] [--repeats 3]``; results are appended
+Run: ``python benchmarks/bench_axon.py [--counts 10,50,200] [--repeats 3] [--cold]``; results are appended
 to ``benchmarks/results/axon.jsonl``.
 """
 
@@ -24,9 +24,15 @@ from emsim.physiology.fibre_tables import load_table
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--counts", default="10,50,200,800")
+    ap.add_argument("--counts", default="10,50,200")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cold", action="store_true", help="use an empty Cython cache (measures compilation)")
     args = ap.parse_args(argv)
+    if args.cold:
+        import tempfile
+
+        import brian2
+        brian2.prefs.codegen.runtime.cython.cache_dir = tempfile.mkdtemp(prefix="emsim-bench-cython-")
     counts = [int(c) for c in args.counts.split(",")]
     dt = axon.DT["mrg_node"]
     waves = axon._wave_matrix([axon.waveform_samples(axon.monophasic(100), dt)], dt)
@@ -52,6 +58,7 @@ def main(argv=None) -> int:
                         "run_us_per_row_step": 1e6 * statistics.median(runs) / (n * 21 * net.duration_s / dt)}
     meta = load_table().meta
     publish("axon", {"benchmark": "Brian2 fibre networks (motor, 21 nodes, dt 1 us, cython)", **machine(),
+                     "cython_cache": "empty (cold)" if args.cold else "warm",
                      "first_build_s_incl_compile_if_cold": first_build, "by_fibre_count": rows,
                      "tabulation_s_per_class": meta.get("timing_s"),
                      "tabulation_total_s": sum(meta.get("timing_s", {}).values())})

@@ -61,6 +61,8 @@ class Prediction:
         Discomfort (NRS 0–10) on the same time axis (the worst site at each time).
     capacity : numpy.ndarray
         Remaining force capacity of each channel's region at the end (1 = rested).
+    channel_peak_mvc_pct : numpy.ndarray
+        Largest contraction peak of each channel, % of the region's maximum evoked force.
     scalars : dict
         The outcomes (keys :data:`SCALAR_KEYS`).
     safety : emsim.safety.report.SafetyReport
@@ -79,6 +81,7 @@ class Prediction:
     total_force_n: np.ndarray
     discomfort_nrs: np.ndarray | None
     capacity: np.ndarray
+    channel_peak_mvc_pct: np.ndarray
     scalars: dict
     safety: Any
     evidence: str
@@ -96,7 +99,7 @@ class Prediction:
         out["program"] = self.program.name
         out["patient"] = getattr(self.patient, "id", None)
         out["session"] = self.session
-        out["channels"] = {cid: {"peak_mvc_pct": float(np.max(self.mvc_pct[i], initial=0.0)),
+        out["channels"] = {cid: {"peak_mvc_pct": float(self.channel_peak_mvc_pct[i]),
                                  "end_capacity": float(self.capacity[i])}
                            for i, cid in enumerate(self.channel_ids)}
         out["notes"] = list(self.notes)
@@ -133,6 +136,36 @@ def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[
         frac = rec.motor_fraction[rows][:, pools].mean(axis=1) if pools else np.zeros(int(rows.sum()))
         out[c] = np.clip(frac, 0.0, 1.0)
     return out
+
+
+def _electrode_areas(channel) -> list[float]:
+    """Electrode areas of a program channel, m²."""
+    return [e.area_cm2 * 1e-4 for e in channel.electrodes]
+
+
+def _main_window(train: PulseTrain, channel: int) -> tuple[float, float]:
+    """Session-time window of the channel's main phase(s); the whole session if none is marked."""
+    phases = train.program.phases
+    blocks = [b for b in train.blocks if b.channel == channel and phases[b.phase].kind == "main"]
+    if not blocks:
+        return -np.inf, np.inf
+    return min(b.start_s for b in blocks), max(b.end_s for b in blocks)
+
+
+def _force_fraction_per_pulse(t_p: np.ndarray, contractions) -> np.ndarray:
+    """Each pulse gets the peak force fraction of the contraction it belongs to (0 if unknown).
+
+    An upper bound during ramps; the discomfort model uses it for the contraction term.
+    """
+    if contractions is None:
+        return np.zeros(t_p.size)
+    starts, frac = contractions
+    ok = np.isfinite(starts) & np.isfinite(frac)
+    starts, frac = starts[ok], frac[ok]
+    if starts.size == 0:
+        return np.zeros(t_p.size)
+    k = np.clip(np.searchsorted(starts, t_p, side="right") - 1, 0, starts.size - 1)
+    return np.clip(frac[k], 0.0, None)
 
 
 def evaluate(program, patient=None, *, device: str | None = None, session: int = 1,
@@ -191,6 +224,8 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     capacity = np.ones(n_ch)
     peaks_pct, fti_total, decline, mvc_mean = [], 0.0, [], []
     effective = 0
+    force_by_channel: dict[int, tuple] = {}
+    channel_peak = np.zeros(n_ch)
     for muscle_name in dict.fromkeys(_muscle_name(ch.site) for ch in program.channels):
         idx = [c for c, ch in enumerate(program.channels) if _muscle_name(ch.site) == muscle_name]
         m = load_muscle(muscle_name)
@@ -216,12 +251,19 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
         force[idx] = res.force_n
         capacity[idx] = res.capacity
         pk = res.peak_force_n / m.max_force * 100.0
+        for j, c in enumerate(idx):
+            force_by_channel[c] = (res.contraction_start_s[j], pk[j] / 100.0)
+            channel_peak[c] = float(np.nanmax(pk[j], initial=0.0))
         peaks_pct.append(np.nanmax(pk, initial=0.0))
         effective += int(np.sum(pk > EFFECTIVE_MVC_PCT))
         fti_total += float(np.nansum(res.fti_total_ns))
-        for j in range(len(idx)):
-            row = pk[j][np.isfinite(pk[j])]
-            if row.size >= 2 and row[0] > 0:
+        for j, c in enumerate(idx):
+            starts = res.contraction_start_s[j]
+            lo, hi = _main_window(train, c)
+            sel = np.isfinite(pk[j]) & (starts >= lo) & (starts < hi)
+            row = pk[j][sel]
+            # fatigue: last contraction of the main phase against the strongest one before it
+            if row.size >= 2 and row.max() > 0:
                 decline.append(100.0 * (1.0 - row[-1] / row.max()))
             if row.size:
                 mvc_mean.append(float(np.mean(row)))
@@ -230,25 +272,37 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     max_force = np.array([load_muscle(_muscle_name(ch.site)).max_force for ch in program.channels])
     mvc = force / max_force[:, None] * 100.0
 
-    # discomfort: the afferent drive of each site, with the contraction it evokes
+    # Discomfort: cutaneous activation from each channel's skin current density (the
+    # discomfort model's own calibration, models/discomfort/discomfort.json), with the
+    # contraction each pulse belongs to.
+    person = dsc.Person.from_patient(patient)
     nrs_peak, nrs_mean = 0.0, 0.0
     nrs_trace = None
     for rec in discomfort_rows:
-        try:
-            pred = dsc.predict(rec, person=dsc.Person.from_patient(patient))
-        except Exception as exc:  # noqa: BLE001 - a missing discomfort input is reported, not fatal
-            notes.append(f"discomfort not predicted at {rec.site}: {exc}")
-            continue
-        nrs_peak = max(nrs_peak, float(np.nanmax(pred.peak)))
-        nrs_mean = max(nrs_mean, float(np.nanmax(pred.mean)))
-        if trace and t_out.size:
-            tt = pred.times_s.ravel()
-            vv = pred.nrs.ravel()
-            ok = np.isfinite(tt) & np.isfinite(vv)
-            order = np.argsort(tt[ok])
-            if order.size:
-                trace_site = np.interp(t_out, tt[ok][order], vv[ok][order], left=0.0, right=0.0)
-                nrs_trace = trace_site if nrs_trace is None else np.maximum(nrs_trace, trace_site)
+        chans = [c for c, ch in enumerate(program.channels) if ch.site == rec.site]
+        for k, c in enumerate(chans):
+            sl = train.channel_slice(c)
+            t_p = train.t_s[sl]
+            if t_p.size == 0:
+                continue
+            contact = rec.fields[k].skin_current_density()
+            key = np.round(np.stack([train.amplitude_a[sl], train.width_s[sl]]), 9)
+            uniq, inverse = np.unique(key, axis=1, return_inverse=True)
+            act = dsc.cutaneous_activation(contact, uniq[0], uniq[1], person=person)
+            afferent = {name: v[inverse.ravel()].T[None] for name, v in act.items()}
+            area = np.array([_electrode_areas(program.channels[c])])
+            force_frac = _force_fraction_per_pulse(t_p, force_by_channel.get(c))
+            drive = dsc.AfferentDrive(times_s=t_p[None], afferent=afferent, electrode_area_m2=area,
+                                      force_fraction=force_frac[None])
+            pred = dsc.predict(drive, person=person)
+            nrs_peak = max(nrs_peak, float(np.nanmax(pred.peak)))
+            nrs_mean = max(nrs_mean, float(np.nanmax(pred.mean)))
+            if trace and t_out.size:
+                vv = pred.nrs[0]
+                ok = np.isfinite(vv)
+                site_trace = np.interp(t_out, t_p[ok], vv[ok], left=0.0, right=0.0) if ok.any() \
+                    else np.zeros(t_out.size)
+                nrs_trace = site_trace if nrs_trace is None else np.maximum(nrs_trace, site_trace)
 
     levels.append("assumed" if not levels else _weakest(levels))
     scalars = {
@@ -266,7 +320,7 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     return Prediction(program=program, patient=patient, session=session, t_s=t_out,
                       channel_ids=tuple(train.channel_ids), force_n=force, mvc_pct=mvc,
                       total_force_n=force.sum(axis=0), discomfort_nrs=nrs_trace,
-                      capacity=capacity, scalars=scalars, safety=report,
+                      capacity=capacity, channel_peak_mvc_pct=channel_peak, scalars=scalars, safety=report,
                       evidence=_weakest(levels), notes=notes)
 
 

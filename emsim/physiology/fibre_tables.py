@@ -52,6 +52,7 @@ class FibreClass:
     diameter_max_m: float
     terminal_axis: str        # "x" (along the muscle fibres) or "z" (towards the surface)
     e_internode_v: float = float("nan")   # resting potential the lumped internodal load holds (MRG)
+    threshold_scale: float = 1.0          # fast-path calibration of absolute thresholds (recruitment)
     depth_min_m: float = float("nan")
     depth_max_m: float = float("nan")
     density_per_m2: float = float("nan")
@@ -81,6 +82,7 @@ def fibre_classes() -> dict[str, FibreClass]:
             diameter_min_m=d["min"] * 1e-6, diameter_max_m=d["max"] * 1e-6,
             terminal_axis=c["terminal_axis"]["value"],
             e_internode_v=c.get("e_internode_mv", {}).get("value", float("nan")) * 1e-3,
+            threshold_scale=float(c.get("threshold_scale", {}).get("value", 1.0)),
             depth_min_m=depth.get("min", float("nan")) * 1e-3, depth_max_m=depth.get("max", float("nan")) * 1e-3,
             density_per_m2=c.get("density_per_cm2", {}).get("value", float("nan")) * 1e4)
     return out

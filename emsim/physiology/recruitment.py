@@ -10,7 +10,8 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   around the motor point. A unit's drive is the field along the fibres averaged over its
   terminal's internode, ``|φ(p) − φ(p + Δx·x̂)|/Δx`` (V/m per A; reference §2.6: terminal
   branches are excited by E·Δx), taken at its most strongly driven terminal. Its threshold is
-  ``I_th = E_th(d, waveform)/drive`` with ``E_th`` the tabulated uniform-field threshold. The
+  ``I_th = k·E_th(d, waveform)/drive`` with ``E_th`` the tabulated uniform-field threshold and
+  ``k`` the class's fitted calibration (motor: Hmed 2018's quadriceps onset; reference §2.6). The
   order of recruitment therefore follows distance to the electrodes, not unit size
   (non-selective, spatially fixed NMES recruitment: Gregory & Bickel 2005; Bickel 2011);
   diameter enters only through ``E_th ∝ ~1/d``.
@@ -415,7 +416,8 @@ def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=N
 # ------------------------------------------------------------------------ thresholds
 
 def _thresholds(table, name, wave, diameter_m, drive):
-    """Threshold current (A), shape (S, N): tabulated E_th at each fibre's diameter / drive."""
+    """Threshold current (A), shape (S, N): tabulated E_th at each fibre's diameter / drive,
+    times the class's calibration ``threshold_scale`` (models/fibres/fibre_classes.json)."""
     e_grid = np.log(table.waveform_factor(name, wave))             # (S, n_d)
     j, w = table.diameter_weights(name, diameter_m)
     if e_grid.shape[1] == 1:
@@ -423,7 +425,7 @@ def _thresholds(table, name, wave, diameter_m, drive):
     else:
         log_e = e_grid[:, j] * (1.0 - w) + e_grid[:, j + 1] * w
     with np.errstate(divide="ignore"):
-        return np.exp(log_e) / drive[None, :]
+        return fibre_classes()[name].threshold_scale * np.exp(log_e) / drive[None, :]
 
 
 def _follow_weights(levels_count, above, first):
@@ -614,8 +616,9 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
                                   lambda dt, name=name: table.recovery_ratio(name, dt))
         aff_frac[name], aff_thr[name], aff_el[name] = frac[inverse], thr_c, owner
 
-    notes = ["thresholds: Brian2 node-cable tables (models/fibres/thresholds.json); absolute currents depend "
-             "on the layered field and on assumed terminal positions (models/fibres/motor_pools.json)"]
+    notes = ["thresholds: Brian2 node-cable tables (models/fibres/thresholds.json); motor thresholds scaled by a "
+             "factor fitted to one point of Hmed 2018 (quadriceps); absolute currents also depend on the layered "
+             "field and on assumed terminal positions (models/fibres/motor_pools.json)"]
     return Recruitment(site=site, channel_ids=tuple(c.id for c in channels), muscles=tuple(pool_names),
                        unit_muscle=unit_muscle, unit_diameter_m=unit_d, unit_position_m=unit_pos, unit_field_v_per_m=unit_e,
                        unit_threshold_a=thr, stimulus=stim,

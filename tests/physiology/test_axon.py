@@ -44,7 +44,7 @@ def test_unstable_time_step_is_refused():
     from emsim.physiology import _axon_brian as engine
     b = axon._batch("motor", np.array([5e-6]), [0])
     with pytest.raises(ValueError, match="unstable"):
-        engine.build(b.model, b.rows, b.gext, b.gax, b.rest, np.zeros((10, 1)), dt_s=20e-6, duration_s=1e-4)
+        engine.build(b.model, b.rows, b.gext, b.gax, b.rest, np.zeros((10, 1)), dt_s=200e-6, duration_s=1e-3)
 
 
 def test_unknown_class_is_a_typed_error():
@@ -131,13 +131,16 @@ def test_regenerated_small_table_matches_the_shipped_one(tmp_path):
     small = fibre_tables.load_table(tmp_path / "small")
     full = fibre_tables.load_table()
     g = axon.GRID_SMALL
-    ipw = [list(full.pulse_width_s * 1e6).index(p) for p in g["pulse_width_us"]]
-    igap = [list(full.gaps_s * 1e6).index(p) for p in g["gap_us"]]
-    irat = [list(full.ratios).index(r) for r in g["ratios"]]
-    ifr = [list(full.carrier_hz).index(f) for f in g["carrier_hz"]]
-    ibu = [list(full.burst_s * 1e3).index(b) for b in g["burst_ms"]]
-    ipi = [list(np.round(full.pair_interval_s * 1e3, 6)).index(i) for i in g["pair_interval_ms"]]
-    ifo = [list(full.follow_rate_hz).index(r) for r in g["follow_rate_hz"]]
+    def at(grid, values):
+        return [list(np.round(grid, 6)).index(round(float(v), 6)) for v in values]
+
+    ipw = at(full.pulse_width_s * 1e6, g["pulse_width_us"])
+    igap = at(full.gaps_s * 1e6, g["gap_us"])
+    irat = at(full.ratios, g["ratios"])
+    ifr = at(full.carrier_hz, g["carrier_hz"])
+    ibu = at(full.burst_s * 1e3, g["burst_ms"])
+    ipi = at(full.pair_interval_s * 1e3, g["pair_interval_ms"])
+    ifo = at(full.follow_rate_hz, g["follow_rate_hz"])
     for c in g["classes"]:
         mid = full.diameters_m[c].size // 2
         assert small.diameters_m[c][0] == pytest.approx(full.diameters_m[c][mid], rel=1e-12)
@@ -147,3 +150,14 @@ def test_regenerated_small_table_matches_the_shipped_one(tmp_path):
         np.testing.assert_allclose(small.khz[c][0], full.khz[c][mid][np.ix_(ifr, ibu)], rtol=0.03)
         np.testing.assert_allclose(small.pair_ratio[c], full.pair_ratio[c][ipi], rtol=0.05)
         np.testing.assert_array_equal(small.follow_fraction[c], full.follow_fraction[c][ifo])
+
+
+@pytest.mark.needs_compiler
+@pytest.mark.slow
+def test_strong_khz_bursts_give_an_onset_response_then_block():
+    """kHz conduction block: a 20 ms, 10 kHz burst near threshold makes the motor terminal fire
+    repetitively; at 12× threshold only the onset (and offset) responses pass the middle node."""
+    pytest.importorskip("brian2")
+    m, counts = axon.khz_block("motor", 4.58e-6, carrier_hz=10000, burst_ms=20, multiples=(1.5, 12))
+    assert counts[0] >= 3
+    assert counts[1] <= 2
