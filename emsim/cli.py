@@ -203,6 +203,52 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK if pred.safety.ok else EXIT_INVALID
 
 
+def cmd_calibrate(args) -> int:
+    from emsim.body import load_patient
+    from emsim.body.calibration import calibrate
+    from emsim.errors import PatientError
+
+    try:
+        try:
+            patient = load_patient(args.patient)
+        except PatientError as exc:
+            exc.unreadable = exc.unreadable or exc.path == str(args.patient)
+            raise
+        channels = []
+        if args.program:
+            from emsim.program import load
+
+            channels = [(ch.site, ch.side, ch) for ch in load(args.program).channels]
+        else:
+            channels = [(s, d, None) for s, d in dict.fromkeys((t.site, t.side) for t in patient.thresholds)]
+        if not channels:
+            print(f"emsim: error: {args.patient}: no thresholds measured; nothing to calibrate "
+                  f"(add thresholds: sensory_threshold, motor_threshold, tolerance)", file=sys.stderr)
+            return EXIT_INVALID
+        results = [calibrate(patient, site, side, channel=ch) for site, side, ch in channels]
+    except EmsimError as exc:
+        _print_problems(exc)
+        return _exit_code(exc)
+    if args.json:
+        print(json.dumps({"patient": patient.id, "calibrations": [c.to_dict() for c in results]},
+                         indent=2, default=float))
+        return EXIT_OK
+    print(DISCLAIMER)
+    for c in results:
+        print(f"{c.site} ({c.side}):" + ("" if c.calibrated else " nothing measured; population-average models"))
+        for name in ("motor_gain", "cutaneous_scale", "sensitivity"):
+            rng = getattr(c, f"{name}_range")
+            if rng:
+                print(f"  {name:<16} {getattr(c, name):6.3f}   95 % range {rng[0]:.3f}-{rng[1]:.3f}")
+        for f in c.fit:
+            model = f.get("model_ma")
+            what = (f"model before fit {model:.1f} mA" if model is not None
+                    else f"model NRS before fit {f['model_nrs_before']:.1f}")
+            print(f"  {f['kind']:<18} {f['pulse_width_us']:g} us {f['frequency_hz']:g} Hz: measured "
+                  f"{f['measured_ma']:g} mA, {what}")
+    return EXIT_OK
+
+
 def cmd_schema(args) -> int:
     from emsim.body import patient_schema
     from emsim.program import program_schema
@@ -280,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable outcomes on stdout")
     p.add_argument("--series", help="also write the time series to this .csv or .parquet file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the models' person factors to a patient's thresholds",
+                       description=f"Fit motor gain, cutaneous threshold scale and sensitivity to the "
+                                   f"thresholds measured on a patient (per site and side), with 95 % "
+                                   f"ranges. {DISCLAIMER}", epilog=EPILOG)
+    p.add_argument("patient", type=Path)
+    p.add_argument("--program", type=Path, help="use this program's electrode pairs (default 5 x 9 cm)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a document",
                        description=f"Print the JSON Schema of the program or patient format. {DISCLAIMER}",

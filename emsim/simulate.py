@@ -14,6 +14,8 @@ Research use only: emsim has no clinical clearance.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -138,6 +140,25 @@ def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_calibration(patient_json: str, channel_json: str):
+    from emsim.body.calibration import calibrate
+    from emsim.body.patient import loads_patient
+    from emsim.program.model import Channel
+
+    ch = Channel.model_validate_json(channel_json)
+    return calibrate(loads_patient(patient_json), ch.site, ch.side, channel=ch)
+
+
+def _calibration(patient, channel):
+    from emsim.body.calibration import Calibration
+    from emsim.body.patient import dumps_patient
+
+    if patient is None or not patient.thresholds_for_any(channel.site, channel.side):
+        return Calibration(site=channel.site, side=channel.side)
+    return _cached_calibration(dumps_patient(patient), channel.model_dump_json())
+
+
 def _electrode_areas(channel) -> list[float]:
     """Electrode areas of a program channel, m²."""
     return [e.area_cm2 * 1e-4 for e in channel.electrodes]
@@ -210,10 +231,20 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     n_ch = len(train.channel_ids)
     notes: list[str] = []
     levels: list[str] = []
+    # person factors fitted to the patient's own thresholds, per channel (1.0 when unmeasured)
+    cals = [_calibration(patient, ch) for ch in program.channels]
+    for ch, cal in zip(program.channels, cals):
+        if not cal.calibrated:
+            notes.append(f"{ch.id}: no thresholds measured at {ch.site} ({ch.side}); population-average "
+                         "recruitment and discomfort")
+    gain = np.ones(train.t_s.size)
+    for c, cal in enumerate(cals):
+        gain[train.channel_slice(c)] = cal.motor_gain
+    seen_by_motor = dataclasses.replace(train, amplitude_a=train.amplitude_a * gain)
     per_pulse_recr: dict[int, np.ndarray] = {}
     discomfort_rows = []
     for site in dict.fromkeys(ch.site for ch in program.channels):
-        rec = rct.recruit(train, site, patient)
+        rec = rct.recruit(seen_by_motor, site, patient)
         per_pulse_recr.update(_channel_motor_fraction(rec, train, program, site))
         discomfort_rows.append(rec)
         notes.extend(rec.notes)
@@ -275,7 +306,6 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     # Discomfort: cutaneous activation from each channel's skin current density (the
     # discomfort model's own calibration, models/discomfort/discomfort.json), with the
     # contraction each pulse belongs to.
-    person = dsc.Person.from_patient(patient)
     nrs_peak, nrs_mean = 0.0, 0.0
     nrs_trace = None
     for rec in discomfort_rows:
@@ -285,6 +315,9 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
             t_p = train.t_s[sl]
             if t_p.size == 0:
                 continue
+            cal = cals[c]
+            person = (dsc.Person(cutaneous_threshold_scale=cal.cutaneous_scale, sensitivity=cal.sensitivity)
+                      if cal.calibrated else dsc.Person.from_patient(patient))
             contact = rec.fields[k].skin_current_density()
             key = np.round(np.stack([train.amplitude_a[sl], train.width_s[sl]]), 9)
             uniq, inverse = np.unique(key, axis=1, return_inverse=True)

@@ -106,6 +106,10 @@ class Patient(Strict):
             return self.weight_kg / (self.height_cm / 100.0) ** 2
         return None
 
+    def thresholds_for_any(self, site: str, side: str) -> tuple[Threshold, ...]:
+        """Every threshold measured at ``site`` and ``side``, of any kind."""
+        return tuple(t for t in self.thresholds if t.site == site and t.side == side)
+
     def thresholds_for(self, site: str, side: str, kind: str) -> tuple[Threshold, ...]:
         return tuple(t for t in self.thresholds if t.site == site and t.side == side and t.kind == kind)
 
