@@ -24,7 +24,7 @@ import numpy as np
 from emsim.errors import PatientError
 from emsim.program.compile import PulseTrain, compile as compile_program
 
-__all__ = ["Prediction", "evaluate", "evaluate_batch", "EVIDENCE_ORDER", "SCALAR_KEYS",
+__all__ = ["Prediction", "evaluate", "evaluate_batch", "predict_train", "EVIDENCE_ORDER", "SCALAR_KEYS",
            "EFFECTIVE_MVC_PCT"]
 
 #: Weakest first: the prediction reports the weakest evidence among the parameters it used.
@@ -216,13 +216,38 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     PatientError
         A relative amplitude cannot be resolved for this patient.
     """
+    from emsim.safety import check
+
+    report = check(program, patient, device, session=session)
+    train = compile_program(program, patient, session=session)
+    return predict_train(train, patient, report=report, dt=dt, trace=trace)
+
+
+def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | None = None,
+                  trace: bool = True) -> Prediction:
+    """Predict what a compiled (or delivered) pulse train does to ``patient``.
+
+    :func:`evaluate` compiles a program and calls this; the simulated stimulator calls it on the
+    pulses it actually delivered (pauses, intensity changes and stops included).
+
+    Parameters
+    ----------
+    train : PulseTrain
+    patient : Patient, optional
+    report : SafetyReport, optional
+        Safety report to attach (default: checked again for ``train.program``).
+    dt, trace
+        As in :func:`evaluate`.
+    """
     from emsim.physiology import discomfort as dsc
     from emsim.physiology import recruitment as rct
     from emsim.physiology.muscle import load_muscle, simulate
     from emsim.safety import check
 
-    report = check(program, patient, device, session=session)
-    train = compile_program(program, patient, session=session)
+    program = train.program
+    session = train.session
+    if report is None:
+        report = check(program, patient, None, session=session)
     if np.any(~np.isfinite(train.amplitude_a)):
         raise PatientError("relative amplitude cannot be resolved: the patient has no measured "
                            "threshold for a channel's site, side and kind", path="patient.thresholds",

@@ -96,7 +96,12 @@ def _summary(stim, result, log_path) -> None:
         res = physiology()
         if res is not None and hasattr(res, "force_n"):
             text = ", ".join(f"{c} {v:.0f} N" for c, v in peak_forces(res, stim.plan.channel_ids).items())
-            print(f"predicted peak force ({model_name(res)}; limb parameters, extrapolated to this site): {text}")
+            print(f"predicted peak force ({model_name(res)}): {text}")
+            scalars = getattr(res, "scalars", None)
+            if scalars:
+                print(f"predicted peak contraction {scalars['peak_mvc_pct']:.1f} % of the region's maximum "
+                      f"evoked force, peak discomfort NRS {scalars['peak_discomfort_nrs']:.1f}, fatigue "
+                      f"{scalars['fatigue_decline_pct']:.0f} % decline")
     if log_path is not None:
         print(f"audit log: {log_path} (emsim log show {log_path})")
 

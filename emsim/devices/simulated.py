@@ -150,32 +150,25 @@ class ForceTrace:
 
 
 def default_physiology(delivered: DeliveredPulses, *, dt_s: float = 0.01) -> Any:
-    """Force with fatigue from the delivered pulses.
+    """Force, fatigue and discomfort of the delivered pulses for the loaded patient.
 
-    Uses ``emsim.physiology.muscle.simulate(train, fatigue=True)`` when that module exists;
-    otherwise the Ding 2003 force–fatigue model with the Ding 2007 pulse-width and Hmed 2018
-    amplitude terms (:func:`emsim.physiology.ding.ding_force`, quadriceps parameters
-    [Ding et al. 2003, J Appl Physiol; evidence: fitted, extrapolated to other muscles]),
-    one muscle per channel, sampled every ``dt_s``.
+    The whole prediction of :func:`emsim.simulate.predict_train` (each channel's site muscle,
+    recruitment calibrated to the patient's thresholds, discomfort), sampled every ``dt_s``;
+    a :class:`ForceTrace` of zeros when nothing was delivered.
     """
     t = np.arange(0.0, max(delivered.duration_s, dt_s) + dt_s / 2, dt_s)
     force = np.zeros((len(delivered.channel_ids), t.size))
     if delivered.n_pulses == 0:  # stopped before the first pulse: a resting muscle
         return ForceTrace(t_s=t, force_n=force, channel_ids=delivered.channel_ids, model="none (no pulses)")
-    try:
-        from emsim.physiology import muscle
-    except ImportError:  # pragma: no cover - older trees without the motor-unit pool
-        muscle = None
-    if muscle is not None and hasattr(muscle, "simulate"):
-        return muscle.simulate(delivered.as_pulse_train(), fatigue=True,
-                               t_end=max(delivered.duration_s, float(delivered.t_s.max()) + dt_s))
-    from emsim.physiology.ding import ding_force
+    return predict_delivered(delivered, patient=getattr(delivered.plan, "patient", None), dt_s=dt_s)
 
-    for c in range(len(delivered.channel_ids)):
-        tp, w, a = delivered.channel_pulses(c)
-        if tp.size:
-            force[c] = ding_force(tp, t, pulse_width=w, amplitude=a, fatigue=True).force
-    return ForceTrace(t_s=t, force_n=force, channel_ids=delivered.channel_ids, model="ding2003+ding2007+hmed2018")
+
+def predict_delivered(delivered: DeliveredPulses, patient=None, *, dt_s: float = 0.01):
+    """Whole prediction (force per channel with each site's muscle, fatigue, discomfort) of the
+    delivered pulses, through :func:`emsim.simulate.predict_train`."""
+    from emsim.simulate import predict_train
+
+    return predict_train(delivered.as_pulse_train(), patient, dt=dt_s)
 
 
 def peak_forces(result: Any, channel_ids: tuple[str, ...]) -> dict[str, float]:
@@ -189,6 +182,8 @@ def model_name(result: Any) -> str:
     name = getattr(result, "model", None)
     if isinstance(name, str):
         return name
+    if hasattr(result, "scalars") and hasattr(result, "evidence"):
+        return f"emsim.simulate: muscle pool per site, recruitment, discomfort; weakest evidence {result.evidence}"
     muscle = getattr(result, "muscle", None)
     return f"muscle pool, {getattr(muscle, 'name', '?')}" if muscle is not None else type(result).__name__
 
