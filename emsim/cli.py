@@ -355,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     from emsim.optimise import cli as optimise_cli
 
     optimise_cli.register(sub)
+
+    from emsim.study import cli as study_cli
+
+    study_cli.register(sub)
     return parser
 
 

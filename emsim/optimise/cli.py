@@ -69,10 +69,19 @@ def cmd_optimise(args) -> int:
         if args.template is not None:
             template = load(args.template)
         else:
-            template = lumbar_template(patient, sites=args.sites, duration_s=args.session_s)
+            # virtual patients have no measured thresholds: robust searches use absolute currents
+            template = lumbar_template(None if args.cohort else patient, sites=args.sites,
+                                       duration_s=args.session_s)
         space = DesignSpace.from_template(template, device=args.device, fields=args.vary)
-        problem = Problem(patient, space, objectives=args.objective, device=args.device, session=args.session,
-                          max_discomfort_nrs=args.max_discomfort, max_session_min=args.max_session_min)
+        patients = [patient]
+        if args.cohort:
+            from emsim.body import cohort
+
+            # robust mode: the patient's own file plus virtual patients of the population
+            patients += cohort(args.cohort, seed=args.seed)
+        problem = Problem(patients, space, objectives=args.objective, device=args.device, session=args.session,
+                          max_discomfort_nrs=args.max_discomfort, max_session_min=args.max_session_min,
+                          statistic=args.statistic)
         if args.storage is None:
             out.mkdir(parents=True, exist_ok=True)
         bar = _progress_bar(args.budget, args.no_progress)
@@ -160,6 +169,11 @@ def register(sub) -> None:
     p.add_argument("--device", type=_device_arg, default="rehastim2",
                    help="device profile the programs must fit (default rehastim2)")
     p.add_argument("--session", type=_session_arg, default=1, help="session number evaluated (default 1)")
+    p.add_argument("--cohort", type=_positive_int, default=0,
+                   help="robust mode: also optimise over this many virtual patients (emsim.body.cohort, "
+                        "population adults_lbp, drawn with --seed)")
+    p.add_argument("--statistic", default="mean",
+                   help="how outcomes combine over the patients: mean, worst or a percentile (e.g. 90)")
     p.add_argument("--method", choices=METHODS, default="nsga2", help="search method (default nsga2)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--batch-size", type=_positive_int, default=16,

@@ -108,3 +108,21 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     again = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 in this run" in again.stdout
     assert _counts(db) == {"COMPLETE": budget}
+
+
+@pytest.mark.slow
+def test_robust_mode_over_a_virtual_cohort(tmp_path, capsys):
+    """--cohort adds virtual patients; outcomes combine with --statistic (worst here)."""
+    out = tmp_path / "robust"
+    code = main(["optimise", "--patient", str(PATIENTS / "lbp_average.json"), "--budget", "4", "--cohort", "2",
+                 "--statistic", "worst", "--out", str(out), "--seed", "3", *FAST])
+    assert code == 0
+    exported = sorted(out.glob("pareto_*.json"))
+    assert exported
+    # absolute amplitudes: virtual patients have no measured thresholds
+    doc = json.loads(exported[0].read_text())
+    amp = doc["phases"][0]["stimulation"][0]["amplitude"]
+    assert "ma" in amp
+    assert main(["optimise", "--patient", PATIENT, "--budget", "2", "--statistic", "median",
+                 "--out", str(tmp_path / "bad"), *FAST]) != 0
+    assert "statistic" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Runner: tidy table + provenance + NetCDF, resume after a kill, Dask local cluster."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from emsim.study import load_study, run
+
+
+def test_run_writes_table_provenance_and_netcdf(tiny_dir, tmp_path):
+    res = run(load_study("tiny"), tmp_path / "out", progress=False)
+    df = pd.read_parquet(res.results)
+    assert len(df) == 12 and list(df["row"]) == list(range(12))
+    assert np.allclose(df["y"], df["x"] ** 2 + df["k"])
+    prov = json.loads(res.provenance.read_text())
+    assert prov["complete"] and prov["n_rows"] == 12 and prov["seed"] == 0 and prov["emsim_version"]
+    assert prov["units"]["y"] == "m^2"
+    ds = xr.open_dataset(res.netcdf, engine="h5netcdf")
+    assert ds["y"].shape == (6, 2) and ds["y"].attrs["units"] == "m^2"
+    assert float(ds["y"].sel(x=3, k=10)) == 19.0
+    assert not (res.folder / ".parts").exists()
+    again = run(load_study("tiny"), tmp_path / "out", progress=False)
+    assert again.batches_run == 0  # a finished run of the same spec is not repeated
+
+
+def test_provenance_hashes_the_model_files(tmp_path):
+    from emsim._data import models_dir
+    import hashlib
+
+    res = run(load_study("strength_duration", quick=True), tmp_path, progress=False)
+    prov = json.loads(res.provenance.read_text())
+    entry = next(m for m in prov["models"] if m["file"] == "fibres/fibre_classes.json")
+    assert entry["sha256"] == hashlib.sha256((models_dir() / entry["file"]).read_bytes()).hexdigest()
+    assert entry["version"]
+
+
+def test_killed_run_resumes_without_duplicates(tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(tiny_dir / "tiny.py"), "--out", str(out), "--no-report", "--no-progress"]
+    env = {**os.environ, "TINY_SLEEP_S": "0.4"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    parts = out / "tiny" / ".parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    n_done = len(list(parts.glob("part-*.parquet")))
+    assert 2 <= n_done < 6, "the kill should land mid-run"
+    assert not (out / "tiny" / "results.parquet").exists() and not (out / "tiny" / "provenance.json").exists()
+    done = subprocess.run(cmd, env={**os.environ, "TINY_SLEEP_S": "0"}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{n_done} resumed" in done.stdout
+    resumed = pd.read_parquet(out / "tiny" / "results.parquet")
+    clean = pd.read_parquet(run(load_study("tiny"), tmp_path / "clean", progress=False).results)
+    assert resumed["row"].is_unique and len(resumed) == 12
+    pd.testing.assert_frame_equal(resumed, clean)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_local_table(tiny_dir, tmp_path):
+    local = pd.read_parquet(run(load_study("tiny"), tmp_path / "local", progress=False).results)
+    res = run(load_study("tiny"), tmp_path / "dask", workers=2, progress=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(res.results), local)
+    assert json.loads(res.provenance.read_text())["executor"] == "dask:local:2"

@@ -1,0 +1,148 @@
+"""Logic tests of the workbench components, without a server or a browser."""
+
+import json
+
+import pytest
+
+pytest.importorskip("panel")
+
+from apps.design_view import MAX_PLOT_POINTS, _decimate, summary_text  # noqa: E402
+from apps.limits import channel_limits  # noqa: E402
+from apps.store import MAX_UPLOAD_BYTES, PATIENT_DIR, ChannelSettings, WorkbenchStore  # noqa: E402
+from emsim.program import loads  # noqa: E402
+from emsim.program.device_profile import device_profile  # noqa: E402
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture
+def store():
+    return WorkbenchStore(auto_predict=False)
+
+
+def test_hard_bounds_are_the_device_limits():
+    prof = device_profile("rehastim2")
+    chan = ChannelSettings.for_device("rehastim2", channel_id="X", amplitude_ma=500.0)
+    assert chan.param["amplitude_ma"].bounds == (0.0, prof.current_ma.max)
+    assert chan.amplitude_ma == prof.current_ma.max  # clipped into the device range
+    lo, hi = chan.param["frequency_hz"].bounds
+    assert hi == pytest.approx(1000.0 / prof.period_ms.min)
+    with pytest.raises(ValueError):
+        chan.amplitude_ma = prof.current_ma.max + 1
+    # Soft bounds (the slider's first view) lie inside the hard ones.
+    for name, (s_lo, s_hi) in channel_limits("rehastim2").soft.items():
+        h_lo, h_hi = chan.param[name].bounds
+        assert h_lo <= s_lo < s_hi <= h_hi
+
+
+def test_bounds_are_per_instance():
+    a = ChannelSettings.for_device("rehastim2", channel_id="A")
+    b = ChannelSettings.for_device(None, channel_id="B")
+    assert a.param["amplitude_ma"].bounds != b.param["amplitude_ma"].bounds
+
+
+def test_device_change_rebuilds_channels_with_new_limits(store):
+    store.device = "generic"
+    store.channels[0].amplitude_ma = 140.0  # legal on the generic device, above rehastim2's maximum
+    store.device = "rehastim2"
+    assert store.channels[0].amplitude_ma == device_profile("rehastim2").current_ma.max
+    store.n_channels = 1
+    assert [c.channel_id for c in store.channels] == ["ES-L"]
+
+
+def test_program_follows_the_controls(store):
+    store.channels[0].param.update(frequency_hz=35.0, amplitude_ma=22.0)
+    store.channels[1].enabled = False
+    program = store.program(60.0)
+    (phase,) = program.phases
+    assert phase.duration_s == 60.0
+    (stim,) = phase.stimulation
+    assert (stim.channel, stim.frequency_hz, stim.amplitude.ma) == ("ES-L", 35.0, 22.0)
+    for c in store.channels:
+        c.enabled = False
+    assert store.program() is None
+
+
+def test_shipped_patient_loads_and_bad_uploads_are_refused(store):
+    assert store.load_patient_file(PATIENT_DIR / "example_measured.json")
+    assert store.patient.id and store.patient_error == ""
+    before = store.patient
+    assert not store.load_patient_bytes(b"{not json", "bad.json")
+    assert store.patient is before and store.patient_error
+    assert not store.load_patient_bytes(b" " * (MAX_UPLOAD_BYTES + 1), "big.json")
+    assert "too large" in store.patient_error and store.patient is before
+
+
+def test_blocking_contraindication_is_marked_and_blocks_export(store):
+    store.load_patient_file(PATIENT_DIR / "example_pacemaker.json")
+    found = store.contraindications()
+    assert found and found[0]["blocking"] and found[0]["id"] == "active_implant"
+    text, report = store.export()
+    assert text is None and not report.ok
+
+
+def test_calibration_uses_the_measured_thresholds(store):
+    store.load_patient_file(PATIENT_DIR / "example_measured.json")
+    rows = store.calibrations()
+    assert len(rows) == 2 and all(r["fit"] for r in rows)
+    store.load_patient_file(PATIENT_DIR / "lbp_average.json")
+    assert all(not r["fit"] and r["motor_gain"] == 1.0 for r in store.calibrations())
+
+
+def test_prediction_changes_with_amplitude(store):
+    store.load_patient_file(PATIENT_DIR / "example_measured.json")
+    store.session = 3  # past the template's shortened first sessions
+    store.channels[0].amplitude_ma = 20.0
+    low = store.predict_now()
+    store.channels[0].amplitude_ma = 40.0
+    high = store.predict_now()
+    assert high.scalars["peak_mvc_pct"] > low.scalars["peak_mvc_pct"]
+    assert high.t_s[-1] == pytest.approx(60.0, abs=1.0)
+
+
+def test_debounced_background_prediction_lands_once():
+    store = WorkbenchStore(debounce_s=0.2)
+    store.load_patient_file(PATIENT_DIR / "example_measured.json")
+    for amp in (20.0, 24.0, 28.0):  # a slider drag: only the last value is evaluated
+        store.channels[0].amplitude_ma = amp
+    assert store.wait(60)
+    assert store.updates == 1 and not store.busy
+    assert store.prediction.program.phases[0].stimulation[0].amplitude.ma == 28.0
+    assert summary_text(store).startswith("Prediction #1 (session 1):")
+    assert "Evidence: " + store.prediction.evidence in summary_text(store)
+
+
+def test_export_validates_and_carries_predicted_outcomes(store):
+    store.load_patient_file(PATIENT_DIR / "example_measured.json")
+    store.preview = "full main phase (20 min)"
+    store.channels[0].amplitude_ma = 20.0
+    store.channels[1].enabled = False
+    store.prediction = store.predict_now()
+    text, report = store.export()
+    assert report.ok and text
+    program = loads(text)  # the downloaded file parses and validates as a program
+    assert program.phases[0].duration_s == 1200.0
+    assert store.prediction.t_s[-1] < 1200.0  # session 1 runs shortened (first-session rule)
+    assert program.provenance.predicted_outcomes["peak_mvc_pct"] == pytest.approx(
+        store.prediction.scalars["peak_mvc_pct"], abs=5e-7)  # the export rounds to 6 decimals
+    assert json.loads(text)["provenance"]["created_with"] == "emsim workbench"
+
+
+def test_decimation_bounds_points():
+    import numpy as np
+
+    t = np.arange(112_501) * 0.01
+    td, yd = _decimate(t, t)
+    assert len(td) <= MAX_PLOT_POINTS and td[0] == 0 and len(td) == len(yd)
+
+
+def test_workbench_renders_to_a_bokeh_model():
+    import panel as pn
+    from bokeh.document import Document
+    from pyviz_comms import Comm
+
+    from apps.app import Workbench
+
+    wb = Workbench(store=WorkbenchStore(auto_predict=False))
+    root = pn.panel(wb).get_root(Document(), comm=Comm())
+    assert root.ref["id"]
