@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     from emsim.study import cli as study_cli
 
     study_cli.register(sub)
+
+    from emsim import workbench_cli
+
+    workbench_cli.register(sub)
     return parser
 
 

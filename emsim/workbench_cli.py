@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 def serve_kwargs(args) -> dict:
     """Keyword arguments for ``panel.serve``; raise ``SystemExit(2)`` for an unsafe address."""
-    kwargs = dict(address=args.address, port=args.port, show=args.show, title="emsim workbench")
+    kwargs = dict(address=args.address, port=args.port, show=args.show)
     if args.address not in LOCAL_ADDRESSES:
         if not args.basic_auth:
             print(f"emsim workbench: refusing to serve on {args.address} without authentication; "
@@ -65,11 +65,11 @@ def cmd_workbench(args) -> int:
     kwargs = serve_kwargs(args)
     import panel as pn
 
-    from apps.app import create_app
+    from apps.app import PAGE_TITLE, create_app
     from emsim import DISCLAIMER
 
     auth = "with basic authentication" if "basic_auth" in kwargs else "this machine only"
     print(f"emsim workbench on http://{args.address}:{args.port}/ ({auth}). {DISCLAIMER} Ctrl+C stops it.",
           file=sys.stderr)
-    pn.serve(create_app, **kwargs)
+    pn.serve(create_app, title=PAGE_TITLE, **kwargs)
     return _EXIT_OK

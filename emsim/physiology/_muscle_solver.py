@@ -19,6 +19,20 @@ How it is fast
   from the new one) and adapts m to keep the predictor–corrector difference below ``skip_tol``.
   Force traces and per-contraction outputs of the skipped cycles are interpolated linearly in
   the cycle index between evaluated ones (they share the node grid).
+* **Plateaus are compressed the same way.** After the rise (``RISE``), a contraction is cut into
+  chunks of equal pulse count (about ``CHUNK`` s); the chunks of a constant-rate or periodic
+  plateau share one node pattern, so runs of them are stepped over by the same envelope
+  following (:func:`_march`, used at both levels). The force at the start of a stepped-to chunk
+  follows the chunk's affine force map ``F ← Φ·F + Ψ`` summed exactly over the skipped chunks
+  (:func:`_carry_force`), scaled by the predicted capacity; the rise, the last chunk (with the
+  relaxation) and every chunk whose interpolation would fail the curvature test are integrated
+  in full. Inside a fresh contraction the force envelope is curved (fatigue accelerates), so
+  few chunks are skipped there; in fatigued plateaus most are.
+* **Identical rows** (the channels of a symmetric program) are integrated once.
+
+Accuracy (4 min of 85 Hz 4 s/4 s, quadriceps, vs every chunk integrated): force trace within
+0.4 % of the peak, per-contraction peaks 0.05 %, force-time integrals 0.1 %, deficits 4e-5
+relative (``tests/physiology/test_muscle_solver.py``).
 """
 
 from __future__ import annotations
@@ -31,8 +45,12 @@ from emsim.physiology.ding import _log_phi, _rk4_affine, _ScanPlan, fill_nodes
 
 #: A rest longer than this separates contractions (force and CN have decayed by then).
 GAP = 0.25
-#: Contractions longer than this are integrated in chunks of about this length.
-CHUNK = 2.0
+#: Part of a contraction integrated as one segment before the plateau chunks, s (the fast
+#: states approach the periodic steady state of the train within it).
+RISE = 0.5
+#: Plateau chunk length, s: a contraction longer than ``RISE + 2·CHUNK`` is integrated in
+#: chunks of equal pulse count, and runs of identical chunks are stepped over.
+CHUNK = 0.25
 #: Part of a rest after the last pulse that is integrated; the rest of it is exact decay.
 TAIL = 1.0
 #: Largest node step in the tail (RK4 of dF/dt = −F/τ1 needs h well below 2.7 τ1).
@@ -95,12 +113,7 @@ def segment_train(pulses: np.ndarray, t_end: float, max_step: float) -> tuple[li
     c_last = np.concatenate([breaks, [pulses.size]])
     segs: list[Segment] = []
     for ci, (i0, i1) in enumerate(zip(c_first, c_last)):
-        # chunk long contractions at pulses
-        span = pulses[i1 - 1] - pulses[i0]
-        n_chunks = max(1, int(np.ceil(span / CHUNK))) if span > 1.5 * CHUNK else 1
-        cuts = [i0] + [int(np.searchsorted(pulses, pulses[i0] + k * span / n_chunks))
-                       for k in range(1, n_chunks)] + [i1]
-        cuts = sorted(set(cuts))
+        cuts = _plateau_cuts(pulses, int(i0), int(i1))
         for j, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
             start = pulses[a]
             nxt = pulses[b] if b < pulses.size else max(t_end, pulses[-1])
@@ -120,9 +133,32 @@ def segment_train(pulses: np.ndarray, t_end: float, max_step: float) -> tuple[li
     return segs, pulses[c_first]
 
 
+def _plateau_cuts(pulses: np.ndarray, i0: int, i1: int) -> list[int]:
+    """Pulse indices where contraction ``pulses[i0:i1]`` is cut into segments.
+
+    The rise (first ``RISE`` seconds) is one segment; the rest is cut into chunks of the same
+    number of pulses (about ``CHUNK`` seconds each), so that the chunks of a constant-rate or
+    periodic plateau have identical node patterns and can be stepped over like identical
+    contractions (plateau compression); the last chunk carries the relaxation.
+    """
+    span = pulses[i1 - 1] - pulses[i0]
+    if span <= RISE + 2 * CHUNK:
+        return [i0, i1]
+    a = int(np.searchsorted(pulses, pulses[i0] + RISE, side="left", sorter=None))
+    a = min(max(a, i0 + 1), i1 - 1)
+    step = float(np.median(np.diff(pulses[a:i1])))
+    n_per = max(1, int(round(CHUNK / max(step, 1e-9))))
+    cuts = [i0] + list(range(a, i1, n_per))
+    # a short remainder joins the chunk before it
+    if len(cuts) > 2 and i1 - cuts[-1] < n_per // 2:
+        cuts.pop()
+    return cuts + [i1]
+
+
 def _nodes(rel: np.ndarray, end_rel: float, max_step: float, graded_tail: bool) -> np.ndarray:
     last = rel[-1]
-    base = np.unique(np.concatenate([rel, [0.0]]))
+    # pulse times relative to the segment start: sorted, unique, and the first one is 0
+    base = rel if rel[0] == 0.0 else np.unique(np.concatenate([rel, [0.0]]))
     if not graded_tail:
         base = np.append(base, end_rel) if end_rel > last else base
     nodes = fill_nodes(base, max_step)
@@ -170,6 +206,7 @@ class SegmentOutput:
     f_end: np.ndarray      # (B, C) cell forces at the last node
     tau1_end: np.ndarray   # (B, C) τ1 at the last node (decay of the untracked rest)
     rate: np.ndarray       # (B, C, 6) mean deficit rate over the integrated part (next guess)
+    phi: np.ndarray        # (B, C) how the start force carries to the next segment's start
 
 
 class SegmentDrive:
@@ -219,7 +256,8 @@ def evaluate(seg: Segment, drive: SegmentDrive, model: Model, cells: Cells, st: 
         a, t1, km = _params_at(model, cells, st.x[..., None])
         phi, psi, ab, bb, ae, be = _rk4_affine(h, e_prev, cn_prev, model.tau_c, afac, a, a, t1,
                                                t1, km, km, tau2)
-        f[:, :, 1:] = _ScanPlan(_log_phi(phi)).apply(psi, st.f)
+        log_phi = _log_phi(phi)
+        f[:, :, 1:] = _ScanPlan(log_phi).apply(psi, st.f)
         x_end = st.x
         t1_end = np.broadcast_to(t1[..., 0], (B, C))
         rate = np.zeros_like(st.x)
@@ -250,7 +288,8 @@ def evaluate(seg: Segment, drive: SegmentDrive, model: Model, cells: Cells, st: 
             phi, psi, ab, bb, ae, be = _rk4_affine(
                 h, e_prev, cn_prev, model.tau_c, afac, a[..., :-1], a[..., 1:], t1[..., :-1],
                 t1[..., 1:], km[..., :-1], km[..., 1:], tau2)
-            f[:, :, 1:] = _ScanPlan(_log_phi(phi)).apply(psi, st.f)
+            log_phi = _log_phi(phi)
+            f[:, :, 1:] = _ScanPlan(log_phi).apply(psi, st.f)
             ftot = f.sum(axis=1, keepdims=True)
             omega = (1.0 - model.occlusion) + model.occlusion * ftot / model.f_max
             load = phi_g * omega * f / w
@@ -291,7 +330,8 @@ def evaluate(seg: Segment, drive: SegmentDrive, model: Model, cells: Cells, st: 
     )
     out = SegmentOutput(force=ftot, dforce=slope.sum(axis=1), fti=fti, peak=ftot.max(axis=1),
                         cell_peak=f.max(axis=2), f_end=f_end,
-                        tau1_end=np.array(t1_end), rate=rate)
+                        tau1_end=np.array(t1_end), rate=rate,
+                        phi=np.exp(log_phi.sum(axis=-1) - rem / t1_end))
     return out, nxt
 
 
@@ -307,12 +347,13 @@ class GroupResult:
     segments: int            # segments in all
 
 
-def _signature(seg: Segment, afac, lam, recr) -> bytes:
+def _signature(seg: Segment, afac, lam, recr, rfac) -> bytes:
     idx = seg.pulse_index
     # node times are rounded: cycles built from ``k·period + pattern`` differ in the last bits
     parts = [np.round(seg.nodes, 9).tobytes(), np.round(np.float64(seg.period), 9).tobytes(),
              bytes([seg.gap_before]),
-             afac[:, idx].tobytes(), lam[:, idx].tobytes(), recr[:, idx].tobytes()]
+             afac[:, idx].tobytes(), lam[:, idx].tobytes(), recr[:, idx].tobytes(),
+             np.round(rfac[idx], 12).tobytes()]
     return b"".join(parts)
 
 
@@ -391,7 +432,7 @@ def _blend(a: SegmentOutput, b: SegmentOutput, th: float) -> SegmentOutput:
     return SegmentOutput(force=mix(a.force, b.force), dforce=mix(a.dforce, b.dforce), fti=mix(a.fti, b.fti),
                          peak=mix(a.peak, b.peak), cell_peak=mix(a.cell_peak, b.cell_peak),
                          f_end=mix(a.f_end, b.f_end),
-                         tau1_end=mix(a.tau1_end, b.tau1_end), rate=b.rate)
+                         tau1_end=mix(a.tau1_end, b.tau1_end), rate=b.rate, phi=mix(a.phi, b.phi))
 
 
 def _cycles(segs: list[Segment]) -> list[list[Segment]]:
@@ -404,10 +445,122 @@ def _cycles(segs: list[Segment]) -> list[list[Segment]]:
     return out
 
 
+def _force_map(outs: list, f_start: np.ndarray, f_next: np.ndarray):
+    """A unit's force map ``F_next = Φ·F_start + Ψ`` per cell, as (Φ, fixed point Ψ/(1 − Φ)).
+
+    Over one plateau chunk (a whole number of pulse periods) the force follows an affine map;
+    its fixed point is the periodic steady state of the train for the current fatigue state.
+    """
+    phi = np.prod([o.phi for o in outs], axis=0)
+    psi = f_next - phi * f_start
+    return phi, psi / np.maximum(1.0 - phi, 1e-12)
+
+
+def _carry_force(phi: np.ndarray, f: np.ndarray, f_fix: np.ndarray, m: int) -> np.ndarray:
+    """Force after ``m`` applications of ``F ← Φ·F + (1 − Φ)·F_fix`` (exact geometric sum)."""
+    pm = phi ** m
+    return pm * f + (1.0 - pm) * f_fix
+
+
+def _march(n: int, sig, period, run_unit, account, st: State, model: Model,
+           skip_tol: float | None) -> State:
+    """Integrate units 0 … n−1 (contractions, or chunks of one) in order, stepping over runs of
+    identical units (envelope following, see the module docstring); returns the final state.
+
+    ``run_unit(i, state) → (outputs, next state)`` integrates unit i; ``account(i, outputs)``
+    records them (interpolated outputs for stepped-over units).
+    """
+    i = 0
+    while i < n:
+        outs, nxt = run_unit(i, st)
+        account(i, outs)
+        # a run of identical units after this one can be stepped over
+        j = i
+        while skip_tol is not None and model.fatigue and j + 1 < n and sig(j + 1) == sig(i):
+            j += 1
+        if j == i:
+            st = nxt
+            i += 1
+            continue
+        M = np.exp(-period(i) / model.taus)
+        phi_u, f_fix = _force_map(outs, st.f, nxt.f)
+        k, x_k, outs_k = i, st.x, outs
+        u_k = _per_capacity(nxt.x - M * st.x, st.x)
+        u_prev, m_prev, pk_prev = None, 1, None
+        scale = max(float(np.max([o.peak for o in outs])), 1e-12)
+        m = 1   # the first step has no slope yet: its outputs could not be interpolated
+        while k < j:
+            m = max(1, min(m, j - k))
+            slope = (u_k - u_prev) / m_prev if u_prev is not None else np.zeros_like(u_k)
+            x_pred = _envelope(M, m, x_k, u_k, slope)
+            # force scales with capacity at fixed τ1 and Km: carry the fast force over the
+            # stepped-over units accordingly (matters for plateau chunks, not after rests)
+            f_pred = _carry_force(phi_u, nxt.f, f_fix, m - 1) \
+                * (_capacity(x_pred) / _capacity(nxt.x))[..., 0]
+            outs_m, nxt_m = run_unit(k + m, State(x_pred, f_pred, nxt.e, nxt.cn))
+            u_m = _per_capacity(nxt_m.x - M * x_pred, x_pred)
+            x_corr = _envelope(M, m, x_k, u_k, (u_m - u_k) / m)
+            err = float(np.max(np.abs(x_corr - x_pred) / (1.0 + np.abs(x_corr))))
+            # skipped units' outputs are interpolated: their curvature must be small too
+            pk_k, pk_m = _cycle_peak(outs_k), _cycle_peak(outs_m)
+            curv = None
+            if pk_prev is not None:
+                # largest gap between linear and quadratic interpolation through the last
+                # three evaluated units: the error of the interpolated peaks
+                curv = float(np.max(np.abs(((pk_m - pk_k) / m - (pk_k - pk_prev) / m_prev)
+                                           / (m + m_prev)))) / scale
+                if m > 1:
+                    err = max(err, curv * m * m / 4)
+            if err > skip_tol and m > 1:
+                m = max(1, m // 2)
+                continue
+            for q in range(1, m):
+                account(k + q, [_blend(a, b, q / m) for a, b in zip(outs_k, outs_m)])
+            account(k + m, outs_m)
+            u_prev, m_prev, pk_prev = u_k, m, pk_k
+            k, x_k, outs_k, u_k = k + m, x_corr, outs_m, u_m
+            phi_u, f_fix = _force_map(outs_m, f_pred, nxt_m.f)
+            nxt = State(M * x_corr + u_m * _capacity(x_corr), nxt_m.f, nxt_m.e, nxt_m.cn)
+            grow = 2.0 if err < 1e-12 else min(2.0, max(0.5, 0.9 * (skip_tol / err) ** (1 / 3)))
+            m = max(1, int(m * grow))
+            if curv is not None and curv > 0:
+                # a step whose interpolated outputs would fail the curvature test is not tried
+                # (inside a contraction the force envelope is curved: each failed try costs a
+                # unit's integration)
+                m = max(1, min(m, int(2.0 * np.sqrt(0.8 * skip_tol / curv))))
+        st = nxt
+        i = j + 1
+    return st
+
+
 def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray,
               model: Model, cells: Cells, t_out: np.ndarray, t_end: float, max_step: float,
               want_trace: bool, skip_tol: float | None) -> GroupResult:
-    """Simulate rows that share one pulse timing (per-row pulse factors may differ)."""
+    """Simulate rows that share one pulse timing (per-row pulse factors may differ).
+
+    Rows with identical per-pulse factors (the channels of a symmetric program, repeated
+    candidates of a batch) are integrated once and copied.
+    """
+    seen: dict[bytes, int] = {}
+    inverse = np.array([seen.setdefault(afac[r].tobytes() + lam[r].tobytes() + recr[r].tobytes(),
+                                        len(seen)) for r in range(afac.shape[0])])
+    if len(seen) == afac.shape[0]:
+        return _run_rows(pulses, afac, lam, recr, model, cells, t_out, t_end, max_step,
+                         want_trace, skip_tol)
+    first = np.unique(inverse, return_index=True)[1]
+    g = _run_rows(pulses, afac[first], lam[first], recr[first], model, cells, t_out, t_end,
+                  max_step, want_trace, skip_tol)
+    st = g.state
+    return GroupResult(force=g.force[inverse], peak=g.peak[inverse],
+                       cell_peak=g.cell_peak[inverse], fti=g.fti[inverse],
+                       contraction_start=g.contraction_start,
+                       state=State(st.x[inverse], st.f[inverse], st.e[inverse], st.cn[inverse]),
+                       evaluated=g.evaluated, segments=g.segments)
+
+
+def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray,
+              model: Model, cells: Cells, t_out: np.ndarray, t_end: float, max_step: float,
+              want_trace: bool, skip_tol: float | None) -> GroupResult:
     B = afac.shape[0]
     C, D = cells.weight.size, cells.edges.size - 1
     writer = _Writer(t_out, B, want_trace)
@@ -419,27 +572,37 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     fti = np.zeros((B, K))
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
     for s in segs:
-        s.signature = _signature(s, afac, lam, recr)
+        s.signature = _signature(s, afac, lam, recr, rfac)
     cycles = _cycles(segs)
     sigs = [b"|".join(sg.signature for sg in cyc) for cyc in cycles]
     rate: list = [None]
     evaluated = [0]
-    drives: dict[int, SegmentDrive] = {}
+    drives: dict[bytes, SegmentDrive] = {}
+
+    def run_segment(ci: int, j: int, state: State):
+        sg = cycles[ci][j]
+        key = sg.signature
+        drive = drives.get(key)
+        if drive is None:
+            drive = SegmentDrive(sg, model, cells, afac, lam, recr, rfac)
+            if len(drives) > 256:
+                drives.clear()
+            drives[key] = drive
+        out, state = evaluate(sg, drive, model, cells, state, rate[0])
+        rate[0] = out.rate
+        evaluated[0] += 1
+        return [out], state
 
     def run_cycle(ci: int, state: State):
-        outs = []
-        for j, sg in enumerate(cycles[ci]):
-            key = (sigs[ci], j)
-            drive = drives.get(key)
-            if drive is None:
-                drive = SegmentDrive(sg, model, cells, afac, lam, recr, rfac)
-                if len(drives) > 64:
-                    drives.clear()
-                drives[key] = drive
-            out, state = evaluate(sg, drive, model, cells, state, rate[0])
-            rate[0] = out.rate
-            outs.append(out)
-        evaluated[0] += len(outs)
+        # runs of identical plateau chunks inside the contraction are stepped over too
+        cyc = cycles[ci]
+        outs: list = [None] * len(cyc)
+
+        def keep(j, o):
+            outs[j] = o[0]
+
+        state = _march(len(cyc), lambda j: cyc[j].signature, lambda j: cyc[j].period,
+                       lambda j, s: run_segment(ci, j, s), keep, state, model, skip_tol)
         return outs, state
 
     def account(ci, outs):
@@ -449,53 +612,8 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             fti[:, sg.contraction] += out.fti
             writer.write(sg, out, sg.start)
 
-    i = 0
-    while i < len(cycles):
-        outs, nxt = run_cycle(i, st)
-        account(i, outs)
-        period = sum(sg.period for sg in cycles[i])
-        # a run of identical cycles after this one can be stepped over
-        j = i
-        while (skip_tol is not None and model.fatigue and j + 1 < len(cycles)
-               and sigs[j + 1] == sigs[i]):
-            j += 1
-        if j == i:
-            st = nxt
-            i += 1
-            continue
-        M = np.exp(-period / model.taus)
-        k, x_k, outs_k = i, st.x, outs
-        u_k = _per_capacity(nxt.x - M * st.x, st.x)
-        u_prev, m_prev, pk_prev = None, 1, None
-        scale = max(float(np.max([o.peak for o in outs])), 1e-12)
-        m = 1   # the first step has no slope yet: its outputs could not be interpolated
-        while k < j:
-            m = max(1, min(m, j - k))
-            slope = (u_k - u_prev) / m_prev if u_prev is not None else np.zeros_like(u_k)
-            x_pred = _envelope(M, m, x_k, u_k, slope)
-            outs_m, nxt_m = run_cycle(k + m, State(x_pred, nxt.f, nxt.e, nxt.cn))
-            u_m = _per_capacity(nxt_m.x - M * x_pred, x_pred)
-            x_corr = _envelope(M, m, x_k, u_k, (u_m - u_k) / m)
-            err = float(np.max(np.abs(x_corr - x_pred) / (1.0 + np.abs(x_corr))))
-            # skipped cycles' outputs are interpolated: their curvature must be small too
-            pk_k, pk_m = _cycle_peak(outs_k), _cycle_peak(outs_m)
-            if pk_prev is not None and m > 1:
-                # largest gap between linear and quadratic interpolation through the last
-                # three evaluated cycles: the error of the interpolated peaks
-                curv = ((pk_m - pk_k) / m - (pk_k - pk_prev) / m_prev) / (m + m_prev)
-                err = max(err, float(np.max(np.abs(curv))) * m * m / 4 / scale)
-            if err > skip_tol and m > 1:
-                m = max(1, m // 2)
-                continue
-            for q in range(1, m):
-                account(k + q, [_blend(a, b, q / m) for a, b in zip(outs_k, outs_m)])
-            account(k + m, outs_m)
-            u_prev, m_prev, pk_prev = u_k, m, pk_k
-            k, x_k, outs_k, u_k = k + m, x_corr, outs_m, u_m
-            nxt = State(M * x_corr + u_m * _capacity(x_corr), nxt_m.f, nxt_m.e, nxt_m.cn)
-            grow = 2.0 if err < 1e-12 else min(2.0, max(0.5, 0.9 * (skip_tol / err) ** (1 / 3)))
-            m = max(1, int(m * grow))
-        st = nxt
-        i = j + 1
+    st = _march(len(cycles), lambda i: sigs[i],
+                lambda i: sum(sg.period for sg in cycles[i]), run_cycle, account, st, model,
+                skip_tol)
     return GroupResult(force=writer.force, peak=peak, cell_peak=cell_peak, fti=fti, contraction_start=c_start,
                        state=st, evaluated=evaluated[0], segments=len(segs))

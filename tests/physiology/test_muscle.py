@@ -123,7 +123,9 @@ def test_recovery_over_a_long_rest_is_exact_and_cheap():
     p1 = np.arange(0, 4, 1 / 50)
     p = np.concatenate([p1, 4 * 3600 + p1])
     r = simulate(p, trace=False)
-    assert r.stats["integrated"] <= 4
+    # a 4 h rest costs no more integration than a 6 s one: it is one exact exponential step
+    short_rest = simulate(np.concatenate([p1, 10.0 + p1]), trace=False)
+    assert r.stats["integrated"] <= short_rest.stats["integrated"]
     assert 0.9 < r.peak_force_n[0, 1] / r.peak_force_n[0, 0] <= 1.0
 
 

@@ -1,0 +1,70 @@
+"""The workbench page: disclaimer and evidence header over the Patient, Design and Export tabs.
+
+``panel serve apps/app.py`` works; ``emsim workbench`` (:mod:`apps.cli`) is the usual way.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import panel as pn
+import param
+
+from apps import DISCLAIMER
+from apps.design_view import DesignView
+from apps.export_view import ExportView
+from apps.patient_view import PatientView
+from apps.store import WorkbenchStore
+
+__all__ = ["Workbench", "create_app", "PAGE_TITLE"]
+
+#: The browser tab says it too: the disclaimer is visible before any script runs.
+PAGE_TITLE = f"emsim workbench · {DISCLAIMER}"
+
+_EVIDENCE_NOTE = {
+    "measured": "parameters measured on people",
+    "fitted": "parameters fitted to published data",
+    "extrapolated": "lumbar parameters extrapolated from limb data",
+    "assumed": "some parameters are assumed, not measured",
+}
+
+
+class Workbench(pn.viewable.Viewer):
+    """One session's workbench: a store and the views over it."""
+
+    store = param.ClassSelector(class_=WorkbenchStore)
+
+    def __init__(self, **params):
+        params.setdefault("store", WorkbenchStore())
+        super().__init__(**params)
+        self.patient_view = PatientView(store=self.store)
+        self.design_view = DesignView(store=self.store)
+        self.export_view = ExportView(store=self.store)
+
+    @param.depends("store.prediction")
+    def _evidence(self):
+        pred = self.store.prediction
+        if pred is None:
+            text = "Evidence level of the prediction: (no prediction yet)"
+        else:
+            text = f"Evidence level of the prediction: **{pred.evidence}** — {_EVIDENCE_NOTE.get(pred.evidence, '')}"
+        return pn.pane.Markdown(text, css_classes=["emsim-evidence"])
+
+    def __panel__(self):
+        header = pn.Column(
+            pn.pane.Markdown("## emsim workbench"),
+            pn.pane.Alert(DISCLAIMER, alert_type="warning", css_classes=["emsim-disclaimer"]),
+            self._evidence, sizing_mode="stretch_width")
+        tabs = pn.Tabs(("Patient & placement", self.patient_view), ("Design", self.design_view),
+                       ("Export", self.export_view), dynamic=False, sizing_mode="stretch_width")
+        return pn.Column(header, tabs, sizing_mode="stretch_width")
+
+
+def create_app():
+    """A fresh workbench for one browser session (the server calls this per session)."""
+    pn.extension(notifications=False)
+    hv.extension("bokeh", logo=False)
+    return pn.panel(Workbench(), sizing_mode="stretch_width")
+
+
+if pn.state.served:
+    create_app().servable(title=PAGE_TITLE)
