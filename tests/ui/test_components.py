@@ -146,3 +146,12 @@ def test_workbench_renders_to_a_bokeh_model():
     wb = Workbench(store=WorkbenchStore(auto_predict=False))
     root = pn.panel(wb).get_root(Document(), comm=Comm())
     assert root.ref["id"]
+
+
+def test_design_view_shows_the_safety_report(store):
+    from apps.design_view import DesignView
+
+    view = DesignView(store=store)
+    store.prediction = store.predict_now()
+    assert store.prediction is not None
+    assert "Safety report" in view._safety().object
