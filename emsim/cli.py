@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from emsim import DISCLAIMER, __version__
+from emsim._cli_args import bounded
 from emsim.errors import EmsimError
 
 __all__ = ["main"]
@@ -62,14 +63,7 @@ def _device_arg(value: str) -> str:
     return value
 
 
-def _session_arg(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"session must be a whole number >= 1 (got {value!r})") from None
-    if n < 1 or n > 10000:
-        raise argparse.ArgumentTypeError(f"session out of range (got {n}; allowed 1 to 10000)")
-    return n
+_session_arg = bounded("session", 1, 10000, integer=True)
 
 
 # --------------------------------------------------------------------------- commands

@@ -13,20 +13,13 @@ import os
 import secrets
 import sys
 
+from emsim._cli_args import bounded
+
 __all__ = ["register", "cmd_workbench", "LOCAL_ADDRESSES"]
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 _EXIT_OK, _EXIT_USAGE = 0, 2
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be an integer 0-65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
-    return value
+_port = bounded("port", 0, 65535, integer=True)
 
 
 def register(sub) -> None:

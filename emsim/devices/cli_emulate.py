@@ -11,21 +11,12 @@ import signal
 import sys
 import threading
 
+from emsim._cli_args import bounded
+
 __all__ = ["register", "cmd_emulate"]
 
 _PROTOCOLS = ("sciencemode2", "sciencemode4")
-
-
-def _latency_arg(value: str) -> float:
-    import argparse
-
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"latency must be a number of ms (got {value!r})") from None
-    if not 0 <= v <= 10000:
-        raise argparse.ArgumentTypeError(f"latency out of range (got {v:g}; allowed 0 to 10000 ms)")
-    return v
+_latency_arg = bounded("latency", 0, 10000, unit="ms")
 
 
 def cmd_emulate(args) -> int:

@@ -12,35 +12,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from emsim._cli_args import bounded
+
 __all__ = ["register"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _whole(minimum: int, what: str):
-    def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            n = None
-        if n is None or n < minimum:
-            raise argparse.ArgumentTypeError(f"{what} must be a whole number >= {minimum} (got {value!r})")
-        return n
-    return parse
-
-
-_positive_int = _whole(1, "value")
-_seed = _whole(0, "seed")
-
-
-def _nrs(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"discomfort must be a number 0-10 (got {value!r})") from None
-    if not 0.0 <= x <= 10.0:
-        raise argparse.ArgumentTypeError(f"discomfort out of range (got {x:g}; allowed 0 to 10)")
-    return x
+_positive_int = bounded("value", 1, integer=True)
+_seed = bounded("seed", 0, integer=True)
+_nrs = bounded("discomfort", 0, 10, unit="(NRS)")
 
 
 def _csv(value: str) -> list[str]:

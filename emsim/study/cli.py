@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from emsim._cli_args import bounded
 from emsim.errors import EmsimError
 from emsim.study._errors import StudyError
 
@@ -19,14 +20,7 @@ DEFAULT_OUT = Path("study_results")
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+_positive_int = bounded("value", 1, integer=True)
 
 
 def _fail(exc: EmsimError) -> int:
