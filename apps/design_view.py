@@ -31,7 +31,7 @@ def summary_text(store: WorkbenchStore) -> str:
     return (f"Prediction #{store.updates} (session {pred.session}): peak {s['peak_mvc_pct']:.1f} %MVC, mean {s['mean_mvc_pct']:.1f} %MVC, "
             f"{s['effective_contractions']} effective contractions, fatigue decline "
             f"{s['fatigue_decline_pct']:.0f} %, peak discomfort {s['peak_discomfort_nrs']:.1f}/10 NRS; {safety}. "
-            f"Evidence: {pred.evidence}.")
+            f"Evidence: {pred.evidence}. Patient: {getattr(pred.patient, 'id', None) or 'none'}.")
 
 
 def _decimate(t, y):

@@ -68,13 +68,14 @@ def test_patient_slider_prediction_and_latency(page, tmp_path):
     expect(page.get_by_text("Evidence level of the prediction")).to_be_visible()
 
     page.locator("select").first.select_option("example_measured")
-    expect(page.get_by_text("Calibration")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Calibration")).to_be_visible(timeout=90_000)  # computed on selection
     _shot(page, "patient", tmp_path)
 
     page.get_by_text("Design", exact=True).click()
     summary = page.locator(".emsim-prediction")
-    expect(summary).to_contain_text("Prediction #", timeout=60_000)
-    before = _prediction(page)
+    # the prediction for the chosen patient, and no other one still on its way
+    expect(summary).to_contain_text("Patient: example-measured", timeout=60_000)
+    before = _settled_prediction(page)
     n_before = int(before.group(1))
 
     amplitude = page.locator(".noUi-handle").nth(2)  # ES-L: frequency, pulse width, amplitude
@@ -98,6 +99,19 @@ def test_patient_slider_prediction_and_latency(page, tmp_path):
     page.get_by_text("Export", exact=True).click()
     expect(page.get_by_text("Ready to export")).to_be_visible(timeout=30_000)
     _shot(page, "export", tmp_path)
+
+
+def _settled_prediction(page, quiet_ms: int = 1500, timeout_ms: int = 60_000):
+    """The prediction once no newer one has arrived for ``quiet_ms`` (debounced updates settle)."""
+    waited, last = 0, _prediction(page)
+    while waited < timeout_ms:
+        page.wait_for_timeout(quiet_ms)
+        waited += quiet_ms
+        now = _prediction(page)
+        if now.group(0) == last.group(0):
+            return now
+        last = now
+    raise AssertionError(f"predictions kept changing for {timeout_ms} ms: {last.group(0)}")
 
 
 def _prediction(page):
