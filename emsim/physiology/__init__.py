@@ -6,5 +6,6 @@ pulse-duration and Hmed 2018 amplitude terms). All functions take and return SI 
 :mod:`emsim.physiology.axon` simulates fibre classes in Brian2 and tabulates their thresholds
 (``python -m emsim.physiology.axon tabulate``); :mod:`emsim.physiology.fibre_tables` reads the
 tables without Brian2, and :mod:`emsim.physiology.recruitment` turns field + tables into motor
-units and afferents recruited per pulse.
+units and afferents recruited per pulse. :mod:`emsim.physiology.cutaneous` is the one afferent
+model (skin current density → Aβ/Aδ/C activated) that recruitment and discomfort share.
 """

@@ -7,8 +7,9 @@ The model (a synthesis, not a published model: shared/reference/nerve_recruitmen
     NRS   = 10 · u^n / (u^n + 1)
 
 * **Cutaneous classes** c ∈ {Aβ, Aδ, C}. Per pulse, ``a_{c,e}`` is the fraction of class c
-  activated under electrode e (from :mod:`emsim.physiology.recruitment`, or from the skin
-  current-density map with :func:`cutaneous_activation`: log-normal local thresholds
+  activated under electrode e (from :mod:`emsim.physiology.recruitment`, or directly from the
+  skin current-density map with :func:`cutaneous_activation` — the same computation,
+  :mod:`emsim.physiology.cutaneous`: log-normal local thresholds
   ``J_rh,c·(1 + c_c/PW)`` — Weiss law with each class's chronaxie — over the edge-weighted
   density distribution of :meth:`emsim.physiology.field.FieldSolution.skin_current_density`).
   Electrodes add with sub-linear spatial summation ``Σ_e a_{c,e}·(area_e/area_ref)^γ``.
@@ -33,11 +34,12 @@ the electrode area (current density), and the depth of the motor target (current
 ``tests/validation/test_discomfort_targets.py`` lists the calibration points and the published
 comparisons reproduced.
 
-Calibration caveat: the class weights and the transfer were fitted with the activation of
+Calibration: the class weights and the transfer were fitted with the activation of
 :func:`cutaneous_activation` (local current-density thresholds) against the anchors listed in
-``models/discomfort/discomfort.json``. Afferent fractions from another model (e.g. the Brian2
-thresholds of :mod:`emsim.physiology.recruitment`) give meaningful NRS values only if that model
-reproduces the same anchors (sensation threshold, pain threshold and tolerance currents).
+``models/discomfort/discomfort.json``. :func:`emsim.physiology.recruitment.recruit` computes its
+afferent fractions with the same function (:mod:`emsim.physiology.cutaneous`), so a
+``Recruitment`` fed to :func:`predict` is on the calibrated scale; afferent fractions from any
+other model are meaningful only if that model reproduces the same anchors.
 
 Public API: :func:`predict` → :class:`Discomfort`; inputs :class:`AfferentDrive` (what a
 ``Recruitment`` converts to; a batch ``Recruitment`` — one pulse per candidate — is read as the
@@ -52,40 +54,20 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.special import ndtr
 
 from emsim._data import load_data
-from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
+from emsim.physiology import cutaneous as cut
+from emsim.physiology.cutaneous import AFFERENT_CLASSES, ClassParameters
+from emsim.physiology.cutaneous import read_value as _v
+from emsim.physiology.errors import PhysiologyInputError
 
 __all__ = ["AFFERENT_CLASSES", "ClassParameters", "DiscomfortParameters", "Person", "AfferentDrive",
            "Discomfort", "predict", "cutaneous_activation", "DISCOMFORT_FILE"]
 
-DISCOMFORT_FILE = "discomfort/discomfort.json"
-AFFERENT_CLASSES = ("abeta", "adelta", "c")
+DISCOMFORT_FILE = cut.CLASS_FILE
 
 
 # ============================================================================ parameters
-
-@dataclass(frozen=True)
-class ClassParameters:
-    """One cutaneous class: Weiss chronaxie, rheobase local current density, spread, weight."""
-
-    chronaxie_s: float
-    rheobase_j_a_per_m2: float
-    sigma_ln: float
-    weight: float
-
-
-def _v(d: dict, key: str, where: str) -> float:
-    try:
-        value = float(d[key]["value"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelParameterError("missing or non-numeric parameter", path=f"{where}.{key}") from exc
-    if not math.isfinite(value) or value < 0:
-        raise ModelParameterError("parameter must be finite and >= 0", path=f"{where}.{key}", value=value,
-                                  allowed=">= 0")
-    return value
-
 
 @dataclass(frozen=True)
 class DiscomfortParameters:
@@ -124,16 +106,9 @@ class DiscomfortParameters:
 @lru_cache(maxsize=8)
 def _load_parameters(relative: str) -> DiscomfortParameters:
     d = load_data(relative)
-    w = relative
-    classes = {}
-    for c in AFFERENT_CLASSES:
-        e = d["classes"].get(c)
-        if e is None:
-            raise ModelParameterError("missing afferent class", path=f"{w}:$.classes.{c}")
-        classes[c] = ClassParameters(*(_v(e, k, f"{w}:$.classes.{c}") for k in
-                                       ("chronaxie_s", "rheobase_j_a_per_m2", "sigma_ln", "weight")))
-    return DiscomfortParameters(classes=classes, **{name: _v(d[section], key, f"{w}:$.{section}")
-                                                    for name, (section, key) in _FILE_FIELDS.items()})
+    return DiscomfortParameters(classes=cut.class_parameters(relative),
+                                **{name: _v(d[section], key, f"{relative}:$.{section}")
+                                   for name, (section, key) in _FILE_FIELDS.items()})
 
 
 # DiscomfortParameters field → (section, key) in the parameter file.
@@ -345,6 +320,10 @@ def cutaneous_activation(contact, current_a, pulse_width_s, *, params: Discomfor
                          threshold_multiplier: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Fraction of each cutaneous class activated under each electrode (reference §4.5).
 
+    The one afferent model of emsim (:func:`emsim.physiology.cutaneous.activation`, which
+    :func:`emsim.physiology.recruitment.recruit` also uses) with this model's class parameters
+    and the person's cutaneous threshold scale.
+
     Parameters
     ----------
     contact : emsim.physiology.field.SkinCurrentDensity
@@ -363,42 +342,9 @@ def cutaneous_activation(contact, current_a, pulse_width_s, *, params: Discomfor
     """
     p = params or DiscomfortParameters.load()
     person = person or Person()
-    current, pw = np.broadcast_arrays(np.asarray(current_a, dtype=float), np.asarray(pulse_width_s, dtype=float))
-    if np.any(current < 0) or np.any(~np.isfinite(current)):
-        raise PhysiologyInputError("current must be finite and >= 0", path="current_a",
-                                   value=float(np.min(current)), allowed=">= 0 A")
-    if np.any(~(pw > 0)):
-        raise PhysiologyInputError("pulse width must be positive", path="pulse_width_s",
-                                   value=float(np.min(pw)), allowed="> 0 s")
-    n_e = len(contact.electrodes)
-    hists = [_log_density_histogram(*contact.samples(e)) for e in range(n_e)]
-    log_i = np.log(np.where(current > 0, current, 1e-300))[..., None]
-    out = {}
-    for name, c in p.classes.items():
-        if threshold_multiplier is not None and name in threshold_multiplier:
-            mult = np.broadcast_to(np.asarray(threshold_multiplier[name], dtype=float), current.shape)
-        else:
-            mult = 1.0 + c.chronaxie_s / pw
-        log_th = np.log(c.rheobase_j_a_per_m2 * person.cutaneous_threshold_scale * mult)[..., None]
-        frac = np.empty(current.shape + (n_e,))
-        for e, (log_j, w) in enumerate(hists):
-            z = (log_i + log_j - log_th) / c.sigma_ln  # (S..., bins)
-            frac[..., e] = np.sum(ndtr(z) * w, axis=-1)
-        out[name] = np.where(current[..., None] > 0, frac, 0.0)
-    return out
-
-
-def _log_density_histogram(density, area, bins: int = 256):
-    """Area-weighted histogram of ln(density) (bin centres, weights summing to 1)."""
-    m = density > 0
-    lj, a = np.log(density[m]), area[m]
-    lo, hi = lj.min(), lj.max()
-    if hi - lo < 1e-9:
-        return np.array([lo]), np.array([1.0])
-    edges = np.linspace(lo, hi, bins + 1)
-    w, _ = np.histogram(lj, bins=edges, weights=a)
-    keep = w > 0
-    return 0.5 * (edges[:-1] + edges[1:])[keep], w[keep] / w.sum()
+    return cut.activation(contact, current_a, pulse_width_s, classes=p.classes,
+                          threshold_scale=person.cutaneous_threshold_scale,
+                          threshold_multiplier=threshold_multiplier)
 
 
 # ============================================================================ temporal integration

@@ -15,10 +15,15 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   order of recruitment therefore follows distance to the electrodes, not unit size
   (non-selective, spatially fixed NMES recruitment: Gregory & Bickel 2005; Bickel 2011);
   diameter enters only through ``E_th ∝ ~1/d``.
-* **Cutaneous afferents** (Aβ, Aδ, C) are sampled in the skin under each electrode (plus a
-  5 mm margin) at their class's depth, terminals pointing to the surface; the same rule gives
-  their thresholds, and the fraction above threshold is reported per electrode. Edge
-  concentration of current enters through the field's contact solution.
+* **Cutaneous afferents** (Aβ, Aδ, C): the fraction of each class activated under each electrode
+  comes from :func:`emsim.physiology.cutaneous.activation` — log-normal endings under the local
+  skin current density (edge concentration and gel included), each class with its Weiss
+  strength–duration law — the same computation, parameters and calibration anchors as the
+  discomfort model (``models/discomfort/discomfort.json``: first sensation, 5 % of Aβ, at 8 mA
+  for 5 × 5 cm electrodes over the average lumbar erector spinae at 250 µs). A ``Recruitment``
+  therefore feeds :func:`emsim.physiology.discomfort.predict` on its calibrated scale. Afferents
+  are counted on every pulse (no refractoriness): the discomfort model's temporal summation
+  carries the rate.
 * **Refractoriness and following.** A unit driven at ``m = I/I_th`` by pulses ``Δt`` apart fires
   on every ``n``-th pulse, with ``n`` the smallest count for which the tabulated recovery
   ratio ``R(n·Δt) ≤ m`` (paired-pulse curves of the Brian2 models; supernormality, ``R < 1``,
@@ -27,8 +32,8 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   estimate; the first pulse of each train uses ``F(I)``.
 
 Everything is vectorised: thresholds are a (stimulus × fibre) matrix from table interpolation,
-fractions are ``searchsorted`` on sorted thresholds. Field solutions and fibre samples are cached
-per (site, side, layers, electrodes, motor-point offset, seed).
+fractions are ``searchsorted`` on sorted thresholds. Field solutions and motor-unit samples are
+cached per (site, side, layers, electrodes, motor-point offset, seed).
 
 Public API: :func:`recruit` → :class:`Recruitment`; :class:`StimulusSet` for candidate batches.
 
@@ -43,22 +48,22 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field as dc_field
 
 import numpy as np
 
 from emsim._data import load_data
+from emsim.physiology import cutaneous as cut
 from emsim.physiology import field as fld
 from emsim.physiology.errors import PhysiologyInputError
-from emsim.physiology.fibre_tables import AFFERENT_CLASSES, fibre_classes, load_table, mrg_geometry
+from emsim.physiology.fibre_tables import fibre_classes, load_table, mrg_geometry
 from emsim.program.compile import PulseTrain
 from emsim.program.model import AsymmetricBiphasic, Channel, KhzBurst, Monophasic, SymmetricBiphasic
 
 __all__ = ["Recruitment", "StimulusSet", "recruit", "waveform_parameters", "POOLS_FILE"]
 
 POOLS_FILE = "fibres/motor_pools.json"
-AFFERENT_MARGIN_M = 5e-3
-C_FIBRE_SEGMENT_M = 0.2e-3   # ~ length constant of a 1 µm C fibre: the terminal's driven length
 N_FOLLOW_TERMS = 4           # units firing on every 1st … 4th pulse; slower ones counted at 1/5
 _KIND = {"monophasic": 0, "symmetric_biphasic": 1, "asymmetric_biphasic": 2, "khz_burst": 3}
 
@@ -208,9 +213,14 @@ class Recruitment:
     electrodes : tuple of (channel_id, electrode index)
         The ``E`` electrodes of the site's channels.
     afferent_fraction : dict class -> ndarray (P, E)
-        Fraction of class ``abeta``/``adelta``/``c`` afferents excited under each electrode.
-    afferent_threshold_a : dict class -> ndarray (S, N)
-    afferent_electrode : dict class -> ndarray (N,) int
+        Fraction of class ``abeta``/``adelta``/``c`` afferents excited under each electrode
+        (:func:`emsim.physiology.cutaneous.activation`; 0 under another channel's electrodes).
+    afferent_threshold_a : dict class -> ndarray (S, E)
+        Current (A) of each stimulus at which :data:`emsim.physiology.cutaneous.SENSATION_LEVEL`
+        (5 %) of the class under each electrode is active (``inf`` under another channel's
+        electrodes): for Aβ, the first-sensation threshold of the discomfort calibration.
+    cutaneous_threshold_scale : tuple of float
+        The person's cutaneous threshold scale used for each channel.
     fields : tuple of FieldSolution
         Field per channel (per ampere): skin current density for the discomfort model.
     notes : tuple of str
@@ -235,7 +245,7 @@ class Recruitment:
     electrodes: tuple
     afferent_fraction: dict
     afferent_threshold_a: dict
-    afferent_electrode: dict
+    cutaneous_threshold_scale: tuple
     fields: tuple
     notes: tuple = dc_field(default=())
 
@@ -301,9 +311,6 @@ class _Geometry:
     unit_drive: np.ndarray         # (U,) V/m per A
     unit_position_m: np.ndarray    # (U, 3) the most strongly driven terminal of each unit
     pools: tuple
-    aff_diameter: dict
-    aff_drive: dict                # class -> (N,)
-    aff_electrode: dict            # class -> (N,) 0/1 within the channel
 
 
 _GEOM_CACHE: "OrderedDict[tuple, _Geometry]" = OrderedDict()
@@ -329,24 +336,25 @@ def _drive(sol, points, axis_vec, length):
     return np.abs(phi[:n] - phi[n:]) / length
 
 
-def _axis_vectors(axis: str, n: int, rng) -> np.ndarray:
-    """Unit vectors (n, 3) for a terminal axis: "x", "y", "z", or "xy" (random in the skin plane)."""
-    if axis == "xy":
-        a = rng.uniform(0.0, 2.0 * math.pi, n)
-        return np.stack([np.cos(a), np.sin(a), np.zeros(n)], axis=1)
-    return np.broadcast_to(np.array({"x": [1.0, 0, 0], "y": [0, 1.0, 0], "z": [0, 0, 1.0]}[axis]), (n, 3))
+_ELECTRODES_CACHE: "OrderedDict[tuple, fld.Electrodes]" = OrderedDict()
 
 
-def _terminal_length(cls, diameter_m):
-    if cls.membrane == "mrg_node":
-        return mrg_geometry(diameter_m)[2]
-    return np.full(np.shape(diameter_m), C_FIBRE_SEGMENT_M)
+def _electrodes(channel) -> "fld.Electrodes":
+    """``Electrodes.from_channel`` memoised on the fields it reads (its overlap checks cost ~1 ms)."""
+    key = (channel.spacing_cm, channel.orientation,
+           tuple((e.shape, e.width_cm, e.length_cm, e.diameter_cm) for e in channel.electrodes))
+    hit = _ELECTRODES_CACHE.get(key)
+    if hit is None:
+        hit = _ELECTRODES_CACHE[key] = fld.Electrodes.from_channel(channel)
+        while len(_ELECTRODES_CACHE) > _GEOM_CACHE_SIZE:
+            _ELECTRODES_CACHE.popitem(last=False)
+    return hit
 
 
 def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=None) -> _Geometry:
     if layers is None:
         layers = fld.Layers.for_site(site, patient=patient, side=side)
-    electrodes = fld.Electrodes.from_channel(channel)
+    electrodes = _electrodes(channel)
     key = (site, side, layers.key(), electrodes.key(), float(motor_point_offset_m), int(seed))
     if key in _GEOM_CACHE:
         _GEOM_CACHE.move_to_end(key)
@@ -379,34 +387,15 @@ def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=N
         px, py = np.clip(px, -reach, reach), np.clip(py, -reach, reach)
         d = motor.sample_diameters(n, rng)
         pts = np.stack([px.ravel(), py.ravel(), pz.ravel()], axis=1)
-        e = _drive(sol, pts, x_axis, np.repeat(_terminal_length(motor, d), k)).reshape(n, k)
+        e = _drive(sol, pts, x_axis, np.repeat(mrg_geometry(d)[2], k)).reshape(n, k)
         names.append(spec["name"])
         mus.append(np.full(n, m))
         dia.append(d)
         drive.append(e.max(axis=1))
         best = np.argmax(e, axis=1)
         pos.append(pts.reshape(n, k, 3)[np.arange(n), best])
-    skin = layers.layers[0].thickness_m
-    aff_d, aff_e, aff_drive = {}, {}, {}
-    for name in AFFERENT_CLASSES:
-        cls = fibre_classes()[name]
-        pts, owner = [], []
-        for j, el in enumerate(electrodes.electrodes):
-            hx, hy = el.half_extent()
-            hx, hy = hx + AFFERENT_MARGIN_M, hy + AFFERENT_MARGIN_M
-            n = max(8, int(round(cls.density_per_m2 * 4 * hx * hy)))
-            z = rng.uniform(cls.depth_min_m, min(cls.depth_max_m, skin), n)
-            pts.append(np.stack([el.x_m + rng.uniform(-hx, hx, n), el.y_m + rng.uniform(-hy, hy, n), z], axis=1))
-            owner.append(np.full(n, j))
-        p = np.concatenate(pts)
-        d = cls.sample_diameters(p.shape[0], rng)
-        aff_d[name], aff_e[name] = d, np.concatenate(owner)
-        aff_drive[name] = _drive(sol, p, _axis_vectors(cls.terminal_axis, p.shape[0], rng),
-                                 _terminal_length(cls, d))
     geom = _Geometry(field=sol, unit_muscle=np.concatenate(mus), unit_diameter_m=np.concatenate(dia),
-                     unit_drive=np.concatenate(drive), unit_position_m=np.concatenate(pos),
-                     pools=tuple(names), aff_diameter=aff_d,
-                     aff_drive=aff_drive, aff_electrode=aff_e)
+                     unit_drive=np.concatenate(drive), unit_position_m=np.concatenate(pos), pools=tuple(names))
     _GEOM_CACHE[key] = geom
     while len(_GEOM_CACHE) > _GEOM_CACHE_SIZE:
         _GEOM_CACHE.popitem(last=False)
@@ -501,7 +490,8 @@ def _dense_fraction(thr, row_stim, groups, n_groups, amps, intervals, recovery):
 # ------------------------------------------------------------------------ public
 
 def recruit(train_or_params, site: str, patient=None, *, side: str | None = None,
-            motor_point_offset_m: float = 0.0, seed: int = 0, table=None, layers=None) -> Recruitment:
+            motor_point_offset_m: float = 0.0, seed: int = 0, table=None, layers=None,
+            person=None, motor_gain=1.0) -> Recruitment:
     """Motor units and cutaneous afferents recruited at ``site``.
 
     Parameters
@@ -524,6 +514,14 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     layers : emsim.physiology.field.Layers, optional
         Tissue stack to use instead of ``Layers.for_site(site, patient=..., side=...)``
         (it must contain a layer named ``"muscle"``).
+    person : object with ``cutaneous_threshold_scale``, or mapping channel id → such, optional
+        Person factors of the afferent model (e.g. :class:`emsim.physiology.discomfort.Person`,
+        or one per channel from a patient calibration). Default: the patient's sex
+        (:func:`emsim.physiology.cutaneous.sex_threshold_scale`), as
+        ``discomfort.Person.from_patient``.
+    motor_gain : float or mapping channel id → float
+        Multiplies the current the motor units see (a patient calibration's ``motor_gain``);
+        the afferents see the delivered current.
 
     Returns
     -------
@@ -532,7 +530,8 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     Raises
     ------
     PhysiologyInputError
-        Unknown site, no channel of the train at the site, bad stimulus values.
+        Unknown site, no channel of the train at the site, bad stimulus values, a
+        non-positive motor gain or cutaneous threshold scale.
     """
     table = load_table() if table is None else table
     if not isinstance(motor_point_offset_m, (int, float)) or not math.isfinite(motor_point_offset_m):
@@ -547,6 +546,9 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
         raise PhysiologyInputError("expected a PulseTrain or a StimulusSet", path="train_or_params",
                                    value=type(train_or_params).__name__, allowed="PulseTrain, StimulusSet")
     channels, chan_side, stim_channel, stim_wave, stim, amp, interval, t, chan = rows
+    gains = [_per_channel(motor_gain, ch, "motor_gain") for ch in channels]
+    scales = [_per_channel(_cutaneous_scale(person, patient, ch), ch, "person.cutaneous_threshold_scale")
+              for ch in channels]
     geoms = [_geometry(site, s, ch, patient, motor_point_offset_m, seed, layers)
              for ch, s in zip(channels, chan_side)]
 
@@ -575,7 +577,7 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
             continue
         cols = np.flatnonzero(unit_owner == sides.index(chan_side[c]))
         wave = {k: v[sel] for k, v in stim_wave.items()}
-        thr[np.ix_(sel, cols)] = _thresholds(table, "motor", wave, g.unit_diameter_m, g.unit_drive)
+        thr[np.ix_(sel, cols)] = _thresholds(table, "motor", wave, g.unit_diameter_m, g.unit_drive) / gains[c]
 
     # Pulses repeat few (stimulus, amplitude, interval) combinations (plateaus, ramps, fixed
     # rates): fractions are computed once per distinct combination and spread back.
@@ -584,48 +586,109 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     iv_key = np.where(np.isfinite(interval), np.round(interval * 1e7), -1.0)
     amp_key = np.round(amp * 1e9)
     order = np.lexsort((iv_key, amp_key, stim))
-    if amp.size:
-        ks, ka, ki = stim[order], amp_key[order], iv_key[order]
-        new_group = np.empty(amp.size, bool)
-        new_group[0] = True
-        new_group[1:] = (ks[1:] != ks[:-1]) | (ka[1:] != ka[:-1]) | (ki[1:] != ki[:-1])
-        first_of = order[new_group]
-        inverse = np.empty(amp.size, int)
-        inverse[order] = np.cumsum(new_group) - 1
-    else:
-        first_of, inverse = np.zeros(0, int), np.zeros(0, int)
+    first_of, inverse = _groups(order, stim, amp_key, iv_key)
     u_stim, u_amp, u_int = stim[first_of], amp[first_of], interval[first_of]
     M = len(pool_names)
     f, a = _dense_fraction(thr, u_stim, unit_muscle, M, u_amp, u_int, lambda dt: table.recovery_ratio("motor", dt))
-    motor, motor_above = f[inverse], a[inverse]
+    motor, motor_above = np.take(f, inverse, axis=0), np.take(a, inverse, axis=0)
 
+    # Afferents have no refractoriness: one evaluation per distinct (stimulus, amplitude), found
+    # among the few distinct rows above.
     electrodes = tuple((channels[c].id, j) for c in range(len(channels)) for j in range(2))
-    aff_frac, aff_thr, aff_el = {}, {}, {}
-    for name in AFFERENT_CLASSES:
-        sizes = [g.aff_drive[name].size for g in geoms]
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        thr_c = np.full((S, int(starts[-1])), np.inf)
-        for c, g in enumerate(geoms):
-            sel = np.flatnonzero(stim_channel == c)
-            if sel.size:
-                wave = {k: v[sel] for k, v in stim_wave.items()}
-                thr_c[sel, starts[c]:starts[c + 1]] = _thresholds(table, name, wave, g.aff_diameter[name],
-                                                                  g.aff_drive[name])
-        owner = np.concatenate([g.aff_electrode[name] + 2 * c for c, g in enumerate(geoms)])
-        frac, _ = _dense_fraction(thr_c, u_stim, owner, len(electrodes), u_amp, u_int,
-                                  lambda dt, name=name: table.recovery_ratio(name, dt))
-        aff_frac[name], aff_thr[name], aff_el[name] = frac[inverse], thr_c, owner
+    u_key = amp_key[first_of]
+    sa_first, sa_of_u = _groups(np.lexsort((u_key, u_stim)), u_stim, u_key)
+    aff_frac, aff_thr = _afferents(geoms, scales, stim_channel, stim_wave["pulse_width_s"], u_stim[sa_first],
+                                   u_amp[sa_first])
+    row_sa = np.take(sa_of_u, inverse)
+    aff_frac = {k: np.take(v, row_sa, axis=0) for k, v in aff_frac.items()}
 
-    notes = ["thresholds: Brian2 node-cable tables (models/fibres/thresholds.json); motor thresholds scaled by a "
-             "factor fitted to one point of Hmed 2018 (quadriceps); absolute currents also depend on the layered "
-             "field and on assumed terminal positions (models/fibres/motor_pools.json)"]
+    notes = ["motor thresholds: Brian2 node-cable tables (models/fibres/thresholds.json) scaled by a factor fitted "
+             "with the terminal depth range to Hmed 2018's quadriceps recruitment curve (models/fibres/"
+             "motor_pools.json); lumbar absolute thresholds are extrapolated from that fit",
+             "afferents: the discomfort model's calibrated skin current-density model (emsim.physiology.cutaneous; "
+             "anchors in models/discomfort/discomfort.json, assumed)"]
     return Recruitment(site=site, channel_ids=tuple(c.id for c in channels), muscles=tuple(pool_names),
                        unit_muscle=unit_muscle, unit_diameter_m=unit_d, unit_position_m=unit_pos, unit_field_v_per_m=unit_e,
                        unit_threshold_a=thr, stimulus=stim,
                        stimulus_channel=stim_channel, amplitude_a=amp, interval_s=interval, t_s=t, channel=chan,
                        motor_fraction=motor, motor_fraction_above=motor_above, electrodes=electrodes,
-                       afferent_fraction=aff_frac, afferent_threshold_a=aff_thr, afferent_electrode=aff_el,
-                       fields=tuple(g.field for g in geoms), notes=tuple(notes))
+                       afferent_fraction=aff_frac, afferent_threshold_a=aff_thr,
+                       cutaneous_threshold_scale=tuple(scales), fields=tuple(g.field for g in geoms),
+                       notes=tuple(notes))
+
+
+def _groups(order, *keys):
+    """Rows grouped by equal ``keys``: ``(first row of each group, group of each row)``.
+
+    ``order`` sorts the rows by the keys (first key slowest) or by a superset of them with
+    these keys leading, so every group is one run of ``order``.
+    """
+    n = order.size
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    new = np.zeros(n, bool)
+    new[0] = True
+    for k in keys:
+        ks = np.take(k, order)
+        new[1:] |= ks[1:] != ks[:-1]
+    group = np.cumsum(new, dtype=np.intp)
+    group -= 1
+    inverse = np.empty(n, np.intp)
+    inverse[order] = group
+    return order[new], inverse
+
+
+def _afferents(geoms, scales, stim_channel, pulse_width_s, u_stim, u_amp):
+    """Afferent fractions per distinct row (R, E) and 5 % thresholds per stimulus (S, E), per class.
+
+    Each channel's rows use its own skin current-density map and person scale; electrodes of the
+    other channels stay at 0 (fractions) and ``inf`` (thresholds).
+    """
+    E, S = 2 * len(geoms), stim_channel.size
+    frac = {k: np.zeros((u_amp.size, E)) for k in cut.AFFERENT_CLASSES}
+    thr = {k: np.full((S, E), np.inf) for k in cut.AFFERENT_CLASSES}
+    row_channel = stim_channel[u_stim]
+    for c, g in enumerate(geoms):
+        contact = g.field.skin_current_density()
+        cols = slice(2 * c, 2 * c + 2)
+        rows = np.flatnonzero(row_channel == c)
+        if rows.size:
+            act = cut.activation(contact, u_amp[rows], pulse_width_s[u_stim[rows]], threshold_scale=scales[c])
+            for k, v in act.items():
+                frac[k][rows, cols] = v
+        sel = np.flatnonzero(stim_channel == c)
+        if sel.size:
+            for k, v in cut.threshold_current(contact, pulse_width_s[sel], threshold_scale=scales[c]).items():
+                thr[k][sel, cols] = v
+    return frac, thr
+
+
+def _cutaneous_scale(person, patient, channel):
+    """The person's cutaneous threshold scale for ``channel`` (see :func:`recruit`)."""
+    if person is None:
+        return cut.sex_threshold_scale(getattr(patient, "sex", None))
+    if isinstance(person, Mapping):
+        if channel.id not in person:
+            raise PhysiologyInputError("no person factors for this channel", path=f"person.{channel.id}",
+                                       value=None, allowed=", ".join(map(str, person)))
+        person = person[channel.id]
+    return getattr(person, "cutaneous_threshold_scale", person)
+
+
+def _per_channel(value, channel, path):
+    """A positive finite factor for ``channel`` from a scalar or a mapping channel id → scalar."""
+    if isinstance(value, Mapping):
+        if channel.id not in value:
+            raise PhysiologyInputError("no value for this channel", path=f"{path}.{channel.id}", value=None,
+                                       allowed=", ".join(map(str, value)))
+        value = value[channel.id]
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise PhysiologyInputError("must be a positive number", path=path, value=value, allowed="> 0")
+    return v
 
 
 def _rows_from_train(train: PulseTrain, site: str):
