@@ -2,27 +2,26 @@
 
 Reports, with the real model (``emsim.simulate.evaluate``) on the example patient:
 
-1. NSGA-II for ``--seconds`` of wall time (default 60): front size, evaluations, and the
+1. NSGA-II for ``--seconds`` of wall time (default 60): evaluations, front size, and the
    hypervolume of its Pareto front relative to a reference run ``--factor`` (default 10)
-   times longer (same problem, another seed);
-2. the same search with batches evaluated on a 2-worker local Dask cluster (speed-up in
-   evaluations per second);
-3. per-evaluation overhead of the search library and of the storage (SQLite file), next to
-   the evaluation time itself (measured with the surrogate evaluator, so only the machinery
-   is timed, over ``--repeats`` runs, median).
+   times longer (same problem, another seed); the issue asks >= 95 % for 60 s vs 10x;
+2. the same search with batches evaluated on a 2-worker local Dask cluster: speed-up in
+   evaluations per second over the whole run (cluster start-up included) and in the steady
+   state (after the first batch, which pays start-up and shipping the problem);
+3. per-evaluation overhead of the search library (optuna, in memory) and of the storage
+   (SQLite file) next to the evaluation time itself; the machinery is timed with the
+   surrogate evaluator (median of ``--repeats`` runs), the real evaluation is timed apart.
 
 The main phase is shortened to ``--session-s`` (default 60 s) so that a front fits in the
 time limit; the evaluation cost grows with the number of pulses.
-Run: ``python benchmarks/bench_optimise.py [--seconds 60] [--factor 10]``; results are appended
-to ``benchmarks/results/optimise.jsonl``.
+Run: ``python benchmarks/bench_optimise.py [--seconds 60] [--factor 10] [--skip-dask]``
+(a quick check: ``--seconds 15 --factor 3``); results are appended to
+``benchmarks/results/optimise.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emsim import __version__
+from _report import machine, publish  # benchmarks/_report.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,12 +56,27 @@ def hypervolume(front: np.ndarray, directions, ref: np.ndarray, scale: np.ndarra
 
 
 def timed_search(problem, seconds, seed, workers=1, batch_size=16):
+    """NSGA-II until ``seconds`` have passed; returns the result, wall time and (time, evaluations) per batch."""
     from emsim.optimise import optimise
 
     t0 = time.perf_counter()
+    marks = []
+
+    def stop(p):
+        marks.append((time.perf_counter() - t0, p.n_complete))
+        return marks[-1][0] > seconds
+
     result = optimise(problem, "nsga2", budget=10**6, seed=seed, batch_size=batch_size, workers=workers,
-                      callback=lambda p: time.perf_counter() - t0 > seconds, predict=False)
-    return result, time.perf_counter() - t0
+                      callback=stop, predict=False)
+    return result, time.perf_counter() - t0, marks
+
+
+def steady_rate(marks) -> float | None:
+    """Evaluations per second after the first batch (start-up excluded)."""
+    if len(marks) < 2:
+        return None
+    (t1, n1), (t2, n2) = marks[0], marks[-1]
+    return (n2 - n1) / (t2 - t1) if t2 > t1 else None
 
 
 def overhead(repeats: int, n: int = 96):
@@ -91,46 +105,53 @@ def overhead(repeats: int, n: int = 96):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--factor", type=float, default=10.0)
-    ap.add_argument("--session-s", type=float, default=60.0)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--seconds", type=float, default=60.0, help="wall time of the search, s (default 60)")
+    ap.add_argument("--factor", type=float, default=10.0, help="reference run = factor x seconds (default 10)")
+    ap.add_argument("--session-s", type=float, default=60.0, help="main phase of the template, s (default 60)")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the overhead timing (median)")
+    ap.add_argument("--skip-dask", action="store_true", help="no 2-worker Dask run")
     args = ap.parse_args(argv)
 
     problem = _problem(args.session_s)
+    assert len(problem.space.names) >= 8 and len(problem.directions) == 3
     t = time.perf_counter()
     problem.predict([problem.space.template])  # warm caches (fibre tables, muscle parameters)
     warm = time.perf_counter() - t
-    t = time.perf_counter()
-    problem.predict([problem.space.template])
-    eval_s = time.perf_counter() - t
+    evals = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        problem.predict([problem.space.template])
+        evals.append(time.perf_counter() - t)
+    eval_s = statistics.median(evals)
 
-    short, short_s = timed_search(problem, args.seconds, seed=1)
-    ref, ref_s = timed_search(problem, args.seconds * args.factor, seed=2)
+    short, short_s, short_marks = timed_search(problem, args.seconds, seed=1)
+    ref, ref_s, _ = timed_search(problem, args.seconds * args.factor, seed=2)
     directions = problem.directions
     worst = np.array([o.worst for o in problem.objectives])
     scale = np.array([100.0, 10.0, 100.0])
     hv_short = hypervolume(short.front(), directions, worst, scale)
     hv_ref = hypervolume(np.vstack([ref.front(), short.front()]), directions, worst, scale)
-    row = {"bench": "optimise", "emsim": __version__, "cpu_count": os.cpu_count(), "machine": platform.machine(),
-           "python": sys.version.split()[0], "session_s": args.session_s, "n_variables": len(problem.space.names),
-           "n_objectives": len(directions), "real_eval_s": eval_s, "first_eval_s": warm,
+    local_rate = short.n_complete / short_s
+    row = {"benchmark": "optimise 2-channel lumbar NSGA-II", **machine(), "session_s": args.session_s,
+           "n_variables": len(problem.space.names), "n_objectives": len(directions),
+           "real_eval_s": eval_s, "first_eval_s": warm,
            "search_s": short_s, "search_evaluations": short.n_complete, "search_feasible": short.n_feasible,
-           "front_size": len(short.pareto), "reference_s": ref_s, "reference_evaluations": ref.n_complete,
-           "hypervolume_ratio": hv_short / hv_ref if hv_ref > 0 else None}
+           "front_size": len(short.pareto), "reference_factor": args.factor, "reference_s": ref_s,
+           "reference_evaluations": ref.n_complete, "reference_front_size": len(ref.pareto),
+           "hypervolume_ratio": hv_short / hv_ref if hv_ref > 0 else None,
+           "local_evals_per_s": local_rate, "local_steady_evals_per_s": steady_rate(short_marks)}
     if not args.skip_dask:
-        dask, dask_s = timed_search(problem, args.seconds, seed=1, workers=2)
-        row.update(dask_search_s=dask_s, dask_evaluations=dask.n_complete,
-                   dask_speedup_evals_per_s=(dask.n_complete / dask_s) / (short.n_complete / short_s),
+        dask, dask_s, dask_marks = timed_search(problem, args.seconds, seed=1, workers=2)
+        dask_steady, local_steady = steady_rate(dask_marks), steady_rate(short_marks)
+        row.update(dask_workers=2, dask_search_s=dask_s, dask_evaluations=dask.n_complete,
+                   dask_first_batch_s=dask_marks[0][0] if dask_marks else None,
+                   dask_speedup_evals_per_s=(dask.n_complete / dask_s) / local_rate,
+                   dask_steady_speedup=dask_steady / local_steady if dask_steady and local_steady else None,
                    dask_hypervolume_ratio=hypervolume(dask.front(), directions, worst, scale) / hv_ref
                    if hv_ref > 0 else None)
     row.update(overhead(args.repeats))
-    print(json.dumps(row, indent=2))
-    out = ROOT / "benchmarks" / "results" / "optimise.jsonl"
-    out.parent.mkdir(exist_ok=True)
-    with out.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    row["overhead_share_of_eval"] = (row["search_library_s_per_eval"] + row["sqlite_storage_s_per_eval"]) / eval_s
+    publish("optimise", row)
     return 0
 
 

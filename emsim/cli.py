@@ -192,6 +192,12 @@ def cmd_evaluate(args) -> int:
             print(f"{labels[key]:<40} {value:.3g}" if isinstance(value, float) else f"{labels[key]:<40} {value}")
         print(f"{'safety':<40} {'passes' if pred.safety.ok else 'FAILS'}")
         print(f"{'weakest evidence of the parameters':<40} {pred.evidence}")
+        for cid, m in pred.measured_mvc.items():
+            print(f"{'measured MVC ' + cid:<40} {m['value']:g} {m['unit']} ({m['method']}"
+                  f"{', ' + m['date'] if m['date'] else ''}; not the %MVC denominator)")
+        for note in pred.notes:
+            if note.startswith("%MVC"):
+                print(f"note: {note}")
         for line in pred.safety.lines():
             print(f"emsim: {line}", file=sys.stderr)
     return EXIT_OK if pred.safety.ok else EXIT_INVALID
@@ -199,33 +205,47 @@ def cmd_evaluate(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from emsim.body import load_patient
-    from emsim.body.calibration import calibrate
+    from emsim.body.calibration import calibrate, with_calibration
     from emsim.errors import PatientError
 
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.suffix != ".json" or not out.parent.is_dir()):
+        print(f"emsim: usage error: --out must be a .json file in an existing folder (got {args.out!r})",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         try:
             patient = load_patient(args.patient)
         except PatientError as exc:
             exc.unreadable = exc.unreadable or exc.path == str(args.patient)
             raise
-        channels = []
+        program = None
         if args.program:
             from emsim.program import load
 
-            channels = [(ch.site, ch.side, ch) for ch in load(args.program).channels]
+            program = load(args.program)
+            channels = [(ch.site, ch.side, ch) for ch in program.channels]
         else:
             channels = [(s, d, None) for s, d in dict.fromkeys((t.site, t.side) for t in patient.thresholds)]
+        if out is not None and program is not None:
+            return _write_resolved_program(program, patient, args, out)
         if not channels:
             print(f"emsim: error: {args.patient}: no thresholds measured; nothing to calibrate "
                   f"(add thresholds: sensory_threshold, motor_threshold, tolerance)", file=sys.stderr)
             return EXIT_INVALID
         results = [calibrate(patient, site, side, channel=ch) for site, side, ch in channels]
+        calibrated = with_calibration(patient, results, [ch for _, _, ch in channels]) if out else None
     except EmsimError as exc:
         _print_problems(exc)
         return _exit_code(exc)
+    if calibrated is not None:
+        from emsim._validation import atomic_write
+        from emsim.body.patient import dumps_patient
+
+        atomic_write(out, dumps_patient(calibrated))
     if args.json:
-        print(json.dumps({"patient": patient.id, "calibrations": [c.to_dict() for c in results]},
-                         indent=2, default=float))
+        print(json.dumps({"patient": patient.id, "calibrations": [c.to_dict() for c in results],
+                          "written": str(out) if out else None}, indent=2, default=float))
         return EXIT_OK
     print(DISCLAIMER)
     for c in results:
@@ -240,6 +260,37 @@ def cmd_calibrate(args) -> int:
                     else f"model NRS before fit {f['model_nrs_before']:.1f}")
             print(f"  {f['kind']:<18} {f['pulse_width_us']:g} us {f['frequency_hz']:g} Hz: measured "
                   f"{f['measured_ma']:g} mA, {what}")
+    if out is not None:
+        print(f"{out}: patient file with its calibration section (used by emsim evaluate while the "
+              f"thresholds stay the same)")
+    return EXIT_OK
+
+
+def _write_resolved_program(program, patient, args, out: Path) -> int:
+    """``emsim calibrate PATIENT --program P --out RESOLVED.json``: relative amplitudes → mA, checked."""
+    from emsim._validation import atomic_write
+    from emsim.program.io import dumps
+    from emsim.body.resolved_program import resolve_program
+    from emsim.safety import check
+
+    resolved, lines = resolve_program(program, patient)
+    report = check(resolved, patient, args.device)
+    if not report.ok:
+        for line in report.lines():
+            print(f"emsim: {line}", file=sys.stderr)
+        print(f"emsim: error: the resolved program fails the safety check for {patient.id}; nothing written",
+              file=sys.stderr)
+        return EXIT_INVALID
+    atomic_write(out, dumps(resolved))
+    if args.json:
+        print(json.dumps({"patient": patient.id, "program": str(args.program), "written": str(out),
+                          "resolved": lines, "safety": report.to_dict()}, indent=2, default=str))
+        return EXIT_OK
+    print(DISCLAIMER)
+    for line in lines:
+        print(f"  {line}")
+    print(f"{out}: {program.name} with amplitudes in mA for patient {patient.id} "
+          f"(valid{', device ' + args.device if args.device else ''}; {len(report.warnings)} warning(s))")
     return EXIT_OK
 
 
@@ -324,9 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit the models' person factors to a patient's thresholds",
                        description=f"Fit motor gain, cutaneous threshold scale and sensitivity to the "
                                    f"thresholds measured on a patient (per site and side), with 95 % "
-                                   f"ranges. {DISCLAIMER}", epilog=EPILOG)
+                                   f"ranges; --out stores them in a copy of the patient file. With --program "
+                                   f"and --out, write the program with relative amplitudes resolved to mA for "
+                                   f"this patient (safety-checked). {DISCLAIMER}", epilog=EPILOG)
     p.add_argument("patient", type=Path)
-    p.add_argument("--program", type=Path, help="use this program's electrode pairs (default 5 x 9 cm)")
+    p.add_argument("--program", type=Path, help="use this program's electrode pairs (default 5 x 9 cm); with "
+                                                "--out, write the program with its relative amplitudes in mA")
+    p.add_argument("--out", help="write the patient file with its calibration section (or, with --program, "
+                                 "the resolved program) to this .json file")
+    p.add_argument("--device", type=_device_arg, help="device profile the resolved program is checked for")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 

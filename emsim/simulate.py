@@ -25,7 +25,7 @@ from emsim.errors import PatientError
 from emsim.program.compile import PulseTrain, compile as compile_program
 
 __all__ = ["Prediction", "evaluate", "evaluate_batch", "predict_train", "EVIDENCE_ORDER", "SCALAR_KEYS",
-           "EFFECTIVE_MVC_PCT"]
+           "EFFECTIVE_MVC_PCT", "MVC_DENOMINATOR"]
 
 #: Weakest first: the prediction reports the weakest evidence among the parameters it used.
 EVIDENCE_ORDER = ("assumed", "extrapolated", "fitted", "measured")
@@ -35,6 +35,16 @@ EFFECTIVE_MVC_PCT = 10.0
 SCALAR_KEYS = ("peak_mvc_pct", "mean_mvc_pct", "effective_contractions", "fti_ns",
                "fatigue_decline_pct", "peak_discomfort_nrs", "mean_discomfort_nrs",
                "total_charge_mc", "motor_recruitment_fraction")
+
+#: What %MVC is relative to. A measured MVC (patient file) is a voluntary joint torque or
+#: force of the whole muscle group; the model's forces are quadriceps-equivalent newtons of the
+#: region under one electrode pair (models/muscles/*.json: "not a joint force"), so a moment arm
+#: alone would not make the two comparable (the region's share of the group and the PCSA
+#: scaling are extrapolated). The denominator therefore stays the model's own maximum evoked
+#: force of the region, and the measured MVC is reported beside it, never divided into it.
+MVC_DENOMINATOR = "model_max_evoked"
+_DENOMINATOR_NOTE = ("%MVC is relative to the model's maximum evoked force of each stimulated region (rested, "
+                     "fully recruited, 100 Hz)")
 
 # Site id → muscle parameter set (file stem in models/muscles) where the names differ.
 _SITE_MUSCLE = {"quadriceps": "quadriceps_ding2003"}
@@ -56,7 +66,8 @@ class Prediction:
         Force of each channel's muscle region, N, shape ``(channels, n_t)``.
     mvc_pct : numpy.ndarray
         The same as a percentage of the region's maximum evoked force (rested, fully recruited,
-        100 Hz), shape ``(channels, n_t)``.
+        100 Hz), shape ``(channels, n_t)``. This is the denominator even when the patient file
+        holds a measured MVC (see :data:`MVC_DENOMINATOR`).
     total_force_n : numpy.ndarray
         Sum over channels, shape ``(n_t,)``.
     discomfort_nrs : numpy.ndarray or None
@@ -71,6 +82,10 @@ class Prediction:
     evidence : str
         Weakest evidence level among the parameters used.
     notes : list of str
+        Including which %MVC denominator was used.
+    measured_mvc : dict
+        Channel id → the patient's measured MVC at that channel's site and side (value, unit,
+        method, date), reported beside the prediction, not used as its denominator.
     """
 
     program: Any
@@ -88,6 +103,7 @@ class Prediction:
     safety: Any
     evidence: str
     notes: list = field(default_factory=list)
+    measured_mvc: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The machine-readable summary (what ``emsim evaluate --json`` prints)."""
@@ -102,7 +118,9 @@ class Prediction:
         out["patient"] = getattr(self.patient, "id", None)
         out["session"] = self.session
         out["channels"] = {cid: {"peak_mvc_pct": float(self.channel_peak_mvc_pct[i]),
-                                 "end_capacity": float(self.capacity[i])}
+                                 "end_capacity": float(self.capacity[i]),
+                                 "mvc_denominator": MVC_DENOMINATOR,
+                                 "measured_mvc": self.measured_mvc.get(cid)}
                            for i, cid in enumerate(self.channel_ids)}
         out["notes"] = list(self.notes)
         return out
@@ -151,12 +169,21 @@ def _cached_calibration(patient_json: str, channel_json: str):
 
 
 def _calibration(patient, channel):
-    from emsim.body.calibration import Calibration
+    """(person factors for the channel's site and side, a note or ``""``).
+
+    A calibration stored in the patient file (``emsim calibrate --out``) is used while the
+    thresholds it was fitted from are the file's; otherwise the factors are fitted here.
+    """
+    from emsim.body.calibration import Calibration, stored_calibration
     from emsim.body.patient import dumps_patient
 
     if patient is None or not patient.thresholds_for_any(channel.site, channel.side):
-        return Calibration(site=channel.site, side=channel.side)
-    return _cached_calibration(dumps_patient(patient), channel.model_dump_json())
+        return Calibration(site=channel.site, side=channel.side), ""
+    stored, note = stored_calibration(patient, channel.site, channel.side)
+    if stored is not None:
+        return stored, f"{channel.id}: person factors from the calibration stored in the patient file ({stored.stored})"
+    return _cached_calibration(dumps_patient(patient), channel.model_dump_json()), \
+        (f"{channel.id}: {note}" if note else "")
 
 
 def _electrode_areas(channel) -> list[float]:
@@ -257,7 +284,12 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
     notes: list[str] = []
     levels: list[str] = []
     # person factors fitted to the patient's own thresholds, per channel (1.0 when unmeasured)
-    cals = [_calibration(patient, ch) for ch in program.channels]
+    cals = []
+    for ch in program.channels:
+        cal, note = _calibration(patient, ch)
+        cals.append(cal)
+        if note:
+            notes.append(note)
     for ch, cal in zip(program.channels, cals):
         if not cal.calibrated:
             notes.append(f"{ch.id}: no thresholds measured at {ch.site} ({ch.side}); population-average "
@@ -363,6 +395,12 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
                 nrs_trace = site_trace if nrs_trace is None else np.maximum(nrs_trace, site_trace)
 
     levels.append("assumed" if not levels else _weakest(levels))
+    measured = _measured_mvc(patient, program)
+    notes.append(_DENOMINATOR_NOTE + (
+        "; the measured MVC in the patient file (" + ", ".join(sorted({f"{m['site']} ({m['side']}) {m['value']:g} "
+                                                                       f"{m['unit']}" for m in measured.values()}))
+        + ") is reported per channel, not used as the denominator: model forces are region forces in "
+          "quadriceps-equivalent newtons, not joint torques" if measured else "; no MVC measured"))
     scalars = {
         "peak_mvc_pct": float(max(peaks_pct, default=0.0)),
         "mean_mvc_pct": float(np.mean(mvc_mean)) if mvc_mean else 0.0,
@@ -379,7 +417,19 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
                       channel_ids=tuple(train.channel_ids), force_n=force, mvc_pct=mvc,
                       total_force_n=force.sum(axis=0), discomfort_nrs=nrs_trace,
                       capacity=capacity, channel_peak_mvc_pct=channel_peak, scalars=scalars, safety=report,
-                      evidence=_weakest(levels), notes=notes)
+                      evidence=_weakest(levels), notes=notes, measured_mvc=measured)
+
+
+def _measured_mvc(patient, program) -> dict:
+    """Channel id → the patient's measured MVC at the channel's site and side, JSON-ready."""
+    out = {}
+    for ch in program.channels:
+        m = patient.mvc_for(ch.site, ch.side) if hasattr(patient, "mvc_for") else None
+        if m is not None:
+            value, unit = m.value
+            out[ch.id] = {"site": m.site, "side": m.side, "value": value, "unit": unit, "method": m.method,
+                          "date": m.date}
+    return out
 
 
 def evaluate_batch(programs: Sequence, patients, **kwargs) -> list[Prediction]:

@@ -17,10 +17,16 @@ With several measurements of one kind (different pulse widths) the factor is the
 mean of the single-measurement factors, and the spread between them is part of the
 uncertainty. The uncertainty also includes the test–retest variability of a threshold
 measurement (``MEASUREMENT_CV``, assumed 10 %); ranges are 95 % intervals on a log scale.
+
+``emsim calibrate PATIENT --out FILE`` stores the factors in the patient file
+(:func:`with_calibration`: per site and side, with their ranges, the thresholds they were
+fitted from, the electrode pair, the emsim version and the date); a prediction reads them back
+(:func:`stored_calibration`) while those thresholds are still the file's.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -28,8 +34,8 @@ import numpy as np
 
 from emsim.errors import PatientError
 
-__all__ = ["Calibration", "calibrate", "default_channel", "MOTOR_CRITERION", "SENSORY_NRS",
-           "TOLERANCE_NRS", "MEASUREMENT_CV"]
+__all__ = ["Calibration", "calibrate", "default_channel", "with_calibration", "stored_calibration",
+           "MOTOR_CRITERION", "SENSORY_NRS", "TOLERANCE_NRS", "MEASUREMENT_CV"]
 
 #: Fraction of the motor pool recruited at the motor threshold (first visible contraction).
 MOTOR_CRITERION = 0.05
@@ -54,7 +60,9 @@ class Calibration:
     motor_gain_range, cutaneous_scale_range, sensitivity_range : tuple or None
     fit : list of dict
         Per measurement: kind, pulse width, frequency, measured and model threshold (mA)
-        before and after the fit.
+        before and after the fit (empty when read back from the patient file).
+    stored : str or None
+        ``"<date>, emsim <version>"`` when read from the patient file's calibration section.
     """
 
     site: str
@@ -66,17 +74,18 @@ class Calibration:
     cutaneous_scale_range: tuple | None = None
     sensitivity_range: tuple | None = None
     fit: list = field(default_factory=list)
+    stored: str | None = None
 
     @property
     def calibrated(self) -> bool:
-        return bool(self.fit)
+        return bool(self.fit) or self.stored is not None
 
     def to_dict(self) -> dict:
         return {"site": self.site, "side": self.side, "motor_gain": self.motor_gain,
                 "motor_gain_range": self.motor_gain_range, "cutaneous_scale": self.cutaneous_scale,
                 "cutaneous_scale_range": self.cutaneous_scale_range,
                 "sensitivity": self.sensitivity, "sensitivity_range": self.sensitivity_range,
-                "fit": self.fit}
+                "fit": self.fit, "stored": self.stored}
 
 
 def default_channel(site: str, side: str):
@@ -206,3 +215,78 @@ def calibrate(patient, site: str, side: str, channel=None) -> Calibration:
                             measured_ma=t.amplitude_ma, model_nrs_before=float(nrs[0])))
         out["sensitivity"], out["sensitivity_range"] = _combine(factors)
     return Calibration(**out, fit=fit)
+
+
+def _electrodes(channel) -> str:
+    """The electrode pair a calibration was fitted with, in words (kept with the factors)."""
+    sizes = [f"{e.width_cm:g} x {e.length_cm:g} cm" if e.shape == "rectangle" else f"{e.diameter_cm:g} cm circle"
+             for e in channel.electrodes]
+    return f"{' and '.join(sizes)}, {channel.spacing_cm:g} cm apart"[:200]
+
+
+def with_calibration(patient, calibrations, channels=None):
+    """``patient`` with a ``calibration`` section holding ``calibrations`` (replacing entries of
+    the same site and side), each with the thresholds it was fitted from, the emsim version and
+    today's date.
+
+    Parameters
+    ----------
+    patient : Patient
+    calibrations : sequence of Calibration
+        Fitted ones (uncalibrated sites are left out).
+    channels : sequence of Channel, optional
+        The electrode pair each was fitted with (default :func:`default_channel`).
+
+    Returns
+    -------
+    Patient
+        Validated like a file read from disk.
+    """
+    import datetime as _dt
+
+    from emsim import __version__
+    from emsim.body.patient import loads_patient
+
+    data = patient.model_dump(mode="json", exclude_none=True)
+    entries = {(c["site"], c["side"]): c for c in data.get("calibration", [])}
+    channels = list(channels) if channels is not None else [None] * len(calibrations)
+    for cal, ch in zip(calibrations, channels):
+        if not cal.fit:
+            continue
+        entry = {"site": cal.site, "side": cal.side, "motor_gain": cal.motor_gain,
+                 "cutaneous_scale": cal.cutaneous_scale, "sensitivity": cal.sensitivity,
+                 "thresholds": [t.model_dump(mode="json") for t in patient.thresholds_for_any(cal.site, cal.side)],
+                 "electrodes": _electrodes(ch or default_channel(cal.site, cal.side)),
+                 "emsim_version": __version__, "date": _dt.date.today().isoformat()}
+        for name in ("motor_gain", "cutaneous_scale", "sensitivity"):
+            rng = getattr(cal, f"{name}_range")
+            if rng is not None:
+                entry[f"{name}_range"] = [float(rng[0]), float(rng[1])]
+        entries[(cal.site, cal.side)] = entry
+    data["calibration"] = list(entries.values())
+    return loads_patient(json.dumps(data))
+
+
+def stored_calibration(patient, site: str, side: str) -> tuple[Calibration | None, str]:
+    """The calibration stored in the patient file for ``site``/``side``, if still valid.
+
+    Returns
+    -------
+    (Calibration or None, str)
+        The stored factors when the thresholds they were fitted from equal the patient's
+        thresholds at that site and side now; otherwise ``None`` and a note saying why (empty
+        when nothing is stored).
+    """
+    entry = next((c for c in getattr(patient, "calibration", ()) if c.site == site and c.side == side), None)
+    if entry is None:
+        return None, ""
+    key = lambda ts: sorted(t.model_dump_json() for t in ts)  # noqa: E731 - order-free comparison
+    if key(entry.thresholds) != key(patient.thresholds_for_any(site, side)):
+        return None, (f"stored calibration of {entry.date} at {site} ({side}) was fitted to other thresholds "
+                      "than the file holds now: fitted again")
+    tup = lambda r: None if r is None else tuple(r)  # noqa: E731
+    return Calibration(site=site, side=side, motor_gain=entry.motor_gain, cutaneous_scale=entry.cutaneous_scale,
+                       sensitivity=entry.sensitivity, motor_gain_range=tup(entry.motor_gain_range),
+                       cutaneous_scale_range=tup(entry.cutaneous_scale_range),
+                       sensitivity_range=tup(entry.sensitivity_range),
+                       stored=f"{entry.date}, emsim {entry.emsim_version}"), ""

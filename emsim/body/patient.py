@@ -21,7 +21,7 @@ from emsim._validation import canonical_json, parse_json, raise_all, read_text, 
 from emsim.body.sites import get_site, site_ids
 from emsim.errors import PatientError
 
-__all__ = ["Patient", "Threshold", "FatThickness", "LocalCondition", "History",
+__all__ = ["Patient", "Threshold", "FatThickness", "MeasuredMVC", "StoredCalibration", "LocalCondition", "History",
            "load_patient", "loads_patient", "dumps_patient", "patient_schema",
            "contraindication_items", "PATIENT_FORMAT"]
 
@@ -71,6 +71,55 @@ class Threshold(Strict):
     amplitude_ma: float = num(gt=0, le=200, soft=(1, 100))
 
 
+class MeasuredMVC(Strict):
+    """A measured maximal voluntary contraction (isometric) at one site and side.
+
+    Exactly one of ``torque_nm`` (a joint torque, e.g. trunk extension on a dynamometer) and
+    ``force_n`` (a force at a load cell or hand-held dynamometer) is given. The bounds are the
+    format's limits (a typo guard), not physiology; the soft bounds cover adult trunk and hip
+    strength. ``side`` may be ``bilateral`` for a whole-trunk measurement.
+    """
+
+    site: SiteId
+    side: Side
+    torque_nm: float | None = num(gt=0, le=2000, soft=(20, 500), default=None,
+                                  doc="maximal voluntary torque, N·m")
+    force_n: float | None = num(gt=0, le=20000, soft=(20, 3000), default=None,
+                                doc="maximal voluntary force, N")
+    method: Literal["isokinetic_dynamometer", "fixed_dynamometer", "handheld_dynamometer", "load_cell", "other"]
+    date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
+
+    @property
+    def value(self) -> tuple[float, str]:
+        """(value, unit) of the measurement: ``(torque, "N·m")`` or ``(force, "N")``."""
+        return (self.torque_nm, "N·m") if self.torque_nm is not None else (self.force_n, "N")
+
+
+_Range = tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0, le=1000)]]
+
+
+class StoredCalibration(Strict):
+    """Person factors fitted to this patient's thresholds at one site and side (``emsim calibrate --out``).
+
+    Written by :func:`emsim.body.calibration.with_calibration`; a prediction uses it while
+    ``thresholds`` equal the thresholds the file holds for that site and side, and fits anew
+    otherwise. Ranges are 95 % intervals (see :mod:`emsim.body.calibration`).
+    """
+
+    site: SiteId
+    side: Side
+    motor_gain: float = num(gt=0, le=1000)
+    motor_gain_range: _Range | None = None
+    cutaneous_scale: float = num(gt=0, le=1000)
+    cutaneous_scale_range: _Range | None = None
+    sensitivity: float = num(gt=0, le=1000)
+    sensitivity_range: _Range | None = None
+    thresholds: tuple[Threshold, ...] = Field(..., min_length=1, max_length=256)
+    electrodes: Annotated[str, Field(max_length=200)] = ""
+    emsim_version: Annotated[str, Field(min_length=1, max_length=40)]
+    date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
 class LocalCondition(Strict):
     """A site-scoped questionnaire item (e.g. an open wound) and where it is."""
 
@@ -95,6 +144,8 @@ class Patient(Strict):
     weight_kg: float | None = num(ge=10, le=350, soft=(40, 150), default=None)
     fat_thickness: tuple[FatThickness, ...] = Field((), max_length=64)
     thresholds: tuple[Threshold, ...] = Field((), max_length=256)
+    mvc: tuple[MeasuredMVC, ...] = Field((), max_length=64)
+    calibration: tuple[StoredCalibration, ...] = Field((), max_length=64)
     contraindications: Contraindications = Field(default_factory=Contraindications)  # type: ignore[valid-type]
     local_conditions: tuple[LocalCondition, ...] = Field((), max_length=64)
     history: History = Field(default_factory=History)
@@ -113,6 +164,12 @@ class Patient(Strict):
     def thresholds_for(self, site: str, side: str, kind: str) -> tuple[Threshold, ...]:
         return tuple(t for t in self.thresholds if t.site == site and t.side == side and t.kind == kind)
 
+    def mvc_for(self, site: str, side: str) -> MeasuredMVC | None:
+        """The measured MVC at ``site`` and ``side`` (a bilateral one serves either side)."""
+        own = [m for m in self.mvc if m.site == site and m.side == side]
+        both = [m for m in self.mvc if m.site == site and m.side == "bilateral"]
+        return (own or both or [None])[0]
+
 
 def _check(patient: Patient) -> None:
     problems: list[PatientError] = []
@@ -120,6 +177,24 @@ def _check(patient: Patient) -> None:
         if t.side not in get_site(t.site).sides:
             problems.append(PatientError("side not possible for this site", path=f"$.thresholds[{i}].side",
                                          value=t.side, allowed=", ".join(get_site(t.site).sides)))
+    seen: dict[tuple, int] = {}
+    for i, m in enumerate(patient.mvc):
+        if (m.torque_nm is None) == (m.force_n is None):
+            problems.append(PatientError("give the MVC as exactly one of torque_nm and force_n",
+                                         path=f"$.mvc[{i}]", value=[m.torque_nm, m.force_n],
+                                         allowed="torque_nm (N·m) or force_n (N), not both, not neither"))
+        if m.side not in get_site(m.site).sides + ("bilateral",):
+            problems.append(PatientError("side not possible for this site", path=f"$.mvc[{i}].side",
+                                         value=m.side, allowed=", ".join(get_site(m.site).sides)))
+        if (m.site, m.side) in seen:
+            problems.append(PatientError("MVC given twice for this site and side", path=f"$.mvc[{i}]",
+                                         value=f"{m.site} ({m.side})", allowed=f"one entry ($.mvc[{seen[m.site, m.side]}])"))
+        seen[(m.site, m.side)] = i
+    for i, c in enumerate(patient.calibration):
+        if [c.site, c.side] in [[d.site, d.side] for d in patient.calibration[:i]]:
+            problems.append(PatientError("calibration given twice for this site and side",
+                                         path=f"$.calibration[{i}]", value=f"{c.site} ({c.side})",
+                                         allowed="one entry per site and side"))
     # Thresholds measured together must be ordered sensory <= motor <= tolerance.
     order = {"sensory_threshold": 0, "motor_threshold": 1, "tolerance": 2}
     for i, a in enumerate(patient.thresholds):

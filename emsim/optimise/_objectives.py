@@ -63,16 +63,17 @@ def objectives_by_name(names: Sequence[str] | str) -> tuple[Objective, ...]:
 
 
 def check_statistic(statistic) -> str | float:
-    """``"mean"``, ``"worst"`` or a percentile in (0, 100]."""
+    """``"mean"``, ``"worst"`` or a percentile in (0, 100] (a number, or ``"p90"`` for 90)."""
     if statistic in ("mean", "worst"):
         return statistic
+    number = statistic[1:] if isinstance(statistic, str) and statistic[:1] in ("p", "P") else statistic
     try:
-        q = float(statistic)
+        q = float(number)
     except (TypeError, ValueError):
         q = float("nan")
     if not 0.0 < q <= 100.0:
         raise OptimiseError("unknown cohort statistic", path="statistic", value=statistic,
-                            allowed="'mean', 'worst' or a percentile in (0, 100]")
+                            allowed="'mean', 'worst' or a percentile in (0, 100] such as 'p90'")
     return q
 
 

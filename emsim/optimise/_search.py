@@ -63,7 +63,7 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
              storage: str | None = None, study_name: str | None = None,
              callback: Callable[[Progress], bool | None] | None = None, batch_size: int = 16,
              workers: int = 1, scheduler: str | None = None, resume: bool = False,
-             predict: bool = True) -> Result:
+             predict: bool = True, spec: dict | None = None) -> Result:
     """Search the Pareto set of ``problem``.
 
     Each round asks optuna for a batch of candidates, evaluates the batch at once (here, or
@@ -95,6 +95,9 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
         Continue (or join) the study of this name; without it an existing name is an error.
     predict : bool
         Re-evaluate the Pareto set to attach full predictions (on by default).
+    spec : dict, optional
+        JSON-safe specification stored with the study (``emsim optimise`` stores its
+        arguments there so that ``--resume`` needs no others; :mod:`emsim.optimise._spec`).
 
     Returns
     -------
@@ -117,7 +120,8 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
     t0 = time.perf_counter()
     store = open_storage(storage)
     name = study_name or f"emsim-{problem.fingerprint()[:12]}"
-    study = open_study(store, name, problem, sampler=optuna.samplers.RandomSampler(seed=0), resume=resume)
+    study = open_study(store, name, problem, sampler=optuna.samplers.RandomSampler(seed=0), resume=resume,
+                       spec=spec)
     n_before = len(study.get_trials(deepcopy=False))
     with WorkerLease(study) as lease:
         # The seed also depends on how much of the study exists and how many workers joined

@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 from emsim.errors import OptimiseError
+from emsim.optimise._spec import SPEC_KEY
 
 __all__ = ["open_storage", "open_study", "WorkerLease", "FINGERPRINT_KEY", "PROBLEM_KEY", "UID_KEY"]
 
@@ -87,8 +88,12 @@ def _redact(url: str) -> str:
     return url
 
 
-def open_study(storage, name: str, problem, *, sampler, resume: bool):
+def open_study(storage, name: str, problem, *, sampler, resume: bool, spec: dict | None = None):
     """Create the study ``name`` for ``problem``, or (``resume=True``) join the existing one.
+
+    ``spec`` (JSON-safe, optional) is stored with the study once it is known to belong to
+    ``problem`` (:mod:`emsim.optimise._spec`: what ``emsim optimise --resume`` rebuilds the
+    problem from); it replaces an earlier one.
 
     Raises
     ------
@@ -119,6 +124,8 @@ def open_study(storage, name: str, problem, *, sampler, resume: bool):
         raise OptimiseError("study belongs to a different problem (objectives, space, patients, device or limits "
                             "differ)", path="study", value=name,
                             allowed="the same problem as when it was created, or another study name")
+    if spec is not None:
+        study.set_user_attr(SPEC_KEY, spec)
     return study
 
 

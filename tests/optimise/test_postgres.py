@@ -59,9 +59,11 @@ def postgres_url(tmp_path_factory):
 
 
 def _worker(url, out, budget):
+    # 10-min sessions (~0.25 s per evaluation): long enough that one worker cannot finish the
+    # budget before the other has started, now that an evaluation is fast
     cmd = [sys.executable, "-m", "emsim.optimise.cli", "optimise", "--patient", str(PATIENTS / "example_measured.json"),
            "--budget", str(budget), "--seed", "1", "--out", str(out), "--storage", url, "--study", "pg-study",
-           "--resume", "--session-s", "60", "--batch-size", "4", "--no-progress"]
+           "--resume", "--session-s", "600", "--batch-size", "4", "--no-progress"]
     return subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

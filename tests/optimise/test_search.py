@@ -23,8 +23,10 @@ def _vector(problem, **over):
 def test_unknown_objective_and_statistic(measured_patient):
     with pytest.raises(OptimiseError, match="unknown objective"):
         Problem(measured_patient, objectives=["mean_mvc_pct", "happiness"], evaluator=surrogate_evaluate_batch)
-    with pytest.raises(OptimiseError, match="unknown cohort statistic"):
-        Problem(measured_patient, statistic="median-ish", evaluator=surrogate_evaluate_batch)
+    for bad in ("median-ish", "p", "p0", "p101"):
+        with pytest.raises(OptimiseError, match="unknown cohort statistic"):
+            Problem(measured_patient, statistic=bad, evaluator=surrogate_evaluate_batch)
+    assert Problem(measured_patient, statistic="p90", evaluator=surrogate_evaluate_batch).statistic == 90.0
     with pytest.raises(OptimiseError, match="unknown search method"):
         optimise(Problem(measured_patient, evaluator=surrogate_evaluate_batch), "anneal", budget=4)
 
