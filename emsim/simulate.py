@@ -14,7 +14,6 @@ Research use only: emsim has no clinical clearance.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -294,14 +293,15 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
         if not cal.calibrated:
             notes.append(f"{ch.id}: no thresholds measured at {ch.site} ({ch.side}); population-average "
                          "recruitment and discomfort")
-    gain = np.ones(train.t_s.size)
-    for c, cal in enumerate(cals):
-        gain[train.channel_slice(c)] = cal.motor_gain
-    seen_by_motor = dataclasses.replace(train, amplitude_a=train.amplitude_a * gain)
+    # person factors fitted to the patient's thresholds where measured, else the population's
+    persons = {ch.id: (dsc.Person(cutaneous_threshold_scale=cal.cutaneous_scale, sensitivity=cal.sensitivity)
+                       if cal.calibrated else dsc.Person.from_patient(patient))
+               for ch, cal in zip(program.channels, cals)}
+    gains = {ch.id: cal.motor_gain for ch, cal in zip(program.channels, cals)}
     per_pulse_recr: dict[int, np.ndarray] = {}
     discomfort_rows = []
     for site in dict.fromkeys(ch.site for ch in program.channels):
-        rec = rct.recruit(seen_by_motor, site, patient)
+        rec = rct.recruit(train, site, patient, person=persons, motor_gain=gains)
         per_pulse_recr.update(_channel_motor_fraction(rec, train, program, site))
         discomfort_rows.append(rec)
         notes.extend(rec.notes)
@@ -372,14 +372,11 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
             t_p = train.t_s[sl]
             if t_p.size == 0:
                 continue
-            cal = cals[c]
-            person = (dsc.Person(cutaneous_threshold_scale=cal.cutaneous_scale, sensitivity=cal.sensitivity)
-                      if cal.calibrated else dsc.Person.from_patient(patient))
-            contact = rec.fields[k].skin_current_density()
-            key = np.round(np.stack([train.amplitude_a[sl], train.width_s[sl]]), 9)
-            uniq, inverse = np.unique(key, axis=1, return_inverse=True)
-            act = dsc.cutaneous_activation(contact, uniq[0], uniq[1], person=person)
-            afferent = {name: v[inverse.ravel()].T[None] for name, v in act.items()}
+            person = persons[program.channels[c].id]
+            # recruit's rows of channel k are in the channel's pulse order; its electrodes are
+            # the site's channels' pairs in program order
+            rows = rec.channel == k
+            afferent = {name: v[rows][:, 2 * k:2 * k + 2].T[None] for name, v in rec.afferent_fraction.items()}
             area = np.array([_electrode_areas(program.channels[c])])
             force_frac = _force_fraction_per_pulse(t_p, force_by_channel.get(c))
             drive = dsc.AfferentDrive(times_s=t_p[None], afferent=afferent, electrode_area_m2=area,
