@@ -1,4 +1,5 @@
-"""The workbench page: disclaimer and evidence header over the Patient, Design and Export tabs.
+"""The workbench page: disclaimer and evidence header over the Patient, Design, Optimise, Simulate,
+Export and Studies tabs.
 
 ``panel serve apps/app.py`` works; ``emsim workbench`` (:mod:`apps.cli`) is the usual way.
 """
@@ -12,8 +13,11 @@ import param
 from apps import DISCLAIMER
 from apps.design_view import DesignView
 from apps.export_view import ExportView
+from apps.optimise_view import OptimiseView
 from apps.patient_view import PatientView
+from apps.simulate_view import SimulateView
 from apps.store import WorkbenchStore
+from apps.studies_view import StudiesView
 
 __all__ = ["Workbench", "create_app", "PAGE_TITLE"]
 
@@ -39,6 +43,9 @@ class Workbench(pn.viewable.Viewer):
         self.patient_view = PatientView(store=self.store)
         self.design_view = DesignView(store=self.store)
         self.export_view = ExportView(store=self.store)
+        self.optimise_view = OptimiseView(store=self.store)
+        self.simulate_view = SimulateView(store=self.store, optimise=self.optimise_view)
+        self.studies_view = StudiesView()
 
     @param.depends("store.prediction")
     def _evidence(self):
@@ -55,7 +62,9 @@ class Workbench(pn.viewable.Viewer):
             pn.pane.Alert(DISCLAIMER, alert_type="warning", css_classes=["emsim-disclaimer"]),
             self._evidence, sizing_mode="stretch_width")
         tabs = pn.Tabs(("Patient & placement", self.patient_view), ("Design", self.design_view),
-                       ("Export", self.export_view), dynamic=False, sizing_mode="stretch_width")
+                       ("Optimise", self.optimise_view), ("Simulate", self.simulate_view),
+                       ("Export", self.export_view), ("Studies", self.studies_view),
+                       dynamic=False, sizing_mode="stretch_width")
         return pn.Column(header, tabs, sizing_mode="stretch_width")
 
 
