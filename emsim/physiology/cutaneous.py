@@ -159,7 +159,8 @@ def _response(log_j, w, h, sigma):
     f = np.zeros(n)
     for b, wb in zip(bins, w):
         f += wb * g[m * b:m * b + n]
-    return y, f
+    # The weights sum to 1 only to rounding: a fraction may not exceed 1 (AfferentDrive checks).
+    return y, np.minimum(f, 1.0)
 
 
 def _responses(contact, sigma) -> list:

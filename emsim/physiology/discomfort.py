@@ -18,6 +18,12 @@ The model (a synthesis, not a published model: shared/reference/nerve_recruitmen
   window-weighted mean drive of recent pulses and ``R = N/(f0 τ)`` the window's pulse count
   relative to the reference rate f0, so a steady train at frequency f gives ``(f/f0)^q``
   (§4.5, q ≈ 0.3).
+* **Partial integration beyond the critical duration** (Bar-Ilan, §4.2 D2): over a running
+  train the drive grows as ``u·(d/d_ref)^a`` with ``d`` the time since the train (or the
+  current burst of a duty cycle) began, ``d_ref`` the 1 s of the calibration trains, and
+  ``a = κ·ln(NRS_top/NRS)`` smaller at higher levels, so the Stevens exponent falls with
+  duration (1.4 → 0.93 from 0.1 to 6.4 s in Bar-Ilan; κ fitted to that ratio). A batch row
+  with a steady rate stands for a train of the reference duration.
 * **Contraction** (deep pressure, cramp): ``(F/MVC)^p_m`` with the force fraction per pulse
   (from the muscle model) or, lacking it, the motor fraction.
 * **Hot spots**: optional r.m.s. local skin current density, ``H = (J_rms/J_ref)²`` smoothed with
@@ -87,6 +93,10 @@ class DiscomfortParameters:
     transfer_exponent: float
     female_threshold_scale: float
     unspecified_sex_threshold_scale: float
+    reference_duration_s: float
+    partial_integration_slope: float
+    partial_integration_top_nrs: float
+    train_reset_gap_s: float
 
     @classmethod
     def load(cls, relative: str = DISCOMFORT_FILE) -> "DiscomfortParameters":
@@ -126,6 +136,10 @@ _FILE_FIELDS = {
     "transfer_exponent": ("transfer", "exponent"),
     "female_threshold_scale": ("person", "female_cutaneous_threshold_scale"),
     "unspecified_sex_threshold_scale": ("person", "unspecified_sex_threshold_scale"),
+    "reference_duration_s": ("temporal", "reference_duration_s"),
+    "partial_integration_slope": ("temporal", "partial_integration_slope"),
+    "partial_integration_top_nrs": ("temporal", "partial_integration_top_nrs"),
+    "train_reset_gap_s": ("temporal", "train_reset_gap_s"),
 }
 
 
@@ -407,6 +421,39 @@ class Discomfort:
     components: Mapping[str, np.ndarray] = field(repr=False)
 
 
+def _train_duration(t: np.ndarray, valid: np.ndarray, typical: np.ndarray, reset_gap_s: float) -> np.ndarray:
+    """Time each pulse's train has been running (s), counting the pulse's own interval.
+
+    A train starts at a row's first pulse and after every gap longer than ``reset_gap_s``
+    (the off-time of a duty cycle). ``typical`` (B, 1) is the row's usual pulse interval.
+    """
+    tt = np.where(valid, t, np.nan)
+    prev = np.concatenate([np.full(tt.shape[:-1] + (1,), np.nan), tt[..., :-1]], axis=-1)
+    starts = valid & ~(tt - prev <= reset_gap_s)  # NaN gap (first pulse, padding before) starts a train
+    onset = np.maximum.accumulate(np.where(starts, np.nan_to_num(tt, nan=-np.inf), -np.inf), axis=-1)
+    return np.where(valid, tt - onset + typical, np.nan)
+
+
+def _partial_integration(u, duration_s, p: DiscomfortParameters):
+    """Drive after partial temporal integration beyond the critical duration (Bar-Ilan).
+
+    Equal-magnitude contours of electrocutaneous trains follow ``I·t^a = K`` with ``a`` falling
+    as the magnitude rises, so the magnitude-estimation exponent falls from ~1.4 to 0.93 as the
+    duration grows from 0.1 to 6.4 s ("Electrocutaneous psychophysical input–output functions
+    and temporal integration", Bar-Ilan University; reference §4.2, D2). Here the drive ``u`` is
+    scaled by ``(d / d_ref)^a`` with ``d`` the train's running time (at least the integration
+    time, below which the leaky pulse count already integrates), ``d_ref`` the duration at which
+    the calibration anchors hold, and ``a = slope·ln(NRS_top / NRS(u))`` (≥ 0) falling with the
+    level it would have at ``d_ref``.
+    """
+    nrs0 = nrs_from_drive(u, p.transfer_exponent)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = p.partial_integration_slope * np.log(p.partial_integration_top_nrs / nrs0)
+    a = np.clip(np.nan_to_num(a, nan=0.0, posinf=0.0), 0.0, None)
+    d = np.maximum(np.nan_to_num(duration_s, nan=p.reference_duration_s), p.integration_time_s)
+    return u * np.power(d / p.reference_duration_s, a)
+
+
 def nrs_from_drive(u, exponent: float):
     """The transfer ``g``: NRS = 10 u^n/(u^n + 1) (NRS 5 at u = 1)."""
     un = np.power(np.maximum(u, 0.0), exponent)
@@ -443,24 +490,21 @@ def predict(recruitment: Any, *, person: Person | None = None, params: Discomfor
     valid = np.isfinite(t)
     tau = p.integration_time_s
     steady = drive.steady_rate_hz
-    if steady is None:
-        count = _leaky_sum(t, np.ones_like(t), tau)
+    spatial = np.power(drive.electrode_area_m2 / p.reference_area_m2, p.area_exponent)  # (B, E)
+    per_pulse = {name: np.einsum("bep,be->bp", np.nan_to_num(drive.afferent[name]), spatial)  # (B, P) each
+                 for name in p.classes if drive.afferent.get(name) is not None}
+    if steady is None:  # one leaky sum for the pulse count and every class (shared exponentials)
+        sums = _leaky_sum(t, np.stack([np.ones_like(t), *per_pulse.values()]), tau)
+        count = sums[0]
+        mean_recent = dict(zip(per_pulse, sums[1:] / np.where(count > 0, count, 1.0)))
     else:  # the window's pulse count just after a pulse of a steady train
         count = np.broadcast_to((1.0 / -np.expm1(-1.0 / (steady * tau)))[:, None], t.shape)
+        mean_recent = per_pulse
     rate = np.power(count / (p.reference_rate_hz * tau), p.rate_exponent)
-    spatial = np.power(drive.electrode_area_m2 / p.reference_area_m2, p.area_exponent)  # (B, E)
     components = {}
     total = np.zeros_like(t)
-    for name, c in p.classes.items():
-        a = drive.afferent.get(name)
-        if a is None:
-            continue
-        per_pulse = np.nansum(a * spatial[..., None], axis=1)  # (B, P)
-        if steady is None:
-            mean_recent = _leaky_sum(t, per_pulse, tau) / np.where(count > 0, count, 1.0)
-        else:
-            mean_recent = per_pulse
-        components[name] = c.weight * mean_recent * rate
+    for name, m in mean_recent.items():
+        components[name] = p.classes[name].weight * m * rate
         total = total + components[name]
     if drive.force_fraction is not None:
         f = np.clip(np.nan_to_num(drive.force_fraction), 0.0, None)
@@ -474,16 +518,19 @@ def predict(recruitment: Any, *, person: Person | None = None, params: Discomfor
             h = _leaky_sum(t, h, tau_h) / np.where(h_count > 0, h_count, 1.0)
         components["hotspot"] = p.hotspot_weight * h
         total = total + components["hotspot"]
-    nrs = np.where(valid, nrs_from_drive(person.sensitivity * total, p.transfer_exponent), np.nan)
-    # Time weights: interval to the next pulse, capped so off-periods do not count.
     nxt = np.diff(t, axis=-1, append=np.nan)
     finite = np.isfinite(nxt)
     typical = np.full(t.shape[:-1] + (1,), tau)
     has = finite.any(axis=-1)
     if has.any():
         typical[has, 0] = np.nanmedian(np.where(finite[has], nxt[has], np.nan), axis=-1)
+    u = person.sensitivity * total
     if steady is not None:
         typical = (1.0 / steady)[:, None]
+    else:  # a steady-train row stands for a train of the reference duration: no duration term
+        u = _partial_integration(u, _train_duration(t, valid, typical, p.train_reset_gap_s), p)
+    nrs = np.where(valid, nrs_from_drive(u, p.transfer_exponent), np.nan)
+    # Time weights: interval to the next pulse, capped so off-periods do not count.
     w = np.where(np.isfinite(nxt), np.minimum(nxt, 3 * tau), np.minimum(typical, 3 * tau))
     w = np.where(valid, w, 0.0)
     with np.errstate(invalid="ignore"):

@@ -61,9 +61,11 @@ from emsim.physiology.fibre_tables import fibre_classes, load_table, mrg_geometr
 from emsim.program.compile import PulseTrain
 from emsim.program.model import AsymmetricBiphasic, Channel, KhzBurst, Monophasic, SymmetricBiphasic
 
-__all__ = ["Recruitment", "StimulusSet", "recruit", "waveform_parameters", "POOLS_FILE"]
+__all__ = ["Recruitment", "StimulusSet", "recruit", "waveform_parameters", "motor_point_offset", "POOLS_FILE",
+           "MOTOR_POINTS_FILE"]
 
 POOLS_FILE = "fibres/motor_pools.json"
+MOTOR_POINTS_FILE = "sites/motor_points.json"
 N_FOLLOW_TERMS = 4           # units firing on every 1st … 4th pulse; slower ones counted at 1/5
 _KIND = {"monophasic": 0, "symmetric_biphasic": 1, "asymmetric_biphasic": 2, "khz_burst": 3}
 
@@ -326,6 +328,33 @@ def _pool_spec(site: str) -> tuple[dict, list[dict]]:
     return defaults, data["sites"][site]["muscles"]
 
 
+def motor_point_offset(site: str) -> tuple[float, float]:
+    """The site's main motor point relative to its standard placement's active electrode (m).
+
+    Returns ``(along_fibres, across_fibres)`` from ``models/sites/motor_points.json``
+    (0, 0 where the site has no entry: active electrode over the motor point). Sources: Botter et
+    al. 2011 (Eur J Appl Physiol 111:2461) and Gobbo et al. 2011 (Eur J Appl Physiol 111:2451);
+    the per-site values and their evidence levels are in the file.
+    """
+    entry = load_data(MOTOR_POINTS_FILE)["sites"].get(site, {})
+    return (entry.get("along_fibres_mm", 0.0) * 1e-3, entry.get("across_fibres_mm", 0.0) * 1e-3)
+
+
+def _offset_pair(value, site):
+    """``motor_point_offset_m`` as (along, across) in m; ``None`` means the site's data."""
+    if value is None:
+        return motor_point_offset(site)
+    pair = (value, 0.0) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    try:
+        along, across = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        along = across = math.nan
+    if not (math.isfinite(along) and math.isfinite(across)):
+        raise PhysiologyInputError("must be a finite number or a pair (along, across) of finite numbers",
+                                   path="motor_point_offset_m", value=value, allowed="finite (m)")
+    return along, across
+
+
 def _drive(sol, points, axis_vec, length):
     """Mean field (V/m per A) along ``axis_vec`` (3,) or (N, 3) over ``length`` from each point."""
     p0 = points
@@ -355,7 +384,7 @@ def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=N
     if layers is None:
         layers = fld.Layers.for_site(site, patient=patient, side=side)
     electrodes = _electrodes(channel)
-    key = (site, side, layers.key(), electrodes.key(), float(motor_point_offset_m), int(seed))
+    key = (site, side, layers.key(), electrodes.key(), tuple(motor_point_offset_m), int(seed))
     if key in _GEOM_CACHE:
         _GEOM_CACHE.move_to_end(key)
         return _GEOM_CACHE[key]
@@ -380,8 +409,8 @@ def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=N
         cy = rng.uniform(-half_w, half_w, n)
         cz = top + thick * rng.uniform(f0, f1, n)
         sd_t = get("territory_sd_mm") * 1e-3
-        px = active.x_m + motor_point_offset_m + rng.normal(0.0, get("innervation_zone_sd_mm") * 1e-3, (n, k))
-        py = active.y_m + cy[:, None] + rng.normal(0.0, sd_t, (n, k))
+        px = active.x_m + motor_point_offset_m[0] + rng.normal(0.0, get("innervation_zone_sd_mm") * 1e-3, (n, k))
+        py = active.y_m + motor_point_offset_m[1] + cy[:, None] + rng.normal(0.0, sd_t, (n, k))
         pz = np.clip(cz[:, None] + rng.normal(0.0, sd_t, (n, k)), top + 1e-4, top + thick - 1e-4)
         # Keep every terminal (and its internode) inside the solved field's domain.
         px, py = np.clip(px, -reach, reach), np.clip(py, -reach, reach)
@@ -490,7 +519,7 @@ def _dense_fraction(thr, row_stim, groups, n_groups, amps, intervals, recovery):
 # ------------------------------------------------------------------------ public
 
 def recruit(train_or_params, site: str, patient=None, *, side: str | None = None,
-            motor_point_offset_m: float = 0.0, seed: int = 0, table=None, layers=None,
+            motor_point_offset_m=None, seed: int = 0, table=None, layers=None,
             person=None, motor_gain=1.0) -> Recruitment:
     """Motor units and cutaneous afferents recruited at ``site``.
 
@@ -505,8 +534,11 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
         Fat thickness per site and side (else the site's average build).
     side : str, optional
         Batch only: the side the candidates stimulate (default: the first channel's side).
-    motor_point_offset_m : float
-        Motor point position along the fibres relative to the active electrode's centre.
+    motor_point_offset_m : float or (float, float), optional
+        Motor point position relative to the active electrode's centre (m): along the fibres,
+        or (along, across the fibres). Default: the site's standard placement
+        (:func:`motor_point_offset`, ``models/sites/motor_points.json``). Placing the active
+        electrode away from the motor point raises the motor thresholds (Gobbo et al. 2011).
     seed : int
         Seed of the fibre sample (reproducible unit identities).
     table : ThresholdTable, optional
@@ -534,10 +566,8 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
         non-positive motor gain or cutaneous threshold scale.
     """
     table = load_table() if table is None else table
-    if not isinstance(motor_point_offset_m, (int, float)) or not math.isfinite(motor_point_offset_m):
-        raise PhysiologyInputError("must be a finite number", path="motor_point_offset_m",
-                                   value=motor_point_offset_m, allowed="finite (m)")
     _pool_spec(site)
+    motor_point_offset_m = _offset_pair(motor_point_offset_m, site)
     if isinstance(train_or_params, PulseTrain):
         rows = _rows_from_train(train_or_params, site)
     elif isinstance(train_or_params, StimulusSet):

@@ -285,16 +285,37 @@ def test_from_pulses_builds_a_time_series_from_per_pulse_currents(contact):
 
 
 def test_steady_rate_rows_equal_the_end_of_a_long_train(contact):
-    """Candidate batches: one pulse per row with a steady rate = the steady state of that train."""
+    """Candidate batches: one pulse per row with a steady rate = the steady state of that train,
+    at the reference duration of the partial-integration term (a 3 s reference here, so that the
+    leaky pulse count has settled)."""
     el, sc = contact
     fr = cutaneous_activation(sc, np.array([0.02, 0.04]), 250e-6)
     area = [[e.area_m2 for e in el.electrodes]]
+    params = DiscomfortParameters.load().replace(reference_duration_s=3.0)
     steady = predict(AfferentDrive(times_s=np.zeros((2, 1)), afferent={k: v[:, :, None] for k, v in fr.items()},
-                                   electrode_area_m2=area, steady_rate_hz=[30.0, 80.0]))
+                                   electrode_area_m2=area, steady_rate_hz=[30.0, 80.0]), params=params)
     for row, f in enumerate((30.0, 80.0)):
-        long = predict(drive_from({k: v[row:row + 1] for k, v in fr.items()}, train(f, 3.0), el))
+        long = predict(drive_from({k: v[row:row + 1] for k, v in fr.items()}, train(f, 3.0), el), params=params)
         assert steady.nrs[row, 0] == pytest.approx(long.nrs[0, -1], rel=1e-6)
     # A batch Recruitment (times all zero, interval_s = 1/f) is recognised.
     rec = SimpleNamespace(times_s=np.zeros((2, 1)), afferent={k: v[:, :, None] for k, v in fr.items()},
                           electrode_area_m2=np.broadcast_to(np.asarray(area), (2, 2)), interval_s=np.array([1 / 30, 1 / 80]))
     assert np.allclose(predict(rec).nrs, steady.nrs)
+
+
+def test_partial_integration_grows_with_train_time_and_restarts_after_an_off_time(contact):
+    """Bar-Ilan partial integration: at a constant current the NRS keeps rising over a long burst
+    (beyond the leaky count's ~0.1 s), and a second burst after an off-time longer than
+    ``train_reset_gap_s`` starts again from the beginning."""
+    el, sc = contact
+    on = np.arange(0.0, 2.0, 0.02)
+    t = np.concatenate([on, on + 3.0])[None, :]
+    act = cutaneous_activation(sc, np.full(t.shape[1], 0.025), 250e-6)
+    d = predict(AfferentDrive.from_pulses(t[0], act, [[e.area_m2 for e in el.electrodes]]))
+    first, second = d.nrs[0, :on.size], d.nrs[0, on.size:]
+    assert first[-1] > first[on.size // 2] > first[10]
+    np.testing.assert_allclose(second, first, rtol=1e-3)
+    flat = predict(AfferentDrive.from_pulses(t[0], act, [[e.area_m2 for e in el.electrodes]]),
+                   params=P.replace(partial_integration_slope=0.0))
+    # without it only the leaky count (tau 0.1 s, settled to e^-10 after 1 s) changes the level
+    assert flat.nrs[0, on.size - 1] == pytest.approx(flat.nrs[0, on.size // 2], rel=1e-4)

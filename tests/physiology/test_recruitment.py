@@ -176,3 +176,34 @@ def test_discomfort_model_accepts_a_recruitment():
     r = rc.recruit(compile(from_dict(doc)), SITE)
     d = dc.predict(r)
     assert np.all(np.isfinite(d.peak)) and np.all((d.peak >= 0) & (d.peak <= 10))
+
+
+def test_motor_point_offset_defaults_to_the_site_data_and_moving_away_raises_thresholds():
+    s = rc.StimulusSet.from_arrays(30.0, 300.0, 40.0, channels=channel())
+    along, across = rc.motor_point_offset(SITE)
+    default = rc.recruit(s, SITE).unit_threshold_a
+    explicit = rc.recruit(s, SITE, motor_point_offset_m=(along, across)).unit_threshold_a
+    np.testing.assert_array_equal(default, explicit)
+    # the same units, their territories 4 cm across the fibres from the active electrode
+    away = rc.recruit(s, SITE, motor_point_offset_m=(along, across + 0.04)).unit_threshold_a
+    assert np.median(away) > 1.1 * np.median(default)
+    # a scalar is the along-fibre offset
+    np.testing.assert_array_equal(rc.recruit(s, SITE, motor_point_offset_m=0.01).unit_threshold_a,
+                                  rc.recruit(s, SITE, motor_point_offset_m=(0.01, 0.0)).unit_threshold_a)
+
+
+def test_motor_point_offsets_exist_for_every_pool_site_with_an_evidence_level():
+    from emsim._data import load_data
+    points = load_data(rc.MOTOR_POINTS_FILE)["sites"]
+    for site in load_data(rc.POOLS_FILE)["sites"]:
+        assert site in points, site
+        assert points[site]["evidence"] in ("measured", "fitted", "extrapolated", "assumed")
+        assert points[site]["source"] in load_data(rc.MOTOR_POINTS_FILE)["sources"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, (0.0, math.inf), (1.0, 2.0, 3.0), "near", True])
+def test_bad_motor_point_offset_is_a_typed_error(bad):
+    s = rc.StimulusSet.from_arrays(10.0, channels=channel())
+    with pytest.raises(PhysiologyInputError) as e:
+        rc.recruit(s, SITE, motor_point_offset_m=bad)
+    assert e.value.path == "motor_point_offset_m"

@@ -253,12 +253,15 @@ def test_pulse_width_effect_changes_sign_with_electrode_area_and_depth():
     assert delta(0.05, 0.015) < -0.1
 
 
-@pytest.mark.xfail(strict=True, reason="The model has no adaptation or accommodation: its exponent does not "
-                                       "fall with stimulus duration (it integrates over ~0.1 s only).")
 def test_magnitude_exponent_falls_with_duration(reference_curve):
     """D2 (Bar-Ilan, "Electrocutaneous psychophysical input–output functions and temporal integration",
     abstract): magnitude-estimation exponent 1.4 → 0.93 as duration rises from 100 ms to 6.4 s.
-    Check: exponent over 2–10 x threshold for a 6.4 s train at least 20 % below a 100 ms train's."""
+    Check: exponent over 2–10 x threshold for a 6.4 s train at least 20 % below a 100 ms train's.
+
+    Calibration, not prediction: the partial-integration slope (models/discomfort/discomfort.json
+    ``temporal.partial_integration_slope``) was fitted to Bar-Ilan's ratio 0.66 (model 0.66).
+    Not fitted: the magnitude at a fixed current grows with duration (Bar-Ilan: the power
+    function's constant rises with duration), checked at 3 x threshold."""
     sc, _, _, sens = reference_curve
     cur = np.geomspace(2 * sens, 10 * sens, 30)
     slopes = []
@@ -266,6 +269,8 @@ def test_magnitude_exponent_falls_with_duration(reference_curve):
         nrs, _ = steady_nrs(sc, REF_EL, cur, 250e-6, dur=dur)
         slopes.append(np.polyfit(np.log(cur), np.log(nrs), 1)[0])
     assert slopes[1] < 0.8 * slopes[0]
+    mid = [steady_nrs(sc, REF_EL, 3 * sens, 250e-6, dur=dur)[0][0] for dur in (0.1, 1.0, 6.4)]
+    assert mid[0] < mid[1] < mid[2], mid
 
 
 @pytest.mark.xfail(strict=True, reason="With a first-order (RC) membrane per class and the class chronaxies "
