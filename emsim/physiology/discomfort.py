@@ -60,6 +60,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
+from numba import njit
 
 from emsim._data import load_data
 from emsim.physiology import cutaneous as cut
@@ -234,7 +235,7 @@ class AfferentDrive:
             if arr.shape[0] != b or arr.shape[2] != p:
                 raise PhysiologyInputError("shape does not match times_s", path=f"afferent.{name}",
                                            value=arr.shape, allowed=f"({b}, E, {p})")
-            if np.any(arr[np.isfinite(arr)] < 0) or np.any(arr[np.isfinite(arr)] > 1):
+            if _outside_unit_interval(arr):
                 raise PhysiologyInputError("fractions must lie in [0, 1]", path=f"afferent.{name}",
                                            value=float(np.nanmax(np.abs(arr))), allowed="0..1")
             aff[name] = arr
@@ -283,8 +284,22 @@ class AfferentDrive:
                    force_fraction=force_fraction, hotspot_j_rms_a_per_m2=hotspot_j_rms_a_per_m2)
 
 
+def _outside_unit_interval(arr: np.ndarray) -> bool:
+    """Whether a finite entry of ``arr`` lies outside [0, 1] (NaN and ±inf entries are not checked)."""
+    if arr.size == 0:
+        return False
+    lo, hi = arr.min(), arr.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # only then pay for masking the non-finite entries
+        fin = arr[np.isfinite(arr)]
+        if fin.size == 0:
+            return False
+        lo, hi = fin.min(), fin.max()
+    return bool(lo < 0 or hi > 1)
+
+
 def _to_drive(recruitment: Any, **overrides) -> AfferentDrive:
     """Accept an :class:`AfferentDrive`, anything with ``to_afferent_drive()``, or duck-typed fields."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     if isinstance(recruitment, AfferentDrive) and not overrides:
         return recruitment
     if hasattr(recruitment, "to_afferent_drive"):
@@ -299,7 +314,12 @@ def _to_drive(recruitment: Any, **overrides) -> AfferentDrive:
                       force_fraction=base.force_fraction, hotspot_j_rms_a_per_m2=base.hotspot_j_rms_a_per_m2,
                       steady_rate_hz=base.steady_rate_hz)
     else:
-        get = lambda *names: next((getattr(recruitment, n) for n in names if getattr(recruitment, n, None) is not None), None)  # noqa: E731
+        def get(*names):  # each attribute read once: a Recruitment computes them on access
+            for n in names:
+                v = getattr(recruitment, n, None)
+                if v is not None:
+                    return v
+            return None
         fields = dict(times_s=get("times_s", "pulse_times_s", "pulse_times"),
                       afferent=get("afferent", "afferent_fraction"),
                       electrode_area_m2=get("electrode_area_m2"),
@@ -309,7 +329,8 @@ def _to_drive(recruitment: Any, **overrides) -> AfferentDrive:
             raise PhysiologyInputError("recruitment lacks pulse times, afferent activation or electrode areas",
                                        path="recruitment", value=type(recruitment).__name__,
                                        allowed="AfferentDrive, or an object with to_afferent_drive()")
-        fields["steady_rate_hz"] = get("steady_rate_hz") if get("steady_rate_hz") is not None else _batch_rate(recruitment, fields["times_s"])
+        rate = get("steady_rate_hz")
+        fields["steady_rate_hz"] = rate if rate is not None else _batch_rate(recruitment, fields["times_s"])
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return AfferentDrive(**fields)
 
@@ -366,30 +387,51 @@ def cutaneous_activation(contact, current_a, pulse_width_s, *, params: Discomfor
 def _leaky_sum(times: np.ndarray, x: np.ndarray, tau: float) -> np.ndarray:
     """``y_p = Σ_{q≤p} x_q exp(−(t_p − t_q)/τ)`` along the last axis (times may be NaN-padded).
 
-    Blocked exponential cumulative sum: inside a block the exponents stay below 500 (no
-    overflow), blocks are chained with the exact decay; cost O(P) with a Python loop only over
-    blocks (one per ~500 τ of stimulation).
+    ``times`` has shape (B, P) (or broadcasts to ``x``'s trailing axes), ``x`` shape
+    ``(..., B, P)``: several quantities summed over the same pulses share one decay factor.
+    The sum is the linear recursion ``y_p = y_{p−1}·exp(−(t_p − t_{p−1})/τ) + x_p``, run as a
+    compiled loop (:func:`_leaky_sum_kernel`): O(P), one exponential per pulse, no overflow.
+    A NaN time (padding) adds nothing and keeps the sum; time never runs backwards (a time below
+    an earlier one counts as that earlier time).
     """
-    t = np.where(np.isfinite(times), times, np.nan)
-    t = np.fmax.accumulate(np.nan_to_num(t, nan=-np.inf), axis=-1)  # padding keeps the last time
-    t = np.where(np.isfinite(t), t, 0.0)  # rows without pulses
-    x = np.where(np.isfinite(times), x, 0.0)
-    step = np.diff(t, axis=-1, prepend=t[..., :1])
-    step = np.nan_to_num(np.where(np.isfinite(step), step, 0.0))
-    span = np.cumsum(step.max(axis=tuple(range(step.ndim - 1))) if step.ndim > 1 else step) / tau
-    block_id = np.floor(span / 500.0).astype(int)
-    starts = np.flatnonzero(np.diff(block_id, prepend=-1))
-    ends = np.append(starts[1:], t.shape[-1])
+    x = np.asarray(x, dtype=float)
+    nt = max(np.ndim(times), 1)  # x's trailing axes that the times index; the leading ones share them
+    t = np.broadcast_to(np.asarray(times, dtype=float), x.shape[-nt:]).reshape(-1, x.shape[-1])
+    y = _leaky_sum_kernel(np.ascontiguousarray(t), np.ascontiguousarray(x).reshape(-1, *t.shape), float(tau))
+    return y.reshape(x.shape)
+
+
+def _compiled(fn):
+    """``njit`` with the on-disk cache, or compiled in memory at each start (a fraction of a
+    second for these small loops) where numba finds no writable cache location (it raises then)."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return njit(nogil=True)(fn)
+
+
+@_compiled
+def _leaky_sum_kernel(t, x, tau):  # pragma: no cover - compiled; tested through _leaky_sum
+    # t (B, P) pulse times, x (K, B, P) quantities; one decay per pulse shared by the K sums.
+    K, B, P = x.shape
     y = np.empty_like(x)
-    carry = np.zeros(x.shape[:-1])
-    t_prev = t[..., 0]
-    for s, e in zip(starts, ends):
-        tb = t[..., s:s + 1]
-        rel = (t[..., s:e] - tb) / tau
-        acc = np.cumsum(x[..., s:e] * np.exp(rel), axis=-1) * np.exp(-rel)
-        y[..., s:e] = acc + (carry * np.exp(-(t[..., s] - t_prev) / tau))[..., None] * np.exp(-rel)
-        carry = y[..., e - 1]
-        t_prev = t[..., e - 1]
+    for b in range(B):
+        acc = np.zeros(K)
+        t_last = -np.inf
+        for p in range(P):
+            tp = t[b, p]
+            if np.isnan(tp):
+                for k in range(K):
+                    y[k, b, p] = acc[k]
+                continue
+            decay = 0.0
+            if t_last > -np.inf:
+                decay = 1.0 if tp <= t_last else np.exp(-(tp - t_last) / tau)
+            if tp > t_last:
+                t_last = tp
+            for k in range(K):
+                acc[k] = acc[k] * decay + x[k, b, p]
+                y[k, b, p] = acc[k]
     return y
 
 
@@ -421,6 +463,29 @@ class Discomfort:
     components: Mapping[str, np.ndarray] = field(repr=False)
 
 
+def _electrode_sum(a: np.ndarray, weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``Σ_e a[b, e, p]·weight[b, e]`` (NaN activation counts as 0), shape (B, P), into ``out``."""
+    if not np.isfinite(a).all():
+        a = np.nan_to_num(a)
+    out = np.multiply(a[:, 0, :], weight[:, :1], out=out)
+    for e in range(1, a.shape[1]):  # E is a handful of electrodes: no (B, E, P) temporary
+        out += a[:, e, :] * weight[:, e:e + 1]
+    return out
+
+
+def _typical_interval(nxt: np.ndarray, default: float) -> np.ndarray:
+    """Median interval to the next pulse of each row, shape (B, 1) (``default`` without one)."""
+    finite = np.isfinite(nxt)
+    typical = np.full(nxt.shape[:-1] + (1,), default)
+    has = np.flatnonzero(finite.any(axis=-1))
+    if has.size > 64:
+        typical[has, 0] = np.nanmedian(np.where(finite[has], nxt[has], np.nan), axis=-1)
+    else:  # few rows (a session): the median of each row's finite intervals, as nanmedian
+        for b in has:
+            typical[b, 0] = np.median(nxt[b][finite[b]])
+    return typical
+
+
 def _train_duration(t: np.ndarray, valid: np.ndarray, typical: np.ndarray, reset_gap_s: float) -> np.ndarray:
     """Time each pulse's train has been running (s), counting the pulse's own interval.
 
@@ -428,10 +493,26 @@ def _train_duration(t: np.ndarray, valid: np.ndarray, typical: np.ndarray, reset
     (the off-time of a duty cycle). ``typical`` (B, 1) is the row's usual pulse interval.
     """
     tt = np.where(valid, t, np.nan)
-    prev = np.concatenate([np.full(tt.shape[:-1] + (1,), np.nan), tt[..., :-1]], axis=-1)
-    starts = valid & ~(tt - prev <= reset_gap_s)  # NaN gap (first pulse, padding before) starts a train
-    onset = np.maximum.accumulate(np.where(starts, np.nan_to_num(tt, nan=-np.inf), -np.inf), axis=-1)
-    return np.where(valid, tt - onset + typical, np.nan)
+    onset = _train_onset_kernel(np.ascontiguousarray(tt.reshape(-1, tt.shape[-1])), float(reset_gap_s))
+    return np.where(valid, tt - onset.reshape(tt.shape) + typical, np.nan)
+
+
+@_compiled
+def _train_onset_kernel(t, reset_gap_s):  # pragma: no cover - compiled; tested through _train_duration
+    # A pulse starts a train unless the previous pulse (not padding) is at most reset_gap_s
+    # before it; onset = the latest start so far (-inf before the first; NaN times never start).
+    B, P = t.shape
+    onset = np.empty_like(t)
+    for b in range(B):
+        last = -np.inf
+        prev = np.nan
+        for p in range(P):
+            tp = t[b, p]
+            if not np.isnan(tp) and not (tp - prev <= reset_gap_s) and tp > last:
+                last = tp
+            onset[b, p] = last
+            prev = tp
+    return onset
 
 
 def _partial_integration(u, duration_s, p: DiscomfortParameters):
@@ -491,10 +572,13 @@ def predict(recruitment: Any, *, person: Person | None = None, params: Discomfor
     tau = p.integration_time_s
     steady = drive.steady_rate_hz
     spatial = np.power(drive.electrode_area_m2 / p.reference_area_m2, p.area_exponent)  # (B, E)
-    per_pulse = {name: np.einsum("bep,be->bp", np.nan_to_num(drive.afferent[name]), spatial)  # (B, P) each
-                 for name in p.classes if drive.afferent.get(name) is not None}
+    names = [name for name in p.classes if drive.afferent.get(name) is not None]
+    stacked = np.empty((1 + len(names),) + t.shape)  # pulse count, then each class: one leaky sum
+    stacked[0] = 1.0
+    per_pulse = {name: _electrode_sum(drive.afferent[name], spatial, out=stacked[1 + i])  # (B, P) each
+                 for i, name in enumerate(names)}
     if steady is None:  # one leaky sum for the pulse count and every class (shared exponentials)
-        sums = _leaky_sum(t, np.stack([np.ones_like(t), *per_pulse.values()]), tau)
+        sums = _leaky_sum(t, stacked, tau)
         count = sums[0]
         mean_recent = dict(zip(per_pulse, sums[1:] / np.where(count > 0, count, 1.0)))
     else:  # the window's pulse count just after a pulse of a steady train
@@ -505,36 +589,32 @@ def predict(recruitment: Any, *, person: Person | None = None, params: Discomfor
     total = np.zeros_like(t)
     for name, m in mean_recent.items():
         components[name] = p.classes[name].weight * m * rate
-        total = total + components[name]
+        total += components[name]
     if drive.force_fraction is not None:
         f = np.clip(np.nan_to_num(drive.force_fraction), 0.0, None)
         components["contraction"] = p.contraction_weight * np.power(f, p.contraction_exponent)
-        total = total + components["contraction"]
+        total += components["contraction"]
     if drive.hotspot_j_rms_a_per_m2 is not None:
         h = (np.nan_to_num(drive.hotspot_j_rms_a_per_m2) / p.hotspot_reference_j_rms) ** 2
         if steady is None:
             tau_h = p.hotspot_time_constant_s
-            h_count = _leaky_sum(t, np.ones_like(t), tau_h)
-            h = _leaky_sum(t, h, tau_h) / np.where(h_count > 0, h_count, 1.0)
+            h_count, h_sum = _leaky_sum(t, np.stack([np.ones_like(t), h]), tau_h)
+            h = h_sum / np.where(h_count > 0, h_count, 1.0)
         components["hotspot"] = p.hotspot_weight * h
-        total = total + components["hotspot"]
+        total += components["hotspot"]
     nxt = np.diff(t, axis=-1, append=np.nan)
-    finite = np.isfinite(nxt)
-    typical = np.full(t.shape[:-1] + (1,), tau)
-    has = finite.any(axis=-1)
-    if has.any():
-        typical[has, 0] = np.nanmedian(np.where(finite[has], nxt[has], np.nan), axis=-1)
     u = person.sensitivity * total
     if steady is not None:
         typical = (1.0 / steady)[:, None]
     else:  # a steady-train row stands for a train of the reference duration: no duration term
+        typical = _typical_interval(nxt, tau)
         u = _partial_integration(u, _train_duration(t, valid, typical, p.train_reset_gap_s), p)
     nrs = np.where(valid, nrs_from_drive(u, p.transfer_exponent), np.nan)
     # Time weights: interval to the next pulse, capped so off-periods do not count.
     w = np.where(np.isfinite(nxt), np.minimum(nxt, 3 * tau), np.minimum(typical, 3 * tau))
     w = np.where(valid, w, 0.0)
     with np.errstate(invalid="ignore"):
-        mean = np.nansum(np.nan_to_num(nrs) * w, axis=-1) / np.where(w.sum(-1) > 0, w.sum(-1), np.nan)
+        mean = np.sum(np.nan_to_num(nrs) * w, axis=-1) / np.where(w.sum(-1) > 0, w.sum(-1), np.nan)
         peak = np.nanmax(np.where(valid, nrs, -np.inf), axis=-1)
     peak = np.where(np.isfinite(peak), peak, np.nan)
     return Discomfort(times_s=t, nrs=nrs, peak=peak, mean=mean, components=components)

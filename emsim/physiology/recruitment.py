@@ -50,6 +50,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field as dc_field
+from functools import cached_property
 
 import numpy as np
 
@@ -226,6 +227,14 @@ class Recruitment:
     fields : tuple of FieldSolution
         Field per channel (per ampere): skin current density for the discomfort model.
     notes : tuple of str
+
+    Notes
+    -----
+    Pulses repeat few distinct (stimulus, amplitude, interval) rows, so the per-pulse results are
+    held as a table per distinct row plus the distinct row of each pulse (the ``_*_distinct``
+    and ``_*_row`` fields that :func:`recruit` fills); ``motor_fraction``,
+    ``motor_fraction_above`` and ``afferent_fraction`` are spread out to one row per pulse on
+    first access (read-only), and the discomfort model's input gathers straight from the tables.
     """
 
     site: str
@@ -242,13 +251,15 @@ class Recruitment:
     interval_s: np.ndarray
     t_s: np.ndarray
     channel: np.ndarray
-    motor_fraction: np.ndarray
-    motor_fraction_above: np.ndarray
     electrodes: tuple
-    afferent_fraction: dict
     afferent_threshold_a: dict
     cutaneous_threshold_scale: tuple
     fields: tuple
+    _motor_distinct: np.ndarray          # (G, M) firing fraction per distinct row
+    _motor_above_distinct: np.ndarray    # (G, M) fraction above threshold per distinct row
+    _motor_row: np.ndarray               # (P,) distinct row of each pulse
+    _afferent_distinct: dict             # class -> (A, E) per distinct (stimulus, amplitude)
+    _afferent_row: np.ndarray            # (P,) distinct (stimulus, amplitude) of each pulse
     notes: tuple = dc_field(default=())
 
     @property
@@ -266,39 +277,82 @@ class Recruitment:
     # -- the discomfort model's input (emsim.physiology.discomfort.AfferentDrive fields) --------
     # A train is one batch row with its pulses in time order (channels interleaved); a batch of
     # candidates is B rows of one pulse each.
+    # The conversion is computed once per Recruitment (cached, read-only arrays): ``predict`` may
+    # be called on the same result many times, and the time order costs a sort.
+    @cached_property
     def _is_train(self) -> bool:
         return bool(np.all(np.isfinite(self.t_s))) and self.n_rows > 0
 
-    def _time_order(self) -> np.ndarray:
-        return np.argsort(self.t_s, kind="stable") if self._is_train() else np.arange(self.n_rows)
+    @cached_property
+    def _time_order(self) -> np.ndarray | None:
+        """Rows in time order (channels interleaved, stable); ``None`` when already in order."""
+        if not self._is_train:
+            return None
+        order = np.argsort(self.t_s, kind="stable")
+        return None if np.all(order[1:] > order[:-1]) else order
 
-    @property
+    def _in_time_order(self, a: np.ndarray) -> np.ndarray:
+        return a if self._time_order is None else np.take(a, self._time_order, axis=0)
+
+    @cached_property
+    def motor_fraction(self) -> np.ndarray:
+        """Fraction of each pool's units firing per pulse, refractoriness/following included (P, M)."""
+        return _read_only(np.take(self._motor_distinct, self._motor_row, axis=0))
+
+    @cached_property
+    def motor_fraction_above(self) -> np.ndarray:
+        """Fraction of each pool's units whose threshold the pulse reaches (P, M)."""
+        return _read_only(np.take(self._motor_above_distinct, self._motor_row, axis=0))
+
+    @cached_property
+    def afferent_fraction(self) -> dict:
+        """Fraction of each afferent class excited under each electrode per pulse, class -> (P, E)."""
+        return {k: _read_only(np.take(v, self._afferent_row, axis=0)) for k, v in self._afferent_distinct.items()}
+
+    @cached_property
     def times_s(self) -> np.ndarray:
         """Pulse times, shape (1, P) for a train (time-sorted) or (B, 1) zeros for a batch."""
-        if self._is_train():
-            return self.t_s[self._time_order()][None, :]
-        return np.zeros((self.n_rows, 1))
+        t = self._in_time_order(self.t_s)[None, :] if self._is_train else np.zeros((self.n_rows, 1))
+        return _read_only(t)
 
-    @property
+    @cached_property
     def afferent(self) -> dict:
         """Afferent fraction per class, shape (1, E, P) (train) or (B, E, 1) (batch)."""
-        o = self._time_order()
-        if self._is_train():
-            return {k: v[o].T[None] for k, v in self.afferent_fraction.items()}
-        return {k: v[:, :, None] for k, v in self.afferent_fraction.items()}
+        # one gather per class from the distinct-row table, straight into the (E, P) layout
+        rows = self._in_time_order(self._afferent_row)
+        out = {k: np.take(v.T, rows, axis=1) for k, v in self._afferent_distinct.items()}  # (E, P)
+        return {k: _read_only(v[None] if self._is_train else v.T[:, :, None]) for k, v in out.items()}
 
-    @property
+    @cached_property
     def force_fraction(self) -> np.ndarray:
         """Motor fraction firing per pulse (all pools pooled), shaped like :attr:`times_s`."""
         counts = np.bincount(self.unit_muscle, minlength=len(self.muscles)).astype(float)
-        f = self.motor_fraction @ (counts / max(counts.sum(), 1.0))
-        return f[self._time_order()][None, :] if self._is_train() else f[:, None]
+        f = np.take(self._motor_distinct @ (counts / max(counts.sum(), 1.0)), self._in_time_order(self._motor_row))
+        return _read_only(f[None, :] if self._is_train else f[:, None])
 
-    @property
+    def channel_afferent(self, k: int) -> dict:
+        """Afferent fraction under channel ``k``'s two electrodes, for its pulses in pulse order.
+
+        Returns class → ndarray (1, 2, P_k): ``afferent_fraction[class][channel == k][:, 2k:2k+2].T``
+        gathered straight from the distinct-row table (one channel's :class:`AfferentDrive`
+        input without spreading every class over all pulses and electrodes first).
+        """
+        rows = self._afferent_row[self.channel == k]
+        return {name: _read_only(np.take(v[:, 2 * k:2 * k + 2].T, rows, axis=1)[None])
+                for name, v in self._afferent_distinct.items()}
+
+    @cached_property
     def electrode_area_m2(self) -> np.ndarray:
         """Area of each of the E electrodes, shape (1, E) (train) or (B, E) (batch)."""
         area = np.array([e.area_m2 for sol in self.fields for e in sol.electrodes.electrodes])
-        return area[None, :] if self._is_train() else np.broadcast_to(area, (self.n_rows, area.size))
+        return _read_only(area[None, :] if self._is_train else np.broadcast_to(area, (self.n_rows, area.size)))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A view of ``a`` that cannot be written (cached arrays are shared between callers)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 # ------------------------------------------------------------------------ fibre samples
@@ -620,7 +674,6 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     u_stim, u_amp, u_int = stim[first_of], amp[first_of], interval[first_of]
     M = len(pool_names)
     f, a = _dense_fraction(thr, u_stim, unit_muscle, M, u_amp, u_int, lambda dt: table.recovery_ratio("motor", dt))
-    motor, motor_above = np.take(f, inverse, axis=0), np.take(a, inverse, axis=0)
 
     # Afferents have no refractoriness: one evaluation per distinct (stimulus, amplitude), found
     # among the few distinct rows above.
@@ -629,8 +682,6 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     sa_first, sa_of_u = _groups(np.lexsort((u_key, u_stim)), u_stim, u_key)
     aff_frac, aff_thr = _afferents(geoms, scales, stim_channel, stim_wave["pulse_width_s"], u_stim[sa_first],
                                    u_amp[sa_first])
-    row_sa = np.take(sa_of_u, inverse)
-    aff_frac = {k: np.take(v, row_sa, axis=0) for k, v in aff_frac.items()}
 
     notes = ["motor thresholds: Brian2 node-cable tables (models/fibres/thresholds.json) scaled by a factor fitted "
              "with the terminal depth range to Hmed 2018's quadriceps recruitment curve (models/fibres/"
@@ -641,8 +692,9 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
                        unit_muscle=unit_muscle, unit_diameter_m=unit_d, unit_position_m=unit_pos, unit_field_v_per_m=unit_e,
                        unit_threshold_a=thr, stimulus=stim,
                        stimulus_channel=stim_channel, amplitude_a=amp, interval_s=interval, t_s=t, channel=chan,
-                       motor_fraction=motor, motor_fraction_above=motor_above, electrodes=electrodes,
-                       afferent_fraction=aff_frac, afferent_threshold_a=aff_thr,
+                       electrodes=electrodes, afferent_threshold_a=aff_thr,
+                       _motor_distinct=f, _motor_above_distinct=a, _motor_row=inverse,
+                       _afferent_distinct=aff_frac, _afferent_row=np.take(sa_of_u, inverse),
                        cutaneous_threshold_scale=tuple(scales), fields=tuple(g.field for g in geoms),
                        notes=tuple(notes))
 
@@ -747,7 +799,7 @@ def _rows_from_train(train: PulseTrain, site: str):
         interval.append(iv)
         t.append(tt)
         chan.append(np.full(tt.size, k))
-    cat = lambda a, dt=float: np.concatenate(a).astype(dt) if a else np.zeros(0, dt)  # noqa: E731
+    cat = lambda a, dt=float: np.concatenate(a, dtype=dt, casting="unsafe") if a else np.zeros(0, dt)  # noqa: E731
     return (channels, [ch.side for ch in channels], stim_channel, wave, cat(stim, int), cat(amp), cat(interval),
             cat(t), cat(chan, int))
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from emsim.physiology.discomfort import (
-    AFFERENT_CLASSES, AfferentDrive, DiscomfortParameters, Person, _leaky_sum, cutaneous_activation,
+    AFFERENT_CLASSES, AfferentDrive, DiscomfortParameters, Person, _leaky_sum, _train_duration,
+    cutaneous_activation,
     nrs_from_drive, predict,
 )
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
@@ -147,6 +148,37 @@ def test_leaky_sum_matches_direct_sum_with_gaps_and_padding():
     assert np.allclose(got[0], _direct(t, x, 0.1), rtol=1e-10)
     assert np.allclose(got[1, :250], _direct(t2, x, 0.1)[:250], rtol=1e-10)
 
+
+
+def test_leaky_sum_shares_times_over_a_leading_axis_and_holds_over_nan_pulses():
+    """Several quantities (leading axis) over the same pulses; a NaN time inside a row adds
+    nothing and keeps the sum, and leading NaNs give 0."""
+    rng = np.random.default_rng(4)
+    t = np.cumsum(rng.exponential(0.05, (2, 200)), axis=1)
+    t[0, [0, 1, 50, 51, 120]] = np.nan
+    t[1, 150:] = np.nan
+    x = rng.uniform(0, 1, (3, 2, 200))
+    got = _leaky_sum(t, x, 0.1)
+    assert got.shape == x.shape
+    for k in range(3):
+        for b in range(2):
+            want = _direct(t[b], x[k, b], 0.1)
+            held = np.isnan(want)  # NaN pulse: the last sum carries over, 0 before any pulse
+            for p in np.flatnonzero(held):
+                want[p] = want[p - 1] if p else 0.0
+            np.testing.assert_allclose(got[k, b], np.nan_to_num(want), rtol=1e-10, atol=1e-300)
+
+
+def test_train_duration_restarts_after_the_reset_gap_and_skips_padding():
+    t = np.array([[0.0, 0.02, 0.04, 5.0, 5.02, np.nan, 5.06, np.nan],
+                  [np.nan, 1.0, 1.5, 1.6, 10.0, 10.1, np.nan, np.nan]])
+    valid = np.isfinite(t)
+    got = _train_duration(t, valid, np.array([[0.02], [0.1]]), reset_gap_s=1.0)
+    # a train starts at a row's first pulse, after a gap > 1 s, and after padding (no previous pulse)
+    onset = np.array([[0.0, 0.0, 0.0, 5.0, 5.0, np.nan, 5.06, np.nan],
+                      [np.nan, 1.0, 1.0, 1.0, 10.0, 10.0, np.nan, np.nan]])
+    np.testing.assert_allclose(got, t - onset + np.array([[0.02], [0.1]]), rtol=0, atol=1e-15)
+    assert np.array_equal(np.isnan(got), ~valid)
 
 # ----------------------------------------------------------------------------- prediction
 
