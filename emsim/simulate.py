@@ -373,10 +373,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
             if t_p.size == 0:
                 continue
             person = persons[program.channels[c].id]
-            # recruit's rows of channel k are in the channel's pulse order; its electrodes are
-            # the site's channels' pairs in program order
-            rows = rec.channel == k
-            afferent = {name: v[rows][:, 2 * k:2 * k + 2].T[None] for name, v in rec.afferent_fraction.items()}
+            afferent = rec.channel_afferent(k)
             area = np.array([_electrode_areas(program.channels[c])])
             force_frac = _force_fraction_per_pulse(t_p, force_by_channel.get(c))
             drive = dsc.AfferentDrive(times_s=t_p[None], afferent=afferent, electrode_area_m2=area,
