@@ -19,9 +19,10 @@ The model, in three layers
 3. **Fatigue and recovery** per cell, driven by the cell's own force and pulses, with fast and
    slow recovery and low-frequency fatigue (:mod:`emsim.physiology.fatigue`).
 
-Numerics are in :mod:`emsim.physiology._muscle_solver` (multi-rate: exact CN, affine RK4 for F,
-waveform relaxation for fatigue inside a contraction, exact rests, envelope stepping over
-repeated contractions).
+Numerics are in :mod:`emsim.physiology._muscle_solver` and its compiled kernel
+:mod:`emsim.physiology._muscle_kernel` (exact CN, RK4 for F, the fatigue deficits integrated
+alongside, exact rests, envelope stepping over repeated contractions and over identical pulse
+intervals inside a contraction).
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from emsim._data import models_dir
+from emsim.physiology import _muscle_kernel as kernel
 from emsim.physiology import _muscle_solver as solver
-from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_pulses, _check_per_pulse,
-                                   _SPEC as DING_SPEC, ding_force, read_document, read_entries)
+from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_max_step, _check_pulses,
+                                   _check_per_pulse, _SPEC as DING_SPEC, ding_force, read_document,
+                                   read_entries)
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
 from emsim.physiology.fatigue import (FATIGUE_SPEC, FatigueParameters, deficit_gains,
                                       deficit_time_constants)
@@ -192,7 +195,9 @@ class ForceResult:
         timing group; from the first row).
     muscle : MuscleParameters
     stats : dict
-        Segments integrated vs in all (how much the envelope stepping saved).
+        Contractions (``segments``) and those integrated (``integrated``: the others were
+        stepped over); node steps integrated, summed over rows, and what the integrated
+        contractions would have cost without stepping over identical pulse intervals.
     """
 
     t: np.ndarray
@@ -237,33 +242,86 @@ def _from_pulse_train(train, recruitment):
     return t, pad(widths, 1e-4), np.where(known, amp, np.nan), float(train.duration_s)
 
 
-def _recruitment(recruitment, pulses, batch, amp, ding: DingParameters):
-    valid = ~np.isnan(pulses)
+def _unpadded(pulses: np.ndarray) -> bool:
+    return not np.isnan(pulses[..., -1]).any()   # NaN padding is trailing (checked)
+
+
+def _pulses(arr: np.ndarray, batch: bool) -> np.ndarray:
+    """Checked pulse times as (rows, pulses); one compiled pass when they are fine, else the
+    ding checker names the first problem."""
+    a2 = arr if batch else arr[None, :]
+    if (isinstance(arr, np.ndarray) and arr.dtype == np.float64 and arr.ndim == (2 if batch else 1)
+            and a2.shape[0] and kernel.pulses_ok(a2) and (batch or not np.isnan(arr[-1]))):
+        return a2
+    return _check_pulses(arr, batch)
+
+
+def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: str) -> np.ndarray:
+    """:func:`~emsim.physiology.ding._check_per_pulse` without copies when the values are fine."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64 and _unpadded(pulses):
+        x2 = x if batch else (x[None, :] if x.ndim == 1 else None)
+        if x2 is not None and x2.shape == pulses.shape \
+                and kernel.values_ok(x2, pulses, check == "positive"):
+            return x2
+    return _check_per_pulse(x, name, pulses, batch, check, unit)
+
+
+def _timing_groups(pulses: np.ndarray, n_valid: np.ndarray) -> list[list[int]]:
+    """Rows with the same pulse timing (integrated together), by a hash of each row's times
+    confirmed by comparison."""
+    bits = pulses.view(np.uint64)
+    h = kernel.block_hashes(solver.compact(pulses).view(np.uint64) if pulses.strides[0] == 0
+                            else bits, np.zeros(1, np.int64), np.array([pulses.shape[1]]))[:, 0]
+    h = np.broadcast_to(h, (pulses.shape[0],))
+    groups: dict[tuple, list[list[int]]] = {}
+    for r in range(pulses.shape[0]):
+        cands = groups.setdefault((int(h[r]), int(n_valid[r])), [])
+        for g in cands:
+            if pulses.strides[0] == 0 or np.array_equal(pulses[g[0]], pulses[r], equal_nan=True):
+                g.append(r)
+                break
+        else:
+            cands.append([r])
+    return [g for cands in groups.values() for g in cands]
+
+
+def _take(a: np.ndarray, rows: list[int], n: int) -> np.ndarray:
+    """Rows ``rows`` and their first ``n`` pulses of a per-pulse factor, without copying
+    broadcast (constant) factors or a whole unpadded batch."""
+    if a.strides[1] == 0:
+        return np.broadcast_to(a[rows, :1], (len(rows), n))
+    if n == a.shape[1] and len(rows) == a.shape[0] and rows == list(range(a.shape[0])):
+        return a
+    return a[rows, :n]
+
+
+def _recruitment(recruitment, pulses, valid, batch, amp, ding: DingParameters):
     if recruitment is None:
         if amp is not None and not ding.has_amplitude_term:
             # Placeholder until the recruitment model feeds the pool: the ramp shape, relative to
             # each row's largest amplitude, recruits the pool in proportion.
             top = np.nanmax(np.where(valid, amp, np.nan), axis=1, keepdims=True)
             return np.where(valid, np.nan_to_num(amp / top, nan=1.0), 1.0)
-        return np.ones(pulses.shape)
+        return np.broadcast_to(1.0, pulses.shape)
     if np.isscalar(recruitment) or np.ndim(recruitment) == 0:
         r = recruitment
         if isinstance(r, bool) or not isinstance(r, (int, float, np.floating, np.integer)) \
                 or not 0.0 <= float(r) <= 1.0:
             raise _bad("recruitment must be a fraction of the motor-unit pool", "recruitment",
                        value=r, allowed="0 to 1")
-        return np.full(pulses.shape, float(r))
-    r = _check_per_pulse(recruitment, "recruitment", pulses, batch, "nonnegative", "1")
-    if np.any(np.where(valid, r, 0.0) > 1.0):
+        return np.broadcast_to(float(r), pulses.shape)
+    r = _per_pulse(recruitment, "recruitment", pulses, batch, "nonnegative", "1")
+    if not kernel.values_ok(r, pulses, False, 1.0):
         bad = np.argwhere(valid & (r > 1.0))[0]
         raise _bad("recruitment must be a fraction of the motor-unit pool",
                    f"recruitment[{', '.join(map(str, bad))}]", value=float(r[tuple(bad)]),
                    allowed="0 to 1")
-    return np.where(valid, r, 1.0)
+    return r if _unpadded(pulses) else np.where(valid, r, 1.0)
 
 
 def _cells(muscle: MuscleParameters, recr: np.ndarray) -> solver.Cells:
-    levels = np.unique(np.round(recr[recr > 0], 3)) if np.any(recr > 0) else np.array([1.0])
+    seen = kernel.recruitment_levels(solver.compact(recr))   # = np.unique(np.round(r[r > 0], 3))
+    levels = np.flatnonzero(seen) / 1000.0 if seen.any() else np.array([1.0])
     if levels.size > MAX_DEPTH_GROUPS:
         levels = np.unique(np.round(np.quantile(levels, np.linspace(0, 1, MAX_DEPTH_GROUPS + 1)[1:]), 3))
     edges = np.concatenate([[0.0], levels])
@@ -323,7 +381,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         Tolerance of the envelope stepping over identical contractions (deficit units); ``None``
         integrates every contraction.
     max_step : float
-        Largest node step inside contractions, s.
+        Largest node step inside contractions, s (0 < max_step ≤ 0.01).
 
     Returns
     -------
@@ -333,7 +391,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     ------
     PhysiologyInputError
         Empty trains, unsorted or duplicate pulse times, negative widths or amplitudes,
-        recruitment outside 0–1, a bad ``dt``.
+        recruitment outside 0–1, a bad ``dt`` or ``max_step``.
     ModelParameterError
         Unknown muscle name or a bad parameter file.
 
@@ -345,6 +403,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     269.0
     """
     m = muscle if isinstance(muscle, MuscleParameters) else load_muscle(muscle)
+    max_step = _check_max_step(max_step)   # RK4 of the force needs steps well below τ1
     from emsim.program.compile import PulseTrain
 
     duration = None
@@ -359,16 +418,16 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         if arr.size == 0 or (arr.ndim == 2 and arr.shape[1] == 0):
             raise _bad("the pulse train is empty", "train", has_value=False)
         batch = arr.ndim == 2
-        pulses = _check_pulses(arr, batch)
-        if np.all(np.isnan(pulses)):
+        pulses = _pulses(arr, batch)
+        if np.all(np.isnan(pulses[..., 0])):   # NaN padding is trailing (checked)
             raise _bad("the pulse train is empty", "train", has_value=False)
         width = amp = None
         if pulse_width_us is not None:
-            width = _check_per_pulse(pulse_width_us, "pulse_width_us", pulses, batch, "positive",
-                                     "µs") * 1e-6
+            width = _per_pulse(pulse_width_us, "pulse_width_us", pulses, batch, "positive",
+                               "µs") * 1e-6
         if amplitude_ma is not None:
-            amp = _check_per_pulse(amplitude_ma, "amplitude_ma", pulses, batch, "nonnegative",
-                                   "mA") * 1e-3
+            amp = _per_pulse(amplitude_ma, "amplitude_ma", pulses, batch, "nonnegative",
+                             "mA") * 1e-3
     if pulses.ndim == 1:
         pulses = pulses[None, :]
         width = None if width is None else np.broadcast_to(width, pulses.shape)
@@ -382,15 +441,17 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
                        "pulse_width_us", has_value=False)
         afac = np.where(valid, d.pulse_duration_factor(np.where(valid, width, 1.0)), 1.0)
     else:
-        afac = np.ones(pulses.shape)
+        afac = np.broadcast_to(1.0, pulses.shape)
     if amp is not None and d.has_amplitude_term:
         lam = np.where(valid & np.isfinite(amp), d.amplitude_factor(np.nan_to_num(amp)), 1.0)
     else:
-        lam = np.ones(pulses.shape)
-    recr = _recruitment(recruitment, pulses, batch, amp, d)
+        lam = np.broadcast_to(1.0, pulses.shape)
+    recr = _recruitment(recruitment, pulses, valid, batch, amp, d)
 
-    last = float(np.nanmax(pulses)) if valid.any() else 0.0
-    first = float(np.nanmin(pulses)) if valid.any() else 0.0
+    n_valid = valid.sum(axis=1)
+    has = n_valid > 0
+    last = float(pulses[has, n_valid[has] - 1].max()) if has.any() else 0.0
+    first = float(pulses[has, 0].min()) if has.any() else 0.0
     if t_end is None:
         t_end = max(duration or 0.0, last + 1.0)
     elif not (isinstance(t_end, (int, float)) and np.isfinite(t_end) and t_end >= last):
@@ -407,24 +468,23 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     t_out = np.arange(t0, t_end + 0.5 * dt, dt) if trace else np.zeros(0)
 
     model = _model(m, fatigue)
-    # rows with the same pulse timing are integrated together
-    keys: dict[bytes, list[int]] = {}
-    for r in range(B):
-        keys.setdefault(pulses[r, valid[r]].tobytes(), []).append(r)
+    keys = _timing_groups(pulses, n_valid)
     force = np.zeros((B, t_out.size))
     results = {}
-    n_eval = n_seg = 0
-    for rows in keys.values():
+    n_eval = n_seg = n_steps = n_full = 0
+    for rows in keys:
         p = pulses[rows[0], valid[rows[0]]]
         if p.size == 0:
             continue
-        sel = valid[rows[0]]
-        cells = _cells(m, recr[rows][:, sel])
-        g = solver.run_group(p, afac[rows][:, sel], lam[rows][:, sel], recr[rows][:, sel], model,
-                             cells, t_out, t_end, max_step, trace, skip_tol)
+        take = lambda a: _take(a, rows, p.size)  # noqa: E731
+        cells = _cells(m, take(recr))
+        g = solver.run_group(p, take(afac), take(lam), take(recr), model, cells, t_out, t_end,
+                             max_step, trace, skip_tol)
         force[rows] = g.force if trace else force[rows]
         n_eval += g.evaluated
         n_seg += g.segments
+        n_steps += g.node_steps
+        n_full += g.node_steps_full
         for i, r in enumerate(rows):
             results[r] = (g, i, cells)
     K = max((g.contraction_start.size for g, _, _ in results.values()), default=0)
@@ -459,4 +519,5 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     return ForceResult(t=t_out, force_n=force, contraction_start_s=c_start, peak_force_n=peak,
                        fti_ns=fti, fti_total_ns=np.nansum(fti, axis=1), fatigue_index=fi,
                        cell_peak_force_n=cell_peak, capacity=cap, deficits=deficits, cells=cells_info, muscle=m,
-                       stats=dict(segments=n_seg, integrated=n_eval))
+                       stats=dict(segments=n_seg, integrated=n_eval, node_steps=n_steps,
+                                  node_steps_without_interval_stepping=n_full))

@@ -1,0 +1,220 @@
+"""The compiled muscle kernel (:mod:`emsim.physiology._muscle_kernel`) against slower, simpler
+paths: a fine ``solve_ivp`` solution, unmerged cells, one thread, every interval integrated."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emsim.physiology import _muscle_kernel as kernel
+from emsim.physiology import _muscle_solver as solver
+from emsim.physiology.errors import PhysiologyInputError
+from emsim.physiology.muscle import SKIP_TOL, load_muscle, simulate
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def muscle():
+    return load_muscle("quadriceps_ding2003")
+
+
+def load_bench():
+    """``benchmarks/bench_muscle.py`` as a module (its ``reference_pool`` is the solve_ivp
+    reference of the same equations)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_muscle", BENCH / "bench_muscle.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    return mod
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_bench()
+
+
+def _ramp_rows(p, rel):
+    """Two rows: a 0.5 s ramp to 0.6 and a ramp to 0.9 (several partly recruited depth groups)."""
+    return np.vstack([np.minimum(0.6, 0.6 * rel / 0.5), np.minimum(0.9, 0.9 * rel / 0.5)])
+
+
+@pytest.mark.slow
+def test_ramped_recruitment_matches_solve_ivp(muscle, bench):
+    """Per-pulse recruitment ramps (depth groups recruited at different pulses, pulse cost and
+    occlusion active): three 2 s on / 2 s off cycles at 50 Hz against the benchmark's fine
+    solve_ivp reference of the same equations; force within 0.1 % of the peak, deficits within
+    1e-4 (every interval integrated and with the default stepping)."""
+    rel = np.tile(np.arange(0.0, 2.0, 1 / 50), 3)
+    p = np.concatenate([k * 4.0 + np.arange(0.0, 2.0, 1 / 50) for k in range(3)])
+    recr = _ramp_rows(p, rel)
+    rows = np.broadcast_to(p, recr.shape)
+    for skip in (None, SKIP_TOL):
+        r = simulate(rows, muscle, recruitment=recr, dt=0.005, skip_tol=skip)
+        ref, x = bench.reference_pool(p, recr, muscle, r.t)
+        assert np.max(np.abs(r.force_n - ref)) < 1e-3 * ref.max()
+        assert np.max(np.abs(r.deficits - x)) < 1e-4
+
+
+def test_merging_cells_does_not_change_results(muscle, monkeypatch):
+    """Fully recruited depth groups merged into one cell, never-recruited ones left out: the
+    same forces, peaks and deficits as integrating every cell on its own (every interval
+    integrated: the stepping's error estimate sees the cells, so its choices may differ)."""
+    p = np.concatenate([k * 3.0 + np.arange(0.0, 1.5, 1 / 40) for k in range(4)])
+    recr = np.vstack([np.full(p.size, 0.3), np.full(p.size, 0.7), np.full(p.size, 1.0),
+                      np.where(np.arange(p.size) % 60 < 20, 0.5, 0.9)])
+    rows = np.broadcast_to(p, recr.shape)
+    merged = simulate(rows, muscle, recruitment=recr, dt=0.005, skip_tol=None)
+
+    def unmerged(cells, r, B):
+        C = cells.weight.size
+        return solver.RowCells(act_cell=np.tile(np.arange(C), (B, 1)),
+                               act_w=np.tile(cells.weight, (B, 1)),
+                               n_act=np.full(B, C), cell_rep=np.tile(np.arange(C), (B, 1)))
+
+    monkeypatch.setattr(solver, "merge_cells", unmerged)
+    alone = simulate(rows, muscle, recruitment=recr, dt=0.005, skip_tol=None)
+    scale = alone.force_n.max()
+    assert np.max(np.abs(merged.force_n - alone.force_n)) < 1e-9 * scale
+    assert np.max(np.abs(merged.peak_force_n - alone.peak_force_n)) < 1e-9 * scale
+    assert np.max(np.abs(merged.deficits - alone.deficits)) < 1e-12
+    assert np.allclose(merged.cell_peak_force_n, alone.cell_peak_force_n, rtol=1e-9, atol=1e-9)
+
+
+def test_merge_cells_groups_by_recruitment_history():
+    """A row recruiting 0.5 of the pool everywhere: the depth groups up to 0.5 merge, those
+    above are left out; a row ramping through the groups keeps each group it passes."""
+    cells = solver.Cells(weight=np.repeat([0.25, 0.25, 0.25, 0.25], 2) * np.tile([0.5, 0.5], 4),
+                         time_factor=np.ones(8), fatigability=np.ones(8),
+                         depth=np.repeat(np.arange(4), 2), edges=np.array([0, 0.25, 0.5, 0.75, 1.0]))
+    recr = np.array([[0.5, 0.5, 0.5], [0.1, 0.6, 1.0]])
+    rc = solver.merge_cells(cells, recr, 2)
+    assert rc.n_act.tolist() == [2, 8]
+    assert rc.cell_rep[0].tolist() == [0, 1, 0, 1, -1, -1, -1, -1]
+    assert np.allclose(rc.act_w[0, :2], [0.25, 0.25])
+    assert rc.cell_rep[1].tolist() == list(range(8))
+
+
+def test_rows_split_over_threads_match_one_thread(muscle, monkeypatch):
+    """Rows integrated in blocks on several threads give bit-identical results to one thread."""
+    p = np.concatenate([k * 2.0 + np.arange(0.0, 1.0, 1 / 60) for k in range(5)])
+    recr = np.repeat(np.linspace(0.2, 1.0, 12)[:, None], p.size, axis=1)
+    rows = np.broadcast_to(p, recr.shape)
+    monkeypatch.setattr(kernel, "MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(kernel, "_threads", lambda: 3)
+    split = simulate(rows, muscle, recruitment=recr, dt=0.01)
+    monkeypatch.setattr(kernel, "MIN_ROWS_PER_THREAD", 10 ** 9)
+    one = simulate(rows, muscle, recruitment=recr, dt=0.01)
+    assert np.array_equal(split.force_n, one.force_n)
+    assert np.array_equal(split.deficits, one.deficits)
+
+
+def test_interval_stepping_in_a_long_continuous_train(muscle, monkeypatch):
+    """A 60 s continuous 40 Hz train (one contraction): stepping over identical intervals vs
+    integrating all 2 400 of them; force within 0.2 % of the peak, force-time integral 0.1 %,
+    deficits 1e-3 relative, at a fraction of the node steps."""
+    p = np.arange(0.0, 60.0, 1 / 40)
+    fast = simulate(p, muscle, dt=0.01)
+    monkeypatch.setattr(solver, "PLATEAU_TOL", 0.0)
+    full = simulate(p, muscle, dt=0.01)
+    assert fast.stats["node_steps"] < 0.3 * full.stats["node_steps"]
+    peak = full.force_n.max()
+    assert np.max(np.abs(fast.force_n - full.force_n)) < 2e-3 * peak
+    assert abs(fast.fti_total_ns[0] - full.fti_total_ns[0]) < 1e-3 * full.fti_total_ns[0]
+    assert np.max(np.abs(fast.deficits - full.deficits) / full.deficits) < 1e-3
+
+
+def test_block_hashes_tell_rows_and_units_apart():
+    """One changed value changes the hash of its row and unit only; compact (constant) factors
+    hash like their full form."""
+    a = np.tile(np.linspace(0.1, 1.0, 10), (3, 1))
+    first, stop = np.array([0, 5]), np.array([5, 10])
+    h = kernel.block_hashes(a.view(np.uint64), first, stop)
+    assert h[0, 0] == h[1, 0] == h[2, 0] and h[0, 1] == h[1, 1]
+    b = a.copy()
+    b[1, 7] = np.nextafter(b[1, 7], 2.0)
+    hb = kernel.block_hashes(b.view(np.uint64), first, stop)
+    assert hb[1, 1] != h[1, 1] and hb[1, 0] == h[1, 0] and hb[0, 1] == h[0, 1]
+    const = np.full((3, 10), 0.7)
+    hc = kernel.block_hashes(solver.compact(np.broadcast_to(0.7, (3, 10))).view(np.uint64),
+                             first, stop)
+    assert np.array_equal(np.broadcast_to(hc, (3, 2)),
+                          kernel.block_hashes(const.view(np.uint64), first, stop))
+
+
+def test_compiled_checks_still_name_the_bad_value(muscle):
+    """Large float arrays take the compiled checks; a bad value still gets the typed error with
+    its index."""
+    p = np.tile(np.arange(0.0, 1.0, 0.01), (4, 1))
+    p[2, 30] = p[2, 29]
+    with pytest.raises(PhysiologyInputError) as err:
+        simulate(p, muscle, trace=False)
+    assert "pulse_times[2, 30]" in str(err.value)
+    good = np.tile(np.arange(0.0, 1.0, 0.01), (4, 1))
+    recr = np.full(good.shape, 0.5)
+    recr[3, 10] = 1.5
+    with pytest.raises(PhysiologyInputError) as err:
+        simulate(good, muscle, recruitment=recr, trace=False)
+    assert "recruitment[3, 10]" in str(err.value)
+    assert simulate(good, muscle, recruitment=np.full(good.shape, 0.5), trace=False).peak_force_n.shape == (4, 1)
+
+
+@pytest.mark.slow
+def test_kernels_compile_in_memory_without_a_writable_cache():
+    """Where numba finds no writable cache location it raises at decoration; the kernels are
+    then compiled in memory, with one warning, and give the same force."""
+    code = textwrap.dedent("""
+        import warnings
+        from numba.core import caching
+        def deny(self):
+            raise PermissionError("read-only (test)")
+        caching._CacheLocator.ensure_cache_path = deny
+        import numpy as np
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            from emsim.physiology.muscle import simulate
+            r = simulate(np.arange(34) / 33, fatigue=False)
+        msgs = [str(x.message) for x in w if "compiled in memory" in str(x.message)]
+        print(len(msgs), repr(float(r.peak_force_n[0, 0])))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    n_warn, peak = out.stdout.split()
+    assert n_warn == "1"
+    assert float(peak) == pytest.approx(simulate(np.arange(34) / 33, fatigue=False).peak_force_n[0, 0],
+                                        rel=1e-12)
+
+
+@pytest.mark.parametrize("max_step", [0.0, -1e-3, 0.05, float("nan")])
+def test_node_step_out_of_range_is_a_typed_error(muscle, max_step):
+    """RK4 of the force is only stable for steps well below τ1: max_step is checked."""
+    with pytest.raises(PhysiologyInputError) as err:
+        simulate(np.arange(10) / 20, muscle, max_step=max_step)
+    assert err.value.path == "max_step"
+
+
+def _batch_peak(_=None):
+    p = np.arange(0.0, 1.0, 1 / 40)
+    recr = np.repeat(np.linspace(0.3, 1.0, 16)[:, None], p.size, axis=1)
+    return simulate(np.broadcast_to(p, recr.shape), "quadriceps_ding2003", recruitment=recr,
+                    trace=False).peak_force_n
+
+
+def test_thread_pool_survives_fork():
+    """A process forked after the row pool started (multiprocessing, Dask's process workers)
+    gets a fresh pool instead of waiting on threads it does not have."""
+    import multiprocessing
+
+    here = _batch_peak()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        there = pool.apply_async(_batch_peak).get(timeout=300)
+    assert np.array_equal(here, there)
