@@ -161,3 +161,11 @@ def quick_study_dir(tmp_path_factory):
     run(study, out, progress=False)
     report(study, out)
     return out
+
+
+@pytest.fixture
+def store():
+    """A workbench store that predicts only when asked (the component tests)."""
+    from apps.store import WorkbenchStore
+
+    return WorkbenchStore(auto_predict=False)

@@ -15,11 +15,6 @@ from emsim.program.device_profile import device_profile  # noqa: E402
 pytestmark = pytest.mark.ui
 
 
-@pytest.fixture
-def store():
-    return WorkbenchStore(auto_predict=False)
-
-
 def test_hard_bounds_are_the_device_limits():
     prof = device_profile("rehastim2")
     chan = ChannelSettings.for_device("rehastim2", channel_id="X", amplitude_ma=500.0)
@@ -32,7 +27,7 @@ def test_hard_bounds_are_the_device_limits():
     # Soft bounds (the slider's first view) lie inside the hard ones.
     for name, (s_lo, s_hi) in channel_limits("rehastim2").soft.items():
         h_lo, h_hi = chan.param[name].bounds
-        assert h_lo <= s_lo < s_hi <= h_hi
+        assert h_lo <= s_lo <= s_hi <= h_hi and (s_lo < s_hi or h_lo == h_hi)  # a device may fix a value
 
 
 def test_bounds_are_per_instance():
@@ -106,23 +101,25 @@ def test_debounced_background_prediction_lands_once():
     for amp in (20.0, 24.0, 28.0):  # a slider drag: only the last value is evaluated
         store.channels[0].amplitude_ma = amp
     assert store.wait(60)
-    assert store.updates == 1 and not store.busy
-    assert store.prediction.program.phases[0].stimulation[0].amplitude.ma == 28.0
-    assert summary_text(store).startswith("Prediction #1 (session 1):")
+    assert store.updates == 2 and not store.busy  # the preview, then the full session
+    assert store.prediction_stage == "full"
+    assert {s.amplitude.ma for ph in store.prediction.program.phases for s in ph.stimulation
+            if s.channel == "ES-L" and ph.kind == "main"} == {28.0}
+    assert summary_text(store).startswith("Prediction #2 (full session 1, ")  # the preview was #1
     assert "Evidence: " + store.prediction.evidence in summary_text(store)
 
 
 def test_export_validates_and_carries_predicted_outcomes(store):
     store.load_patient_file(PATIENT_DIR / "example_measured.json")
-    store.preview = "full main phase (20 min)"
     store.channels[0].amplitude_ma = 20.0
     store.channels[1].enabled = False
-    store.prediction = store.predict_now()
+    store.prediction, store.prediction_stage = store.predict_full(), "full"
     text, report = store.export()
     assert report.ok and text
     program = loads(text)  # the downloaded file parses and validates as a program
-    assert program.phases[0].duration_s == 1200.0
-    assert store.prediction.t_s[-1] < 1200.0  # session 1 runs shortened (first-session rule)
+    assert [(ph.kind, ph.duration_s) for ph in program.phases] == [
+        ("warm_up", store.warm_up_s), ("main", 1200.0), ("cool_down", store.cool_down_s)]
+    assert store.prediction.t_s[-1] < program.duration_s  # session 1 runs shortened (first-session rule)
     assert program.provenance.predicted_outcomes["peak_mvc_pct"] == pytest.approx(
         store.prediction.scalars["peak_mvc_pct"], abs=5e-7)  # the export rounds to 6 decimals
     assert json.loads(text)["provenance"]["created_with"] == "emsim workbench"
