@@ -8,16 +8,18 @@ checkpointed batches and writes a tidy Parquet table (plus NetCDF for grids) wit
 gives a script the same options as ``emsim study run``.
 """
 
+from emsim.study._cache import worker_cache
 from emsim.study._errors import StudyError
 from emsim.study._registry import load_study, studies_dir, study_names
 from emsim.study._report import report
 from emsim.study._runner import RunResult, run
-from emsim.study._space import Cohort, Grid, LatinHypercube, Parameter, RandomSamples
-from emsim.study._study import Plot, Reference, Study, cohort_patients
+from emsim.study._space import (Cohort, Grid, LatinHypercube, MorrisTrajectories, Parameter, RandomSamples,
+                                 elementary_effects)
+from emsim.study._study import Plot, Reference, Study, cohort_patients, pareto_mask
 
 __all__ = ["Study", "Parameter", "Grid", "RandomSamples", "LatinHypercube", "Cohort", "Plot", "Reference",
            "StudyError", "RunResult", "run", "report", "load_study", "study_names", "studies_dir",
-           "cohort_patients", "main"]
+           "cohort_patients", "main", "MorrisTrajectories", "elementary_effects", "pareto_mask", "worker_cache"]
 
 
 def main(build, argv=None) -> int:

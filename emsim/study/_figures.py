@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emsim.study._errors import StudyError
+
 __all__ = ["figures", "save_figures"]
 
 _loaded = False
@@ -27,15 +29,29 @@ def _dim(hv, study, name):
     return hv.Dimension(name, label=study.labels().get(name, name), unit=unit)
 
 
-def _panel(hv, study, plot, df, refs):
-    x, y = _dim(hv, study, plot.x), _dim(hv, study, plot.y)
+def _groups(hv, plot, df, x, y):
+    if plot.kind == "box":
+        return [hv.BoxWhisker((df[plot.x].astype(str).to_numpy(), df[plot.y].to_numpy(float)), kdims=[x], vdims=[y])]
+    if plot.kind == "bar":
+        if plot.by is None:
+            return [hv.Bars((df[plot.x].astype(str).to_numpy(), df[plot.y].to_numpy(float)), kdims=[x], vdims=[y])]
+        b = hv.Dimension(plot.by, label=plot.by.replace("_", " "))
+        return [hv.Bars((df[plot.x].astype(str).to_numpy(), df[plot.by].astype(str).to_numpy(),
+                         df[plot.y].to_numpy(float)), kdims=[x, b], vdims=[y])]
     layers = []
     groups = [(None, df)] if plot.by is None else list(df.groupby(plot.by, sort=True))
     for key, g in groups:
         g = g.sort_values(plot.x)
         label = "" if key is None else f"{plot.by.replace('_', ' ')} = {key}"
-        layers.append(hv.Curve((g[plot.x].to_numpy(), g[plot.y].to_numpy()), kdims=[x], vdims=[y], label=label)
-                      * hv.Scatter((g[plot.x].to_numpy(), g[plot.y].to_numpy()), kdims=[x], vdims=[y], label=label))
+        pts = hv.Scatter((g[plot.x].to_numpy(), g[plot.y].to_numpy()), kdims=[x], vdims=[y], label=label)
+        layers.append(pts if plot.kind == "scatter" else
+                      hv.Curve((g[plot.x].to_numpy(), g[plot.y].to_numpy()), kdims=[x], vdims=[y], label=label) * pts)
+    return layers
+
+
+def _panel(hv, study, plot, df, refs):
+    x, y = _dim(hv, study, plot.x), _dim(hv, study, plot.y)
+    layers = _groups(hv, plot, df, x, y)
     for n, ref in enumerate(refs):
         d = ref.data
         if plot.x not in d or plot.y not in d:
@@ -52,12 +68,25 @@ def _panel(hv, study, plot, df, refs):
     return overlay.opts(logx=plot.logx, logy=plot.logy)
 
 
-def figures(study, df) -> dict:
+def _source(study, plot, df, tables):
+    sub = df if plot.table is None else tables.get(plot.table)
+    if sub is None:
+        raise StudyError("plot draws from a table the study does not derive", path="plot.table",
+                         value=plot.table, allowed=", ".join(tables) or "(none)")
+    missing = [c for c in (plot.x, plot.y, plot.by, plot.facet, *plot.where) if c is not None and c not in sub]
+    if missing:
+        raise StudyError("plot refers to an unknown column", path=f"plot.{plot.y}", value=missing,
+                         allowed=", ".join(map(str, sub.columns)))
+    return sub
+
+
+def figures(study, df, tables=None) -> dict:
     """One HoloViews object per ``study.plots`` entry, keyed by a file-safe name."""
     hv = _hv()
+    tables = study.derived(df) if tables is None else tables
     out = {}
     for i, plot in enumerate(study.plots):
-        sub = df
+        sub = _source(study, plot, df, tables)
         for col, val in plot.where.items():
             sub = sub[sub[col] == val]
         refs = [r for r in study.references if r.label in plot.references]
@@ -74,17 +103,23 @@ def figures(study, df) -> dict:
 
 def _style(hv, obj):
     obj = obj.opts(hv.opts.Curve(width=520, height=360, tools=["hover"], backend="bokeh"),
+                   hv.opts.BoxWhisker(width=640, height=360, xrotation=30, backend="bokeh"),
+                   hv.opts.Bars(width=640, height=360, xrotation=30, tools=["hover"], backend="bokeh"),
                    hv.opts.Scatter(size=6, tools=["hover"], backend="bokeh"),
                    hv.opts.Overlay(legend_position="right", width=640, backend="bokeh"))
-    return obj.opts(hv.opts.Overlay(legend_position="bottom", fig_size=200, aspect=1.6, backend="matplotlib"))
+    return obj.opts(hv.opts.Overlay(legend_position="right", fig_size=200, aspect=1.6, backend="matplotlib"),
+                    hv.opts.BoxWhisker(xrotation=60, backend="matplotlib"),
+                    hv.opts.Bars(xrotation=60, backend="matplotlib"),
+                    hv.opts.Layout(sublabel_format="", hspace=1.1, vspace=0.6, backend="matplotlib"))
 
 
-def save_figures(study, df, folder: Path) -> dict[str, dict]:
-    """Write every figure as ``<key>.html`` and ``<key>.png``; returns the objects and paths."""
+def save_figures(study, df, folder: Path, tables=None, prefix: str = "") -> dict[str, dict]:
+    """Write every figure as ``<prefix><key>.html`` and ``.png``; returns the objects and paths."""
     hv = _hv()
     folder.mkdir(parents=True, exist_ok=True)
     saved = {}
-    for key, obj in figures(study, df).items():
+    for key, obj in figures(study, df, tables).items():
+        key = prefix + key
         obj = _style(hv, obj)
         html, png = folder / f"{key}.html", folder / f"{key}.png"
         hv.save(obj, html, backend="bokeh", resources="inline")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from emsim.study._errors import StudyError
 from emsim.study._provenance import fingerprint, provenance
 from emsim.study._storage import Layout, check_writable
 
-__all__ = ["RunResult", "run", "evaluate_batch"]
+__all__ = ["RunResult", "run", "evaluate_batch", "stages"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class RunResult:
     n_rows: int
     batches_run: int
     batches_resumed: int
+    stages: tuple = ()  # RunResults of the follow-up stages (Study.then), in order
 
 
 def evaluate_batch(fn, params: Mapping[str, np.ndarray], outcomes: tuple, start: int) -> dict:
@@ -74,7 +76,7 @@ def _client(workers: int | None, scheduler: str | None):
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
         raise StudyError("worker count out of range", path="--workers", value=workers, allowed="1 to 1024")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=":0", silence_logs=40)  # any free port: never clash
     return Client(cluster)
 
 
@@ -90,12 +92,92 @@ def _ship_by_value(fn) -> None:
             pass
 
 
+def _submit_bounded(client, study, todo, outcomes, layout, bar, window: int) -> None:
+    """Keep at most ``window`` batches in flight: each finished batch goes to disk and its
+    result is released before the next is submitted, so the driver's memory does not grow with
+    the number of rows (the batch parameters are sliced lazily from the row table)."""
+    from distributed import as_completed
+
+    _ship_by_value(study.evaluate)
+    pending = iter(todo)
+
+    def submit(item):
+        i, start, params = item
+        fut = client.submit(evaluate_batch, study.evaluate, params, outcomes, start, pure=False)
+        return fut, i
+
+    index = {}
+    first = [submit(item) for _, item in zip(range(window), pending)]  # range first: zip must not drop an item
+    index.update({f.key: i for f, i in first})
+    queue = as_completed([f for f, _ in first])
+    for fut in queue:
+        layout.write_part(index.pop(fut.key), fut.result())
+        fut.release()
+        bar.update(1)
+        nxt = next(pending, None)
+        if nxt is not None:
+            f, i = submit(nxt)
+            index[f.key] = i
+            queue.add(f)
+
+
+def _window(client) -> int:
+    return 2 * max(1, len(client.scheduler_info().get("workers", {})))
+
+
+def _run_stage(study, out: Path, client, executor: str, progress: bool) -> RunResult:
+    layout = Layout(Path(out), study.name)
+    check_writable(layout.dir)
+    fp = fingerprint(study.spec())
+    done = layout.finished()
+    if done is not None and done.get("fingerprint") == fp:
+        return RunResult(layout.dir, layout.results, layout.provenance,
+                         layout.netcdf if layout.netcdf.is_file() else None, int(done["n_rows"]), 0, 0)
+    rows = study.space.rows(study.seed)
+    batches = _batches(rows, study.batch_size)
+    finished = layout.start(fp)
+    todo = [b for b in batches if b[0] not in finished]
+    outcomes = tuple(study.outcomes)
+    with _progress(len(batches), len(batches) - len(todo), study.name, progress) as bar:
+        if client is None:
+            for i, start, params in todo:
+                layout.write_part(i, evaluate_batch(study.evaluate, params, outcomes, start))
+                bar.update(1)
+        else:
+            _submit_bounded(client, study, todo, outcomes, layout, bar, _window(client))
+    n_rows = layout.merge(len(batches))
+    prov = provenance(study, n_rows, executor=executor)
+    netcdf = None
+    if study.space.gridded:
+        layout.write_netcdf([p.name for p in study.space.parameters], study.units(), prov)
+        netcdf = layout.netcdf
+    layout.finish(prov)
+    return RunResult(layout.dir, layout.results, layout.provenance, netcdf, n_rows,
+                     len(todo), len(batches) - len(todo))
+
+
+def stages(study, out: str | Path):
+    """``(study, folder)`` of each stage whose predecessor has finished in ``out`` (the first
+    stage always; a ``then`` stage once the stage before it has results)."""
+    import pandas as pd
+
+    folder = Path(out)
+    while study is not None:
+        yield study, folder
+        layout = Layout(folder, study.name)
+        if study.then is None or layout.finished() is None:
+            return
+        folder, study = layout.dir, study.then(pd.read_parquet(layout.results))
+
+
 def run(study, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
         progress: bool = True) -> RunResult:
     """Evaluate every row of ``study`` and write ``<out>/<name>/results.parquet`` + provenance.
 
     Each finished batch is checkpointed; rerunning after an interruption evaluates only the
-    missing batches. A run that already finished with the same spec is not repeated.
+    missing batches. A run that already finished with the same spec is not repeated. On Dask,
+    at most two batches per worker are in flight at any time. A study with a ``then`` stage
+    runs that stage next, into ``<out>/<name>/<stage name>/``; the result lists it in ``stages``.
 
     Parameters
     ----------
@@ -114,52 +196,25 @@ def run(study, out: str | Path, *, workers: int | None = None, scheduler: str | 
     StudyError
         Unwritable folder, unreachable scheduler, both ``workers`` and ``scheduler``, an
         evaluate function that returns the wrong outcomes.
+    EmsimError
+        A model refused a row's parameters (e.g. a value outside its valid range); the
+        finished batches stay checkpointed, no results are presented as complete.
     """
     if workers is not None and scheduler is not None:
         raise StudyError("give either workers or scheduler, not both", path="--workers", has_value=False,
                          allowed="--workers K or --scheduler ADDR")
-    layout = Layout(Path(out), study.name)
-    check_writable(layout.dir)
-    fp = fingerprint(study.spec())
-    done = layout.finished()
-    if done is not None and done.get("fingerprint") == fp:
-        return RunResult(layout.dir, layout.results, layout.provenance,
-                         layout.netcdf if layout.netcdf.is_file() else None, int(done["n_rows"]), 0, 0)
-    rows = study.space.rows(study.seed)
-    batches = _batches(rows, study.batch_size)
+    check_writable(Path(out) / study.name)
     client = _client(workers, scheduler)  # before touching files: a bad scheduler changes nothing
     executor = "local" if client is None else (f"dask:{scheduler}" if scheduler else f"dask:local:{workers}")
+    results = []
     try:
-        finished = layout.start(fp)
-        todo = [b for b in batches if b[0] not in finished]
-        outcomes = tuple(study.outcomes)
-        with _progress(len(batches), len(batches) - len(todo), study.name, progress) as bar:
-            if client is None:
-                for i, start, params in todo:
-                    layout.write_part(i, evaluate_batch(study.evaluate, params, outcomes, start))
-                    bar.update(1)
-            else:
-                from distributed import as_completed
-
-                _ship_by_value(study.evaluate)
-                futures = {client.submit(evaluate_batch, study.evaluate, params, outcomes, start,
-                                         pure=False): i for i, start, params in todo}
-                for fut in as_completed(futures):
-                    layout.write_part(futures[fut], fut.result())
-                    fut.release()  # results stream to disk; nothing accumulates in memory
-                    bar.update(1)
+        for stage, folder in stages(study, out):
+            results.append(_run_stage(stage, folder, client, executor, progress))
     finally:
         if client is not None:
             cluster = client.cluster
             client.close()
             if cluster is not None and workers is not None:
                 cluster.close()
-    n_rows = layout.merge(len(batches))
-    prov = provenance(study, n_rows, executor=executor)
-    netcdf = None
-    if study.space.gridded:
-        layout.write_netcdf([p.name for p in study.space.parameters], study.units(), prov)
-        netcdf = layout.netcdf
-    layout.finish(prov)
-    return RunResult(layout.dir, layout.results, layout.provenance, netcdf, n_rows,
-                     len(todo), len(batches) - len(todo))
+    first = results[0]
+    return dataclasses.replace(first, stages=tuple(results[1:]))

@@ -45,10 +45,11 @@ def _run(study, args) -> int:
 
     res = run(study, args.out, workers=args.workers, scheduler=args.scheduler,
               progress=not getattr(args, "no_progress", False))
-    resumed = f", {res.batches_resumed} resumed from checkpoints" if res.batches_resumed else ""
-    print(f"{study.name}: {res.n_rows} rows ({res.batches_run} batches run{resumed}) -> {res.results}")
-    if res.netcdf is not None:
-        print(f"{study.name}: gridded -> {res.netcdf}")
+    for r in (res, *res.stages):
+        resumed = f", {r.batches_resumed} resumed from checkpoints" if r.batches_resumed else ""
+        print(f"{study.name}: {r.n_rows} rows ({r.batches_run} batches run{resumed}) -> {r.results}")
+        if r.netcdf is not None:
+            print(f"{study.name}: gridded -> {r.netcdf}")
     if getattr(args, "report", False):
         print(f"{study.name}: report -> {report(study, args.out)}")
     return EXIT_OK

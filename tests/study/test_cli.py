@@ -5,10 +5,11 @@ import re
 import pytest
 
 from emsim.study import study_names
+from emsim.study._runner import stages as study_stages
 
 from .conftest import cli
 
-SHIPPED = ["force_frequency", "recruitment_fat", "strength_duration"]
+SHIPPED = ["discomfort", "force_frequency", "lumbar_design", "recruitment_fat", "sensitivity", "strength_duration"]
 
 
 def test_list_prints_one_study_per_line_name_first(capsys):
@@ -27,18 +28,21 @@ def test_quick_run_and_report_show_the_figures(name, tmp_path, capsys):
     assert cli(["study", "report", name, "--quick", "--out", str(tmp_path)]) == 0
     page = (tmp_path / name / "report.html").read_text()
     study = load_study(name, quick=True)
+    stages = [s for s, _ in study_stages(study, tmp_path)]
     keys = re.findall(r'<section class="figure" id="([^"]+)">', page)
-    assert len(keys) == len(study.plots) > 0
+    assert len(keys) == sum(len(s.plots) for s in stages) > 0
+    assert len(stages) == (2 if study.then is not None else 1)
     for key in keys:
         assert (tmp_path / name / "figures" / f"{key}.png").stat().st_size > 1000
         assert (tmp_path / name / "figures" / f"{key}.html").is_file()
         assert f'src="figures/{key}.png"' in page
     assert page.count('data-root-id=') >= len(keys)  # an interactive bokeh plot per figure
-    for ref in study.references:
-        assert ref.source[:30] in page.replace("&amp;", "&")
-    for unit in study.units().values():
-        if unit:
-            assert unit.replace("&", "&amp;") in page
+    for stage in stages:
+        for ref in stage.references:
+            assert ref.source[:30] in page.replace("&amp;", "&")
+        for unit in stage.units().values():
+            if unit:
+                assert unit.replace("&", "&amp;") in page
 
 
 def test_report_names_units_on_axes(tiny_dir, tmp_path):
@@ -79,3 +83,32 @@ def test_report_before_run_is_one_line_exit_2(tiny_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "run it first" in err[0]
     assert not (tmp_path / "tiny" / "report.html").exists()
+
+
+def test_parameter_outside_the_model_range_is_one_line_exit_1(tiny_dir, tmp_path, capsys):
+    """A study row the model refuses (type I fraction 1.2 > 1): the model's own error, exit 1,
+    and no results or provenance presented as complete."""
+    (tiny_dir / "bad_range.py").write_text(BAD_RANGE)
+    assert cli(["study", "run", "bad_range", "--out", str(tmp_path), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "type1_area_fraction" in err[0] and "1.2" in err[0]
+    assert _no_results(tmp_path)
+    assert len(list((tmp_path / "bad_range" / ".parts").glob("part-*.parquet"))) == 1  # the good batch
+
+
+BAD_RANGE = '''
+import numpy as np
+from emsim.study import Grid, Parameter, Study
+
+
+def evaluate(params):
+    from emsim.physiology.pool import PoolParameters
+
+    return {"n_classes": np.array([PoolParameters(type1_area_fraction=float(f)).n_classes
+                                   for f in params["type1_fraction"]], dtype=float)}
+
+
+def build(quick=False):
+    return Study(name="bad_range", title="type I fraction sweep", evaluate=evaluate, outcomes={"n_classes": ""},
+                 space=Grid(Parameter("type1_fraction", "", (0.5, 0.6, 1.2))), batch_size=2)
+'''

@@ -70,3 +70,85 @@ def test_dask_local_cluster_gives_the_local_table(tiny_dir, tmp_path):
     res = run(load_study("tiny"), tmp_path / "dask", workers=2, progress=False)
     pd.testing.assert_frame_equal(pd.read_parquet(res.results), local)
     assert json.loads(res.provenance.read_text())["executor"] == "dask:local:2"
+
+
+TWO_STAGE = '''
+import numpy as np
+from emsim.study import Grid, Parameter, Plot, Study
+
+
+def evaluate(params):
+    return {"y": params["x"].astype(float) ** 2}
+
+
+def evaluate_again(params):
+    return {"z": params["x"].astype(float) + 0.5}
+
+
+def build(quick=False):
+    def then(df):
+        best = tuple(float(v) for v in df.nlargest(2, "y")["x"])  # the stage-1 winners
+        return Study(name="winners", title="winners", space=Grid(Parameter("x", "", best)), evaluate=evaluate_again,
+                     outcomes={"z": ""}, plots=(Plot("x", "z", kind="scatter"),))
+
+    return Study(name="two_stage", title="Two stages", space=Grid(Parameter("x", "", (1, 2, 3, 4))),
+                 evaluate=evaluate, outcomes={"y": ""}, batch_size=2, then=then,
+                 tables=lambda df: {"top": df.nlargest(1, "y")}, plots=(Plot("x", "y", table="top", kind="bar"),))
+'''
+
+
+def test_follow_up_stage_runs_on_the_first_stage_results_and_is_reported(tiny_dir, tmp_path):
+    from emsim.study import report
+
+    (tiny_dir / "two_stage.py").write_text(TWO_STAGE)
+    res = run(load_study("two_stage"), tmp_path, progress=False)
+    assert len(res.stages) == 1 and res.stages[0].folder == tmp_path / "two_stage" / "winners"
+    second = pd.read_parquet(res.stages[0].results)
+    assert sorted(second["x"]) == [3.0, 4.0] and np.allclose(second["z"], second["x"] + 0.5)
+    again = run(load_study("two_stage"), tmp_path, progress=False)
+    assert again.batches_run == 0 and again.stages[0].batches_run == 0
+    page = report(load_study("two_stage"), tmp_path).read_text()
+    assert 'id="fig1_y_vs_x"' in page and 'id="s2_fig1_z_vs_x"' in page and "Stage 2: winners" in page
+
+
+@pytest.mark.slow
+def test_dask_submission_keeps_a_bounded_window_in_flight(tiny_dir, tmp_path):
+    """With 1 worker the runner never has more than 2 batches submitted and unfinished."""
+    from distributed import Client
+
+    from emsim.study._runner import _batches, _submit_bounded, _window
+    from emsim.study._storage import Layout
+
+    study = load_study("tiny")
+    layout = Layout(tmp_path, "tiny")
+    layout.start("fp")
+    state = {"submitted": 0, "written": 0, "max": 0}
+
+    class Counting:
+        def __init__(self, client):
+            self.client = client
+
+        def submit(self, *a, **k):
+            state["submitted"] += 1
+            state["max"] = max(state["max"], state["submitted"] - state["written"])
+            return self.client.submit(*a, **k)
+
+    write = layout.write_part
+
+    def counted_write(i, cols):
+        state["written"] += 1
+        write(i, cols)
+
+    layout.write_part = counted_write
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        window = _window(client)
+        todo = _batches(study.space.rows(0), study.batch_size)
+
+        class Bar:
+            def update(self, n):
+                pass
+
+        _submit_bounded(Counting(client), study, todo, tuple(study.outcomes), layout, Bar(), window)
+    assert window == 2 and state["written"] == len(todo) == 6
+    assert state["max"] <= window
+    assert layout.merge(len(todo)) == 12
