@@ -19,7 +19,7 @@ from apps.simulate_view import SimulateView
 from apps.store import WorkbenchStore
 from apps.studies_view import StudiesView
 
-__all__ = ["Workbench", "create_app", "PAGE_TITLE"]
+__all__ = ["Workbench", "create_app", "evidence_text", "PAGE_TITLE"]
 
 #: The browser tab says it too: the disclaimer is visible before any script runs.
 PAGE_TITLE = f"emsim workbench · {DISCLAIMER}"
@@ -47,25 +47,29 @@ class Workbench(pn.viewable.Viewer):
         self.simulate_view = SimulateView(store=self.store, optimise=self.optimise_view)
         self.studies_view = StudiesView()
 
-    @param.depends("store.prediction")
     def _evidence(self):
-        pred = self.store.prediction
-        if pred is None:
-            text = "Evidence level of the prediction: (no prediction yet)"
-        else:
-            text = f"Evidence level of the prediction: **{pred.evidence}** — {_EVIDENCE_NOTE.get(pred.evidence, '')}"
-        return pn.pane.Markdown(text, css_classes=["emsim-evidence"])
+        # One pane whose text changes in place: a new pane per prediction made Bokeh walk the
+        # references of the whole document on every update.
+        return pn.pane.Markdown(pn.bind(evidence_text, self.store.param.prediction), css_classes=["emsim-evidence"])
 
     def __panel__(self):
         header = pn.Column(
             pn.pane.Markdown("## emsim workbench"),
             pn.pane.Alert(DISCLAIMER, alert_type="warning", css_classes=["emsim-disclaimer"]),
-            self._evidence, sizing_mode="stretch_width")
+            self._evidence(), sizing_mode="stretch_width")
+        # dynamic: only the shown tab is rendered and kept up to date; the others render when opened
         tabs = pn.Tabs(("Patient & placement", self.patient_view), ("Design", self.design_view),
                        ("Optimise", self.optimise_view), ("Simulate", self.simulate_view),
                        ("Export", self.export_view), ("Studies", self.studies_view),
-                       dynamic=False, sizing_mode="stretch_width")
+                       dynamic=True, sizing_mode="stretch_width")
         return pn.Column(header, tabs, sizing_mode="stretch_width")
+
+
+def evidence_text(pred) -> str:
+    """The header's line on how well founded the latest prediction is."""
+    if pred is None:
+        return "Evidence level of the prediction: (no prediction yet)"
+    return f"Evidence level of the prediction: **{pred.evidence}** — {_EVIDENCE_NOTE.get(pred.evidence, '')}"
 
 
 def create_app():

@@ -16,6 +16,8 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the backend the plot o
 import numpy as np
 import panel as pn
 import param
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
 
 from apps.store import ChannelSettings, WorkbenchStore
 from emsim.body.calibration import MOTOR_CRITERION, SENSORY_NRS, TOLERANCE_NRS, calibrate
@@ -27,11 +29,11 @@ from emsim.program.model import Channel
 
 __all__ = ["DesignView", "summary_text", "recruitment_curve", "RecruitmentCurve", "curve_plot", "curve_elements",
            "amplitude_marker", "thresholds_text", "safety_text", "safety_kind",
-           "MAX_PLOT_POINTS",
+           "MAX_PLOT_POINTS", "TracePlots",
            "CURVE_INPUTS"]
 
-#: Traces are decimated to at most this many points before they go to the browser.
-MAX_PLOT_POINTS = 3000
+#: Traces are reduced to at most this many points (their envelope) before they go to the browser.
+MAX_PLOT_POINTS = 800
 #: Channel settings the recruitment curve depends on (the amplitude only moves its marker).
 CURVE_INPUTS = ("site", "side", "electrode", "spacing_cm", "pulse_width_us", "frequency_hz", "waveform",
                 "interphase_gap_us", "secondary_amplitude_ratio", "balance_amplitude_ratio", "carrier_hz",
@@ -49,6 +51,7 @@ _LABELS = {"frequency_hz": "Frequency (Hz)", "pulse_width_us": "Pulse width (µs
 _KINDS = {"sensory_threshold": "sensory", "motor_threshold": "motor", "tolerance": "pain (tolerance)"}
 _BAND_COLOURS = ("#e8f1fb", "#e6f4e6", "#fdecd9")  # sensory→motor, motor→tolerance, above tolerance
 _SWEEP_MA = np.geomspace(0.5, 200.0, 160)
+_LINE_COLOURS = ("#1f77b4", "#ff7f0e")
 
 
 # ------------------------------------------------------------------------ recruitment curve
@@ -193,9 +196,69 @@ def safety_kind(pred) -> str:
     return "danger" if not pred.safety.ok else ("warning" if pred.safety.lines() else "success")
 
 
-def _decimate(t, y):
-    step = max(1, int(np.ceil(len(t) / MAX_PLOT_POINTS)))
-    return t[::step], y[::step]
+def _decimate(t, y, max_points: int = MAX_PLOT_POINTS):
+    """At most ``max_points`` samples that keep the envelope: each bin's minimum and maximum, in time order.
+
+    Every k-th sample would miss contraction peaks; these keep every peak and trough (and so the
+    fatigue decline) while sending a few hundred points instead of thousands to the browser,
+    whose drawing of each update grew with the point count.
+    """
+    n = len(t)
+    if n <= max_points:
+        return t, y
+    edges = np.linspace(0, n, max_points // 2 + 1).astype(int)
+    idx = np.empty(2 * (len(edges) - 1), dtype=int)
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        lo, hi = a + int(np.argmin(y[a:b])), a + int(np.argmax(y[a:b]))
+        idx[2 * k], idx[2 * k + 1] = min(lo, hi), max(lo, hi)
+    return t[idx], y[idx]
+
+
+class TracePlots:
+    """Force (per channel) and discomfort over the session, as Bokeh figures updated in place.
+
+    A prediction only replaces the columns of the figures' data sources: a HoloViews DynamicMap
+    ran its whole plotting pipeline per prediction, about 0.1 s of each slider update.
+    """
+
+    def __init__(self, channel_ids):
+        tools = "pan,wheel_zoom,box_zoom,reset,save"
+        self.force = figure(title="Force (fatigue shows as the decline of the peaks)", height=260,
+                            sizing_mode="stretch_width", x_axis_label="time (min)", y_axis_label="force (%MVC)",
+                            tools=tools)
+        self.sources = {}
+        for cid, colour in zip(channel_ids, _LINE_COLOURS):
+            self.sources[cid] = ColumnDataSource({"t": [], "y": []})
+            self.force.line("t", "y", source=self.sources[cid], color=colour, legend_label=cid, line_width=1.5)
+        self.force.legend.location = "top_right"
+        self.discomfort = figure(title="Discomfort", height=220, sizing_mode="stretch_width", y_range=(0, 10),
+                                 x_axis_label="time (min)", y_axis_label="discomfort (NRS 0-10)", tools=tools)
+        self.nrs = ColumnDataSource({"t": [], "y": []})
+        self.discomfort.line("t", "y", source=self.nrs, color="firebrick", line_width=1.5)
+
+    def data(self, pred) -> tuple[dict, dict]:
+        """The (decimated) columns for ``pred``: per channel id, and of the discomfort; empty without one."""
+        empty = {"t": np.array([]), "y": np.array([])}
+        force = {cid: empty for cid in self.sources}
+        if pred is None:
+            return force, empty
+        t_min = pred.t_s / 60.0
+        for i, cid in enumerate(pred.channel_ids):
+            if cid in force:
+                force[cid] = dict(zip(("t", "y"), _decimate(t_min, pred.mvc_pct[i])))
+        nrs = empty if pred.discomfort_nrs is None else dict(zip(("t", "y"), _decimate(t_min, pred.discomfort_nrs)))
+        return force, nrs
+
+    def show(self, pred) -> None:
+        """Draw ``pred`` (on a served page, on the server's event loop, which holds the document lock)."""
+        force, nrs = self.data(pred)
+
+        def push():
+            for cid, cols in force.items():
+                self.sources[cid].data = cols
+            self.nrs.data = nrs
+
+        pn.state.execute(push)
 
 
 class DesignView(pn.viewable.Viewer):
@@ -251,28 +314,12 @@ class DesignView(pn.viewable.Viewer):
         text = pn.bind(lambda *_: summary_text(s), s.param.prediction, s.param.prediction_error, s.param.busy)
         return pn.pane.Markdown(text, css_classes=["emsim-prediction"], sizing_mode="stretch_width")
 
-    def _force(self, pred):
-        """Force per channel; a DynamicMap over it updates the figure's data in place (no new figure)."""
-        curves = [hv.Curve([], "time (min)", "force (%MVC)")]
-        if pred is not None:
-            t_min = pred.t_s / 60.0
-            curves = [hv.Curve(_decimate(t_min, pred.mvc_pct[i]), "time (min)", "force (%MVC)", label=cid)
-                      for i, cid in enumerate(pred.channel_ids)]
-        return hv.Overlay([c.opts(framewise=True) for c in curves]).opts(
-            title="Force (fatigue shows as the decline of the peaks)", height=260, responsive=True,
-            show_legend=True, framewise=True)
-
-    def _discomfort(self, pred):
-        data = [] if pred is None or pred.discomfort_nrs is None else _decimate(pred.t_s / 60.0, pred.discomfort_nrs)
-        return hv.Curve(data, "time (min)", "discomfort (NRS 0-10)").opts(
-            title="Discomfort", height=220, responsive=True, ylim=(0, 10), color="firebrick", framewise=True)
-
     def _plots(self):
-        p = self.store.param.prediction
-        force = hv.DynamicMap(pn.bind(self._force, p))
-        discomfort = hv.DynamicMap(pn.bind(self._discomfort, p))
-        return pn.Column(pn.pane.HoloViews(force, sizing_mode="stretch_width"),
-                         pn.pane.HoloViews(discomfort, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        traces = TracePlots([c["id"] for c in self.store.template_channels()])
+        self.store.param.watch(lambda e: traces.show(e.new), "prediction")
+        traces.show(self.store.prediction)
+        return pn.Column(pn.pane.Bokeh(traces.force, sizing_mode="stretch_width"),
+                         pn.pane.Bokeh(traces.discomfort, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     def _safety(self):
         p = self.store.param.prediction

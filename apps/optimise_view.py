@@ -9,8 +9,9 @@ over it with the chosen statistic.
 
 A picked program's traces come from the problem's own evaluator (``Problem.predict`` with
 traces), so what the page draws is what the optimiser scored. "Use this program" keeps the
-program here (:attr:`OptimiseView.chosen`): the Simulate tab plays it; the store has no public
-method to overwrite the Design tab's channels yet.
+program here (:attr:`OptimiseView.chosen`) for the Simulate tab and hands it to the store
+(:meth:`WorkbenchStore.apply_program <apps.store.WorkbenchStore.apply_program>`), so the Design
+tab shows it, predicts it and the Export tab exports it.
 """
 
 from __future__ import annotations
@@ -247,8 +248,13 @@ class OptimiseView(pn.viewable.Viewer):
             self.status = "Pick a Pareto member first."
             return
         self.param.update(chosen=cand.program, chosen_label=f"{self.pick} of the last search")
-        self.status = (f"{self.pick} is the chosen program: play it on the Simulate tab "
-                       "(choose 'chosen Pareto program').")
+        play = "play it on the Simulate tab (choose 'chosen Pareto program')"
+        if self.store is not None and self.store.apply_program(cand.program):
+            self.status = (f"{self.pick} is the chosen program and now the Design tab's channels (the session's "
+                           f"phase lengths stay as set there): see its prediction there, export it, or {play}.")
+        else:
+            why = self.store.program_error if self.store is not None else "no design to take it"
+            self.status = f"{self.pick} is the chosen program: {play}. **Not taken into the design:** {why}"
 
     # ------------------------------------------------------------------ views
 

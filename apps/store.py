@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import datetime as _dt
 import json
+import math
 import multiprocessing
 import os
 import threading
@@ -32,17 +33,18 @@ from apps.limits import channel_limits
 from emsim.body import get_site, load_patient, loads_patient
 from emsim.body.calibration import calibrate
 from emsim.body.patient import contraindication_items, dumps_patient
-from emsim.errors import EmsimError, InputFileError, PatientError
+from emsim.body.resolved_program import resolve_program
+from emsim.errors import EmsimError, InputFileError, PatientError, ProgramError
 from emsim.program import compile as compile_program
 from emsim.program import dumps, from_dict, load
 from emsim.program.device_profile import device_ids
-from emsim.program.model import Electrode
+from emsim.program.model import Channel, Electrode, RelativeAmplitude, Stimulation
 from emsim.program.quantise import quantise
 from emsim.safety import check
 from emsim.simulate import evaluate
 
 __all__ = ["ChannelSettings", "WorkbenchStore", "ExportBundle", "PATIENT_DIR", "TEMPLATE_FILE",
-           "MAX_UPLOAD_BYTES", "PREVIEW_CHOICES_S", "ELECTRODE_OPTIONS", "PLACEMENT_SITES"]
+           "MAX_UPLOAD_BYTES", "PREVIEW_CHOICES_S", "DEBOUNCE_S", "ELECTRODE_OPTIONS", "PLACEMENT_SITES"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 PATIENT_DIR = _ROOT / "models" / "patients"
@@ -70,6 +72,9 @@ for _e in ELECTRODE_OPTIONS.values():
     Electrode.model_validate(_e)
 _SIDES = ("left", "right", "bilateral")
 _EVAL_CACHE_SIZE = 16
+#: Quiet time after the last change before a prediction starts: a dragged slider (an event every ~16 ms)
+#: asks once, not per step; short, because the preview itself now takes tens of ms.
+DEBOUNCE_S = 0.06
 
 
 class ChannelSettings(param.Parameterized):
@@ -215,6 +220,55 @@ class ChannelSettings(param.Parameterized):
         return {k: getattr(self, k) for k in ("channel_id",) + self.CONTROLS}
 
 
+def _placement_values(ch) -> dict:
+    size = next((k for k, e in ELECTRODE_OPTIONS.items() if Electrode.model_validate_json(json.dumps(e)) == ch.electrodes[0]), None)
+    if size is None or ch.electrodes[1] != ch.electrodes[0]:
+        raise ProgramError("electrode size not on offer in the design", path=f"channels[{ch.id}].electrodes",
+                           value=ch.electrodes[0].model_dump(exclude_none=True), allowed=", ".join(ELECTRODE_OPTIONS))
+    if ch.site not in PLACEMENT_SITES:
+        raise ProgramError("site not on the body diagram", path=f"channels[{ch.id}].site", value=ch.site,
+                           allowed=", ".join(PLACEMENT_SITES))
+    return {"site": ch.site, "side": ch.side, "electrode": size, "spacing_cm": ch.spacing_cm}
+
+
+def _stimulation_values(st) -> dict:
+    """The ChannelSettings values of one stimulation block (absolute amplitude)."""
+    wave, pattern = st.waveform, st.pattern
+    v = {"enabled": True, "frequency_hz": st.frequency_hz, "amplitude_ma": st.amplitude.ma, "on_s": st.on_s,
+         "off_s": st.off_s, "ramp_up_s": st.ramp_up_s, "ramp_down_s": st.ramp_down_s, "waveform": wave.shape,
+         "pattern": pattern.type}
+    for name in ("pulse_width_us", "interphase_gap_us", "secondary_amplitude_ratio", "carrier_hz",
+                 "burst_duration_ms"):
+        if getattr(wave, name, None) is not None:
+            v[name] = getattr(wave, name)
+    if wave.shape == "monophasic":
+        v["balance_amplitude_ratio"] = wave.balance.amplitude_ratio
+    if pattern.type == "doublets":
+        v.update(pulses_per_burst=pattern.pulses_per_burst, intra_burst_interval_ms=pattern.intra_burst_interval_ms)
+    if pattern.type == "variable_frequency" and pattern.onset_intervals_ms:
+        v["onset_interval_ms"] = pattern.onset_intervals_ms[0]
+    return v
+
+
+def _same_or_refuse(path: str, wanted, got) -> None:
+    """ProgramError naming the first place where the controls' version ``got`` differs from ``wanted``."""
+    if isinstance(wanted, dict) and isinstance(got, dict):
+        for key in dict.fromkeys([*wanted, *got]):
+            _same_or_refuse(f"{path}.{key}", wanted.get(key), got.get(key))
+        return
+    if isinstance(wanted, list) and isinstance(got, list) and len(wanted) == len(got):
+        for k, (a, b) in enumerate(zip(wanted, got)):
+            _same_or_refuse(f"{path}[{k}]", a, b)
+        return
+    if isinstance(wanted, (int, float)) and isinstance(got, (int, float)) and not isinstance(wanted, bool):
+        if math.isclose(wanted, got, rel_tol=1e-9, abs_tol=1e-12):
+            return
+    elif wanted == got:
+        return
+    raise ProgramError("the design controls cannot represent this setting (outside the device's range or "
+                       "not offered)", path=path, value=wanted, allowed=f"the design would make it {got}")
+
+
 def _fixed(p) -> bool:
     bounds = getattr(p, "bounds", None)
     return bounds is not None and bounds[0] == bounds[1]
@@ -266,6 +320,8 @@ class WorkbenchStore(param.Parameterized):
     main_s = param.Number(default=1200.0, bounds=(1.0, 7200.0), softbounds=(60.0, 2400.0), step=60.0,
                           doc="main phase length, s")
 
+    program_error = param.String(default="", doc="why the last program given to apply_program was refused")
+
     prediction = param.Parameter(default=None, doc="latest emsim.simulate.Prediction")
     prediction_stage = param.Selector(default="preview", objects=["preview", "full"])
     prediction_error = param.String(default="")
@@ -274,7 +330,7 @@ class WorkbenchStore(param.Parameterized):
 
     PHASES = ("main_s", "warm_up_s", "warm_up_amplitude_pct", "cool_down_s", "cool_down_amplitude_pct")
 
-    def __init__(self, debounce_s: float = 0.15, auto_predict: bool = True, **params):
+    def __init__(self, debounce_s: float = DEBOUNCE_S, auto_predict: bool = True, **params):
         super().__init__(**params)
         self._template = json.loads(dumps(load(TEMPLATE_FILE)))
         self._phase_tmpl = {ph["kind"]: ph for ph in self._template["phases"]}
@@ -288,6 +344,7 @@ class WorkbenchStore(param.Parameterized):
         self._idle = threading.Event()
         self._idle.set()
         self._timer: threading.Timer | None = None
+        self._applying = False
         self._rebuild_channels()
 
     # ------------------------------------------------------------------ patient
@@ -435,12 +492,15 @@ class WorkbenchStore(param.Parameterized):
 
     @param.depends("device", "n_channels", watch=True)
     def _rebuild_channels(self) -> None:
-        old = {c.channel_id: c.values() for c in self.channels}
+        if not self._applying:
+            self._make_channels({c.channel_id: c.values() for c in self.channels})
+
+    def _make_channels(self, old: dict) -> None:
         main = {s["channel"]: s for s in self._phase_tmpl["main"]["stimulation"]}
         chans = []
         for ch in self._template["channels"][: self.n_channels]:
             tmpl = main[ch["id"]]
-            values = old.get(ch["id"]) or {"site": ch["site"], "side": ch["side"], "spacing_cm": ch["spacing_cm"],
+            values = dict(old.get(ch["id"]) or {}) or {"site": ch["site"], "side": ch["side"], "spacing_cm": ch["spacing_cm"],
                                             "frequency_hz": tmpl["frequency_hz"],
                                             "pulse_width_us": tmpl["waveform"]["pulse_width_us"],
                                             "on_s": tmpl["on_s"], "off_s": tmpl["off_s"],
@@ -452,8 +512,87 @@ class WorkbenchStore(param.Parameterized):
             chans.append(chan)
         self.channels = chans
 
+    def template_channels(self) -> list[dict]:
+        """The electrode pairs the design can have, in order (a 1-channel design has the first)."""
+        return json.loads(json.dumps(self._template["channels"]))
+
     def _placement_changed(self, *_events) -> None:
         self.placement_version += 1
+
+    def apply_program(self, program) -> bool:
+        """Take the channels and main-phase stimulation of ``program`` into the design.
+
+        Relative amplitudes are resolved to mA for the store's patient exactly as compiling does
+        (:func:`emsim.body.resolved_program.resolve_program`). The session's phase lengths
+        (warm-up, main phase, cool-down) stay as set: a program from the optimiser was scored on
+        a shortened main phase, which says nothing about how long the session should be.
+
+        A program the design controls cannot represent (more channels than the design has,
+        other channel ids, several main phases, another schedule or timing, an electrode size
+        not on offer, a value outside the device's range, a waveform or pattern detail the
+        controls lack) is refused whole: the design stays as it was and :attr:`program_error`
+        says why.
+
+        Returns
+        -------
+        bool
+            ``True`` when the design now holds the program.
+        """
+        try:
+            values = self._values_of(program)
+        except EmsimError as exc:
+            self.program_error = str(exc)
+            return False
+        self.program_error = ""
+        self._applying = True
+        try:
+            self.n_channels = len(values)
+        finally:
+            self._applying = False
+        self._make_channels(values)
+        return True
+
+    def _values_of(self, program) -> dict:
+        """Channel settings per channel id that reproduce ``program``; ProgramError if none do."""
+        tmpl_ids = [c["id"] for c in self._template["channels"]]
+        ids = [c.id for c in program.channels]
+        if ids != tmpl_ids[: len(ids)] or len(ids) not in self.param.n_channels.objects:
+            raise ProgramError("the design has other channels", path="channels", value=", ".join(ids),
+                               allowed=" or ".join(", ".join(tmpl_ids[:n]) for n in self.param.n_channels.objects))
+        mains = [ph for ph in program.phases if ph.kind == "main"]
+        if len(mains) != 1:
+            raise ProgramError("the design has exactly one main phase", path="phases", value=len(mains), allowed=1)
+        template = from_dict(self._template)
+        tmpl_timing = next(ph for ph in template.phases if ph.kind == "main").timing
+        if mains[0].timing != tmpl_timing:
+            raise ProgramError("the design's channels keep the template's timing", path="phases.main.timing",
+                               value=mains[0].timing.mode, allowed=tmpl_timing.mode)
+        if program.schedule != template.schedule:
+            raise ProgramError("the design keeps the template's schedule", path="schedule",
+                               value=program.schedule.sessions_per_week, allowed=str(TEMPLATE_FILE.name))
+        if any(isinstance(st.amplitude, RelativeAmplitude) for st in mains[0].stimulation):
+            if self.patient is None:
+                raise ProgramError("relative amplitudes need a patient with measured thresholds",
+                                   path="phases.main.stimulation.amplitude", value="relative",
+                                   allowed="mA, or load the patient first")
+            program = resolve_program(program, self.patient)[0]
+            mains = [ph for ph in program.phases if ph.kind == "main"]
+        stims = {st.channel: st for st in mains[0].stimulation}
+        current = {c.channel_id: c.values() for c in self.channels}
+        values = {}
+        for ch in program.channels:
+            v = dict(current.get(ch.id) or {}, channel_id=ch.id, **_placement_values(ch))
+            st = stims.get(ch.id)
+            v.update(_stimulation_values(st) if st is not None else {"enabled": False})
+            chan = ChannelSettings.for_device(self.device, **v)
+            _same_or_refuse(f"channels[{ch.id}]", ch.model_dump(mode="json", exclude_none=True),
+                            Channel.model_validate_json(json.dumps(chan.channel())).model_dump(mode="json", exclude_none=True))
+            if st is not None:
+                _same_or_refuse(f"phases.main.stimulation[{ch.id}]", st.model_dump(mode="json", exclude_none=True),
+                                Stimulation.model_validate_json(json.dumps(chan.stimulation())).model_dump(mode="json",
+                                                                                          exclude_none=True))
+            values[ch.id] = chan.values()
+        return values
 
     def program_dict(self, preview_s: float | None = None) -> dict | None:
         """The designed program as a document.

@@ -2,10 +2,13 @@
 
 Starts ``emsim workbench`` in its own process, opens it in Debian's chromium (Playwright, no
 browser download), picks ``example_measured``, and then presses PageUp / PageDown on the ES-L
-amplitude slider ``--repeats`` times. Each latency is the browser's own clock from the key
-press to the moment the page shows the next prediction's text (debounce 150 ms, quick preview
-60 s, session 1); plot drawing comes after that text. Reports the median, min and max and the
-core count. Run: ``python benchmarks/bench_ui.py [--repeats N]``; results are appended to
+amplitude slider ``--repeats`` times. Alternating PageUp/PageDown revisits two amplitudes, so
+after the first two presses the prediction comes from the workbench's cache and this times the
+page, not the model; ``--keys up`` presses ArrowUp every time, a new amplitude each press, so
+every prediction is computed. Each latency is the browser's own clock from the key press to
+the moment the page shows the next prediction's text (debounce ``apps.store.DEBOUNCE_S``,
+quick preview 60 s, session 1); the plots update from the same prediction just after. Reports the median, min and max and the
+core count. Run: ``python benchmarks/bench_ui.py [--repeats N] [--keys alternate|up]``; results are appended to
 ``benchmarks/results/ui.jsonl``. (The browser tests check the behaviour, not the time.)
 """
 
@@ -25,6 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _report import machine, publish  # noqa: E402
 
 from apps.serve import free_port  # noqa: E402
+from apps.store import DEBOUNCE_S  # noqa: E402
 from tests.ui.conftest import DEEP_TEXT_JS, start_workbench, stop_workbench  # noqa: E402
 
 _PREDICTION = "/Prediction #(\\d+) \\(/"
@@ -46,7 +50,7 @@ def _wait_settled(page, quiet_ms: int = 1500, timeout_ms: int = 120_000) -> int:
     raise RuntimeError("predictions did not settle")
 
 
-def measure(repeats: int) -> list[float]:
+def measure(repeats: int, keys: str = "alternate") -> list[float]:
     from playwright.sync_api import expect, sync_playwright
 
     exe = shutil.which("chromium") or "/usr/bin/chromium"
@@ -67,7 +71,7 @@ def measure(repeats: int) -> list[float]:
                 n = _wait_settled(page)
                 handle.focus()
                 t0 = page.evaluate("performance.now()")
-                handle.press("PageUp" if k % 2 == 0 else "PageDown")
+                handle.press("ArrowUp" if keys == "up" else ("PageUp" if k % 2 == 0 else "PageDown"))
                 done = page.wait_for_function(
                     f"() => {{ const m = ({DEEP_TEXT_JS})().match({_PREDICTION}); "
                     f"return m && parseInt(m[1]) > {n} ? performance.now() : false; }}",
@@ -82,15 +86,20 @@ def measure(repeats: int) -> list[float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--keys", choices=["alternate", "up"], default="alternate",
+                    help="alternate PageUp/PageDown (cached after two presses) or ArrowUp (never cached)")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]  # other work on the machine slows the browser and the server alike
-    lat = measure(args.repeats)
+    lat = measure(args.repeats, args.keys)
     publish("ui", {"bench": "ui_slider_to_update", **machine(), "repeats": args.repeats,
                    "loadavg_1min_before": round(load_before, 2),
                    "median_ms": round(statistics.median(lat), 1), "min_ms": round(min(lat), 1),
                    "max_ms": round(max(lat), 1), "latencies_ms": [round(x, 1) for x in lat],
-                   "what": "amplitude PageUp/PageDown on ES-L -> next prediction text in the browser "
-                           "(debounce 150 ms, first prediction after the change, session 1, example_measured)"})
+                   "keys": args.keys, "debounce_ms": round(1000 * DEBOUNCE_S),
+                   "what": ("amplitude ArrowUp (new amplitude each press, uncached)" if args.keys == "up" else
+                            "amplitude PageUp/PageDown (cached after two presses)")
+                           + " on ES-L -> next prediction text in the browser (first prediction after the change, "
+                             "quick preview 60 s, session 1, example_measured)"})
     return 0
 
 

@@ -133,6 +133,21 @@ def test_decimation_bounds_points():
     assert len(td) <= MAX_PLOT_POINTS and td[0] == 0 and len(td) == len(yd)
 
 
+def test_decimation_keeps_every_contraction_peak():
+    import numpy as np
+
+    # 20 min at 100 Hz: 10 s contractions every 30 s whose peaks fall by fatigue, with a 1-sample spike
+    t = np.arange(120_000) * 0.01
+    y = np.where((t % 30.0) < 10.0, 40.0 * np.exp(-t / 900.0), 0.0)
+    y[54_321] = 55.0
+    td, yd = _decimate(t, y)
+    assert len(td) <= MAX_PLOT_POINTS and np.all(np.diff(td) >= 0)
+    assert yd.max() == 55.0 and yd.min() == 0.0  # a stride would drop the spike
+    peaks = [y[(t >= c) & (t < c + 10.0)].max() for c in np.arange(0, 1200, 30.0)]
+    kept = [yd[(td >= c) & (td < c + 10.0)].max() for c in np.arange(0, 1200, 30.0)]
+    assert kept == peaks  # every contraction's peak, so the fatigue decline is drawn as predicted
+
+
 def test_workbench_renders_to_a_bokeh_model():
     import panel as pn
     from bokeh.document import Document
@@ -152,3 +167,26 @@ def test_design_view_shows_the_safety_report(store):
     store.prediction = store.predict_now()
     assert store.prediction is not None
     assert "Safety report" in view._safety().object
+
+
+def test_trace_plots_take_each_prediction_in_place():
+    import numpy as np
+
+    from apps.design_view import MAX_PLOT_POINTS, DesignView
+    from apps.store import PATIENT_DIR, WorkbenchStore
+
+    store = WorkbenchStore(auto_predict=False)
+    store.load_patient_file(PATIENT_DIR / "example_measured.json")
+    view = DesignView(store=store)
+    column = view._plots()
+    force, discomfort = (pane.object for pane in column)
+    sources = [r.data_source for r in force.renderers]
+    assert [len(s.data["t"]) for s in sources] == [0, 0]  # nothing predicted yet
+    store.prediction = pred = store.predict_now()
+    # the same figures (no new plot per prediction), now holding the envelope of each trace
+    assert [pane.object for pane in column] == [force, discomfort]
+    for s, i in zip(sources, range(2)):
+        assert 0 < len(s.data["t"]) <= MAX_PLOT_POINTS
+        assert max(s.data["y"]) == pred.mvc_pct[i].max()
+    nrs = discomfort.renderers[0].data_source.data
+    assert max(nrs["y"]) == np.nanmax(pred.discomfort_nrs)
