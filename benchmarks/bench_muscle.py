@@ -91,13 +91,16 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     B = recruitment.shape[0]
     if cells is None:
         cells = mus._cells(muscle, recruitment)
+    cells = cells.per_row(B)   # every row has its own depth-group edges
     model = mus._model(muscle, True)
-    C, D = cells.weight.size, cells.edges.size - 1
-    width = np.diff(cells.edges)
-    lam_d = np.clip((recruitment[:, None, :] - cells.edges[None, :-1, None]) / width[None, :, None],
-                    0.0, 1.0)                                    # (B, D, P)
+    C, D = cells.time_factor.size, cells.edges.shape[1] - 1
+    width = np.diff(cells.edges, axis=1)
+    # zero-width groups only pad rows with fewer groups: never recruited
+    lam_d = np.clip((recruitment[:, None, :] - cells.edges[:, :-1, None])
+                    / np.where(width > 0, width, np.inf)[:, :, None], 0.0, 1.0)   # (B, D, P)
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
-    tf, w, phi_g, dep = cells.time_factor, cells.weight, cells.fatigability, cells.depth
+    tf, phi_g, dep = cells.time_factor, cells.fatigability, cells.depth
+    w = np.where(cells.weight > 0, cells.weight, 1e-300)   # padded cells stay at F = 0
     g = model.gains
     n_e = 2 * D
 

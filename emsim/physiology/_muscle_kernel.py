@@ -191,14 +191,14 @@ def values_ok(x: np.ndarray, t: np.ndarray, positive: bool, top: float = np.inf)
 
 @_jit(nogil=True)
 def recruitment_levels(r):
-    """Which levels ``round(r, 3)`` of the positive recruitment values occur: (1001,) bool over
-    0.000 … 1.000 (``r`` is in 0–1)."""
-    seen = np.zeros(1001, dtype=np.bool_)
+    """Per row, which levels ``round(r, 3)`` of the positive recruitment values occur:
+    (rows, 1001) bool over 0.000 … 1.000 (``r`` is in 0–1)."""
+    seen = np.zeros((r.shape[0], 1001), dtype=np.bool_)
     for b in range(r.shape[0]):
         for i in range(r.shape[1]):
             v = r[b, i]
             if v > 0.0:
-                seen[int(np.rint(v * 1000.0))] = True
+                seen[b, int(np.rint(v * 1000.0))] = True
     return seen
 
 
@@ -207,11 +207,13 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains
                  fatigue):
     """Pulse ``gi`` of row b: E jumps per depth group by its firing fraction; each cell pays the
     per-pulse cost by its remaining capacity. Returns the pulse's A factor."""
-    rfac, afac, lam, recr = rows
-    r = _at(recr, b, gi)
-    lm = _at(lam, b, gi)
+    rfac, afac, lam, recr, ridx = rows
+    gb = ridx[b]
+    r = _at(recr, gb, gi)
+    lm = _at(lam, gb, gi)
     for d in range(E.size):
-        v = (r - edges[d]) / width[d]
+        # zero-width groups pad rows with fewer depth groups than the batch's widest row
+        v = (r - edges[d]) / width[d] if width[d] > 0.0 else 0.0
         v = 0.0 if v < 0.0 else (1.0 if v > 1.0 else v)
         LD[d] = v * lm
         E[d] += LD[d] * rfac[gi] / tau_c
@@ -222,7 +224,7 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains
             amt = phg[q] * pulse_cost * LD[dep[q]] * cap
             for j in range(6):
                 X[q, j] += gains[j] * amt
-    return _at(afac, b, gi)
+    return _at(afac, gb, gi)
 
 
 @_jit(nogil=True, fastmath=True, inline="always")
@@ -398,13 +400,15 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
     x, f, e, cn = state
     (peak, fti, cell_peak, f_end, tau1_end, x_next, f_next, e_next, cn_next, force_nodes,
      dforce_nodes, n_steps) = outs
-    rfac, afac, lam, recr = rows
+    rfac, afac, lam, recr, ridx = rows
+    gb = ridx[b]
     C = f.shape[1]
     D = e.shape[1]
     n_p = pulse_node.size
+    redges = edges[b]
     width = np.empty(D)
     for d in range(D):
-        width[d] = edges[d + 1] - edges[d]
+        width[d] = redges[d + 1] - redges[d]
     na = n_act[b]
     F = np.zeros(na)
     X = np.zeros((na, 6))
@@ -435,7 +439,7 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
     for d in range(D):
         E[d] = e[b, d]
         CN[d] = cn[b, d]
-    cw = (W, aw, t1c, t2c, phg, dep, edges, width)
+    cw = (W, aw, t1c, t2c, phg, dep, redges, width)
     st = (F, X, E, CN, dXc)
     ws = (np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.zeros(na),
           np.zeros(na), np.zeros((na, 6)), np.zeros(na), np.empty(D), np.empty(D), np.zeros(D))
@@ -452,8 +456,9 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
     run_end[n_p - 1] = n_p - 1
     for i in range(n_p - 2, -1, -1):
         g0 = p0 + i
-        same = same_prev[i + 1] and _at(recr, b, g0 + 1) == _at(recr, b, g0) \
-            and _at(lam, b, g0 + 1) == _at(lam, b, g0) and _at(afac, b, g0 + 1) == _at(afac, b, g0)
+        same = same_prev[i + 1] and _at(recr, gb, g0 + 1) == _at(recr, gb, g0) \
+            and _at(lam, gb, g0 + 1) == _at(lam, gb, g0) \
+            and _at(afac, gb, g0 + 1) == _at(afac, gb, g0)
         run_end[i] = run_end[i + 1] if same else i
     stepping = tol > 0.0 and fatigue
     # per cell (F, six deficits): state at the start of the last integrated interval, its
@@ -624,13 +629,28 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
             tau1_end[b, c] = tau1_rest * tfac[c]
             continue
         t1 = t1c[q] * (1.0 + X[q, 2] + X[q, 3])
-        share = weight[c] / W[q]
+        share = weight[b, c] / W[q]
         cell_peak[b, c] = cpk_all[q] * share
         f_end[b, c] = F[q] * share
         tau1_end[b, c] = t1
         f_next[b, c] = F[q] * share * np.exp(-rem / t1)
         for j in range(6):
             x_next[b, c, j] = X[q, j] * np.exp(-rem / taus[j])
+
+
+@_jit(nogil=True)
+def envelope(M, m, x, u0, slope):
+    """``x`` (R, C, 6) after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1,
+    with capacity = clip(1 − x₀ − x₁, 1e-12, 1) per cell (the solver's contraction stepping)."""
+    out = x.copy()
+    for q in range(m):
+        for r in range(out.shape[0]):
+            for c in range(out.shape[1]):
+                cap = 1.0 - out[r, c, 0] - out[r, c, 1]
+                cap = 1e-12 if cap < 1e-12 else (1.0 if cap > 1.0 else cap)
+                for j in range(6):
+                    out[r, c, j] = M[j] * out[r, c, j] + (u0[r, c, j] + q * slope[r, c, j]) * cap
+    return out
 
 
 def _outputs(B, C, D, N, want_nodes):
@@ -659,15 +679,17 @@ def integrate_unit(grid, rows, p0, cells, prm, gains, taus, fatigue, state, want
         the previous interval's (p,), and its length Δ (p,); the same decay and gain per node
         step (N−1, 6), used in the tail.
     rows : tuple
-        ``(rfac, afac, lam, recr)``: R_i per pulse (P,) and per-row pulse factors (B, P); the
-        unit's pulses are ``p0 … p0+p−1``.
+        ``(rfac, afac, lam, recr, ridx)``: R_i per pulse (P,), per-row pulse factors (B', P)
+        and, per integrated row b, its row ``ridx[b]`` of those factors (so a subset of rows is
+        integrated without copying the factors); the unit's pulses are ``p0 … p0+p−1``.
     cells : tuple
         ``(act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges)``: per row the
         cells integrated (one per set of cells that behave identically: fully recruited depth
         groups merge, never-recruited ones are left out), their merged force shares, their
         number, and the integrated cell of every cell (−1: never recruited, stays rested and
-        silent); per cell its depth group, time factor, fatigability and share; the depth-group
-        edges.
+        silent); per cell its depth group, time factor and fatigability; per row each cell's
+        share (B, C) and the row's own depth-group edges (B, D+1) (zero-width groups pad rows
+        with fewer groups than the widest row).
     prm : tuple of float
         ``(A_rest, τ1_rest, τ2, Km_rest, τc, pulse cost, 1 − γ, γ/F_max, rest after the last
         node, plateau tolerance)``; a tolerance of 0 integrates every interval.

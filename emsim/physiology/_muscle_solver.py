@@ -12,6 +12,13 @@ How it is fast
   and CN repeat from interval to interval (a constant-rate plateau), the state at interval starts
   is smooth in the interval index, so every m-th interval is integrated, the increments in
   between are interpolated (predictor–corrector, m adapted to ``PLATEAU_TOL · skip_tol``).
+* **Rows do not depend on each other.** Every row has its own recruitment depth groups (edges
+  from its own recruitment levels, :func:`emsim.physiology.muscle._cells`; a flat row has one)
+  and takes its own steps over contractions: :func:`_march` runs per row as a generator that
+  asks for contractions to be integrated, and :func:`_run_rows` integrates the requests of all
+  rows for the same contraction in one kernel call. ``simulate(batch)[i]`` equals
+  ``simulate(row i)`` to round-off (``tests/physiology/test_muscle_batch.py``), and a channel's
+  force does not depend on the other channels of a program.
 * **Cells that behave alike are integrated once per row.** Depth groups a row recruits fully
   at every pulse have the same history (their forces are proportional to their shares), so they
   merge into one cell; depth groups a row never recruits stay rested and silent and are left out.
@@ -26,9 +33,10 @@ How it is fast
   the ones in between with ``b`` varying linearly (predictor from the last two integrated
   cycles, corrector from the new one) and adapts m to keep the predictor–corrector difference,
   and the curvature of the (log) peaks and force-time integrals it interpolates for the skipped
-  cycles, below ``skip_tol``. Contractions are identical when their node grids and every row's
+  cycles, below ``skip_tol``. Contractions are identical when their node grids and the row's
   per-pulse factors are (compared by 64-bit hashes of the factors,
-  :func:`~emsim.physiology._muscle_kernel.block_hashes`).
+  :func:`~emsim.physiology._muscle_kernel.block_hashes`). Each row decides for itself (its own
+  m, its own runs of identical contractions).
 * **Identical rows** (the channels of a symmetric program) are integrated once.
 
 Accuracy (``tests/physiology/test_muscle_solver.py``, ``test_muscle_kernel.py``,
@@ -62,13 +70,28 @@ PLATEAU_TOL = 0.1
 
 @dataclass
 class Cells:
-    """The pool's cells (unit class × recruitment depth group), flattened."""
+    """The pool's cells (unit class × recruitment depth group), flattened.
 
-    weight: np.ndarray        # (C,) share of the muscle's force
+    Every row has its own depth-group edges (from its own recruitment levels, so that rows do
+    not depend on each other); ``weight`` and ``edges`` may also be given without the row axis
+    (the same for all rows).
+    """
+
+    weight: np.ndarray        # (B, C) or (C,) share of the muscle's force
     time_factor: np.ndarray   # (C,)
     fatigability: np.ndarray  # (C,)
     depth: np.ndarray         # (C,) depth-group index
-    edges: np.ndarray         # (D+1,) recruitment edges, 0 first
+    edges: np.ndarray         # (B, D+1) or (D+1,) recruitment edges, 0 first
+
+    def per_row(self, B: int) -> "Cells":
+        C, D1 = self.time_factor.size, np.shape(self.edges)[-1]
+        return Cells(np.ascontiguousarray(np.broadcast_to(self.weight, (B, C)), dtype=np.float64),
+                     self.time_factor, self.fatigability, self.depth,
+                     np.ascontiguousarray(np.broadcast_to(self.edges, (B, D1)), dtype=np.float64))
+
+    def take(self, rows) -> "Cells":
+        return Cells(self.weight[rows], self.time_factor, self.fatigability, self.depth,
+                     self.edges[rows])
 
 
 @dataclass
@@ -174,21 +197,24 @@ def merge_cells(cells: Cells, recr: np.ndarray, B: int) -> RowCells:
 
     A depth group is recruited fully at every pulse of a row when its upper edge is at or below
     the row's smallest recruitment (then its firing fraction is exactly 1 at every pulse), and
-    never when its lower edge is at or above the row's largest.
+    never when its lower edge is at or above the row's largest (or it has no width: padding).
     """
+    cells = cells.per_row(B)
     edges = cells.edges
-    D = edges.size - 1
-    G = cells.weight.size // D
+    C = cells.time_factor.size
+    D = edges.shape[1] - 1
+    G = C // D
     rmin = np.broadcast_to(recr.min(axis=1), (B,))   # recr may be compact (1 row)
     rmax = np.broadcast_to(recr.max(axis=1), (B,))
-    full = edges[None, 1:] <= rmin[:, None]
-    never = edges[None, :-1] >= rmax[:, None]
+    empty = edges[:, 1:] <= edges[:, :-1]
+    full = (edges[:, 1:] <= rmin[:, None]) & ~empty
+    never = (edges[:, :-1] >= rmax[:, None]) | empty
     first_full = np.where(full.any(axis=1), full.argmax(axis=1), -1)
     rep_d = np.where(full, first_full[:, None], np.arange(D)[None, :])
     rep_d = np.where(never & ~full, -1, rep_d)                               # (B, D)
-    cls = np.arange(cells.weight.size) % G
+    cls = np.arange(C) % G
     rep_c = np.where(rep_d[:, cells.depth] >= 0, rep_d[:, cells.depth] * G + cls[None, :], -1)
-    is_rep = rep_c == np.arange(cells.weight.size)[None, :]
+    is_rep = rep_c == np.arange(C)[None, :]
     q_of = np.cumsum(is_rep, axis=1) - 1                                     # (B, C)
     cell_rep = np.where(rep_c >= 0, np.take_along_axis(q_of, np.maximum(rep_c, 0), axis=1), -1)
     n_act = is_rep.sum(axis=1)
@@ -198,9 +224,9 @@ def merge_cells(cells: Cells, recr: np.ndarray, B: int) -> RowCells:
     rows, cols = np.nonzero(is_rep)
     act_cell[rows, q_of[rows, cols]] = cols
     act_w[:] = 0.0
-    for c in range(cells.weight.size):
-        sel = cell_rep[:, c] >= 0
-        act_w[np.flatnonzero(sel), cell_rep[sel, c]] += cells.weight[c]
+    for c in range(C):
+        sel = np.flatnonzero(cell_rep[:, c] >= 0)
+        act_w[sel, cell_rep[sel, c]] += cells.weight[sel, c]
     act_w[act_w == 0.0] = 1.0   # padding slots (never read)
     return RowCells(act_cell=act_cell, act_w=act_w, n_act=n_act.astype(np.int64),
                     cell_rep=cell_rep.astype(np.int64))
@@ -242,15 +268,6 @@ def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return a[rows] if a.shape[0] > 1 else a
 
 
-def _unit_signatures(segs: list[Segment], hashes: list, rfac: np.ndarray) -> list[bytes]:
-    """Per contraction: its node grid, period and R factors, and the hash of every row's factors."""
-    per_unit = np.stack([kernel.fold_hashes(np.ascontiguousarray(h.T)) for h in hashes], axis=1)
-    # node times are rounded: cycles built from ``k·period + pattern`` differ in the last bits
-    return [b"".join([np.round(s.nodes, 9).tobytes(), np.round(np.float64(s.period), 9).tobytes(),
-                      per_unit[u].tobytes(), np.round(rfac[s.pulse_index], 12).tobytes()])
-            for u, s in enumerate(segs)]
-
-
 class _Grid:
     """Per node grid: the kernel's step and interval tables (shared by all rows)."""
 
@@ -281,16 +298,17 @@ class _Grid:
 
 
 def _cycle_metric(outs: list, scale: np.ndarray) -> np.ndarray:
-    """Logarithms of a unit's peak force and force-time integral per row (their curvature over
-    the unit index is the relative error of interpolating them); ``scale`` keeps silent rows
-    finite."""
-    return np.log(np.concatenate([np.max([o.peak for o in outs], axis=0) + 1e-9 * scale[0],
-                                  np.sum([o.fti for o in outs], axis=0) + 1e-9 * scale[1]]))
+    """Logarithms of a unit's peak force and force-time integral (``outs``: one row's one
+    output; their curvature over the unit index is the relative error of interpolating them);
+    ``scale`` keeps silent rows finite."""
+    o = outs[0]
+    return np.log(np.concatenate([o.peak + 1e-9 * scale[0], o.fti + 1e-9 * scale[1]]))
 
 
 def _capacity(x: np.ndarray) -> np.ndarray:
     """Remaining force capacity 1 − D_A,fast − D_A,slow of each cell, shape (..., 1)."""
-    return np.clip(1.0 - x[..., :1] - x[..., 1:2], 1e-12, 1.0)
+    # np.minimum/maximum: np.clip's dispatch costs more than the arithmetic at these sizes
+    return np.minimum(np.maximum(1.0 - x[..., :1] - x[..., 1:2], 1e-12), 1.0)
 
 
 def _per_capacity(b: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -308,9 +326,8 @@ def _per_capacity(b: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _envelope(M: np.ndarray, m: int, x: np.ndarray, u0: np.ndarray, slope: np.ndarray) -> np.ndarray:
     """``x`` after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)`` (j = 0 … m−1)."""
-    for q in range(m):
-        x = M * x + (u0 + q * slope) * _capacity(x)
-    return x
+    f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+    return kernel.envelope(f64(M), int(m), f64(x), f64(u0), f64(slope))
 
 
 class _Writer:
@@ -321,7 +338,8 @@ class _Writer:
         self.want = want and t_out.size > 0
         self.force = np.zeros((B, t_out.size if self.want else 0))
 
-    def write(self, seg: Segment, out: SegmentOutput, start: float):
+    def write(self, seg: Segment, out: SegmentOutput, start: float, row: int):
+        """Write a one-row output ``out`` into row ``row``."""
         if not self.want:
             return
         lo = np.searchsorted(self.t, start, side="left")
@@ -343,41 +361,33 @@ class _Writer:
             h11 = th * th * (th - 1)
             sub = (out.force[:, k] * h00 + out.dforce[:, k] * (h10 * h)
                    + out.force[:, k + 1] * h01 + out.dforce[:, k + 1] * (h11 * h))
-            block = self.force[:, lo:hi]
+            block = self.force[row:row + 1, lo:hi]
             block[:, inside] = sub
-            self.force[:, lo:hi] = block
         if (~inside).any():
             d = rel[~inside] - seg.nodes[-1]
-            block = self.force[:, lo:hi]
+            block = self.force[row:row + 1, lo:hi]
             block[:, ~inside] = np.einsum(
                 "bc,bct->bt", out.f_end, np.exp(-d[None, None, :] / out.tau1_end[..., None]))
-            self.force[:, lo:hi] = block
 
 
-def _blend(a: SegmentOutput, b: SegmentOutput, th: float) -> SegmentOutput:
-    mix = lambda u, v: (1 - th) * u + th * v  # noqa: E731
-    return SegmentOutput(force=mix(a.force, b.force), dforce=mix(a.dforce, b.dforce), fti=mix(a.fti, b.fti),
-                         peak=mix(a.peak, b.peak), cell_peak=mix(a.cell_peak, b.cell_peak),
-                         f_end=mix(a.f_end, b.f_end),
-                         tau1_end=mix(a.tau1_end, b.tau1_end))
-
-
-def _march(n: int, sig, period, run_unit, account, st: State, model: Model,
-           skip_tol: float | None) -> State:
-    """Integrate units 0 … n−1 (contractions) in order, stepping over runs of
+def _march(n: int, run_end, period, account, st: State, model: Model, skip_tol: float | None):
+    """Integrate units 0 … n−1 (contractions) of one row in order, stepping over runs of
     identical units (envelope following, see the module docstring); returns the final state.
 
-    ``run_unit(i, state) → (outputs, next state)`` integrates unit i; ``account(i, outputs)``
-    records them (interpolated outputs for stepped-over units).
+    A generator: it yields ``(i, state)`` when it needs unit i integrated from ``state`` and
+    is sent back ``(outputs, next state)``, so that the caller can integrate the requests of
+    many rows in one kernel call while every row takes its own steps (a row's result does not
+    depend on the other rows). ``run_end[i]`` is the last unit of the run of units identical
+    to unit i that starts there. ``account(i, a, b, th)`` records the outputs of units
+    i … i+len(th)−1 as ``(1 − th)·a + th·b`` (interpolated outputs of stepped-over units; ``b``
+    is None for an integrated unit).
     """
     i = 0
     while i < n:
-        outs, nxt = run_unit(i, st)
-        account(i, outs)
+        outs, nxt = yield i, st
+        account(i, outs, None, None)
         # a run of identical units after this one can be stepped over
-        j = i
-        while skip_tol is not None and model.fatigue and j + 1 < n and sig(j + 1) == sig(i):
-            j += 1
+        j = int(run_end[i]) if skip_tol is not None and model.fatigue else i
         if j == i:
             st = nxt
             i += 1
@@ -386,8 +396,7 @@ def _march(n: int, sig, period, run_unit, account, st: State, model: Model,
         k, x_k, outs_k = i, st.x, outs
         u_k = _per_capacity(nxt.x - M * st.x, st.x)
         u_prev, m_prev, pk_prev = None, 1, None
-        scale = np.maximum([np.max([o.peak for o in outs]), np.max([o.fti for o in outs])],
-                           1e-12)
+        scale = np.maximum([outs[0].peak.max(), outs[0].fti.max()], 1e-12)
         m = 1   # the first step has no slope yet: its outputs could not be interpolated
         while k < j:
             m = max(1, min(m, j - k))
@@ -396,7 +405,7 @@ def _march(n: int, sig, period, run_unit, account, st: State, model: Model,
             # what is left of the force at the next start scales with capacity (it matters only
             # after short rests: a contraction forgets the force it started with)
             f_pred = nxt.f * (_capacity(x_pred) / _capacity(nxt.x))[..., 0]
-            outs_m, nxt_m = run_unit(k + m, State(x_pred, f_pred, nxt.e, nxt.cn))
+            outs_m, nxt_m = yield k + m, State(x_pred, f_pred, nxt.e, nxt.cn)
             u_m = _per_capacity(nxt_m.x - M * x_pred, x_pred)
             x_corr = _envelope(M, m, x_k, u_k, (u_m - u_k) / m)
             err = float(np.max(np.abs(x_corr - x_pred) / (1.0 + np.abs(x_corr))))
@@ -413,9 +422,9 @@ def _march(n: int, sig, period, run_unit, account, st: State, model: Model,
             if err > skip_tol and m > 1:
                 m = max(1, m // 2)
                 continue
-            for q in range(1, m):
-                account(k + q, [_blend(a, b, q / m) for a, b in zip(outs_k, outs_m)])
-            account(k + m, outs_m)
+            if m > 1:
+                account(k + 1, outs_k, outs_m, np.arange(1, m) / m)
+            account(k + m, outs_m, None, None)
             u_prev, m_prev, pk_prev = u_k, m, pk_k
             k, x_k, outs_k, u_k = k + m, x_corr, outs_m, u_m
             nxt = State(M * x_corr + u_m * _capacity(x_corr), nxt_m.f, nxt_m.e, nxt_m.cn)
@@ -437,10 +446,13 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     """Simulate rows that share one pulse timing (per-row pulse factors (B, P) may differ; they
     may be broadcast views).
 
-    Rows with identical per-pulse factors (the channels of a symmetric program, repeated
-    candidates of a batch) are integrated once and copied.
+    Every row takes its own steps (its own cells, its own stepping over contractions and
+    pulse intervals): a row's result does not depend on the other rows. Rows with identical
+    per-pulse factors (the channels of a symmetric program, repeated candidates of a batch)
+    are integrated once and copied.
     """
     B = np.shape(afac)[0]
+    cells = cells.per_row(B)
     facs = [compact(a) for a in (afac, lam, recr)]
     segs, c_start = segment_train(pulses, t_end, max_step)
     first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
@@ -457,8 +469,8 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     if uniq.size == B:
         return _run_rows(pulses, *facs, B, model, cells, t_out, max_step, want_trace, skip_tol,
                          segs, c_start, hashes)
-    g = _run_rows(pulses, *[_take_rows(a, uniq) for a in facs], uniq.size, model, cells, t_out,
-                  max_step, want_trace, skip_tol, segs, c_start,
+    g = _run_rows(pulses, *[_take_rows(a, uniq) for a in facs], uniq.size, model,
+                  cells.take(uniq), t_out, max_step, want_trace, skip_tol, segs, c_start,
                   [_take_rows(h, uniq) for h in hashes])
     st = g.state
     return GroupResult(force=g.force[inverse], peak=g.peak[inverse],
@@ -469,64 +481,132 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
                        node_steps_full=g.node_steps_full)
 
 
+def _unit_ids(segs: list[Segment], rfac: np.ndarray) -> np.ndarray:
+    """Per contraction, an id shared by the contractions with the same node grid, period and R
+    factors (the row-independent part of being identical)."""
+    ids: dict[bytes, int] = {}
+    # node times are rounded: cycles built from ``k·period + pattern`` differ in the last bits
+    return np.array([ids.setdefault(b"".join([np.round(s.nodes, 9).tobytes(),
+                                              np.round(np.float64(s.period), 9).tobytes(),
+                                              np.round(rfac[s.pulse_index], 12).tobytes()]),
+                                    len(ids)) for s in segs], dtype=np.int64)
+
+
 def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray, B: int,
               model: Model, cells: Cells, t_out: np.ndarray, max_step: float, want_trace: bool,
               skip_tol: float | None, segs: list[Segment], c_start: np.ndarray,
               hashes: list) -> GroupResult:
-    C, D = cells.weight.size, cells.edges.size - 1
+    C, D = cells.time_factor.size, cells.edges.shape[1] - 1
     writer = _Writer(t_out, B, want_trace)
     rc = merge_cells(cells, recr, B)
-    st = State(np.zeros((B, C, 6)), np.zeros((B, C)), np.zeros((B, D)), np.zeros((B, D)))
     K = c_start.size
     peak = np.zeros((B, K))
     cell_peak = np.zeros((B, K, C))
     fti = np.zeros((B, K))
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
-    sigs = _unit_signatures(segs, hashes, rfac)
-    evaluated = [0]
+    uid = _unit_ids(segs, rfac)
+    # per row and contraction: the hashes of the row's own factors
+    row_hash = np.stack([np.broadcast_to(h, (B, K)) for h in hashes], axis=2)
+    evaluated = np.zeros(B, dtype=np.int64)
     node_steps, all_steps = [0], [0]
-    grids: dict[bytes, _Grid] = {}
+    grids: dict[int, _Grid] = {}
     f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-    cell_args = (rc.act_cell, f64(rc.act_w), rc.n_act, rc.cell_rep,
-                 np.ascontiguousarray(cells.depth, dtype=np.int64), f64(cells.time_factor),
-                 f64(cells.fatigability), f64(cells.weight), f64(cells.edges))
-    rows = (f64(rfac), afac, lam, recr)
+    depth = np.ascontiguousarray(cells.depth, dtype=np.int64)
+    tfac, fatig = f64(cells.time_factor), f64(cells.fatigability)
+    per_row_cells = (rc.act_cell, f64(rc.act_w), rc.n_act, rc.cell_rep, f64(cells.weight),
+                     f64(cells.edges))
     tol = 0.0 if skip_tol is None else float(skip_tol) * PLATEAU_TOL
     want_nodes = bool(want_trace and writer.want)
+    gains, taus = f64(model.gains), f64(model.taus)
+    rfac64 = f64(rfac)
 
-    def run_unit(i: int, state: State):
+    def run_unit(i: int, rows: np.ndarray, states: list[State]):
+        """Unit i for the given rows from their states: per row, ([output], next state)."""
         sg = segs[i]
-        key = sigs[i]
-        grid = grids.get(key)
+        grid = grids.get(int(uid[i]))
         if grid is None:
-            grid = _Grid(sg, model, rfac)
-            if len(grids) > 256:
-                grids.clear()
-            grids[key] = grid
+            grid = grids[int(uid[i])] = _Grid(sg, model, rfac)
         prm = (model.a_rest, model.tau1, model.tau2, model.km, model.tau_c, model.pulse_cost,
                1.0 - model.occlusion, model.occlusion / model.f_max, grid.rem, tol)
+        everyone = rows.size == B
+        act_cell, act_w, n_act, cell_rep, weight, edges = [a if everyone else a[rows]
+                                                           for a in per_row_cells]
+        cell_args = (act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges)
+        if len(states) == 1:
+            s0 = states[0]
+            x, f, e, cn = s0.x, s0.f, s0.e, s0.cn
+        else:
+            x, f, e, cn = (np.concatenate([getattr(s, k) for s in states])
+                           for k in ("x", "f", "e", "cn"))
         res = kernel.integrate_unit(
-            grid.tables, rows, int(sg.pulse_index[0]), cell_args, prm, f64(model.gains),
-            f64(model.taus), bool(model.fatigue),
-            (f64(state.x), f64(state.f), f64(state.e), f64(state.cn)), want_nodes)
+            grid.tables, (rfac64, afac, lam, recr, rows),
+            int(sg.pulse_index[0]), cell_args, prm, gains, taus, bool(model.fatigue),
+            (f64(x), f64(f), f64(e), f64(cn)), want_nodes)
         pk, area, cpk, f_end, t1_end, x1, f1, e1, cn1, fn, dfn, n_steps = res
-        evaluated[0] += 1
+        evaluated[rows] += 1
         node_steps[0] += int(n_steps.sum())
         all_steps[0] += (sg.nodes.size - 1) * n_steps.size
-        out = SegmentOutput(force=fn, dforce=dfn, fti=area, peak=pk, cell_peak=cpk, f_end=f_end,
-                            tau1_end=t1_end)
-        return [out], State(x1, f1, e1, cn1)
+        out = []
+        for k in range(rows.size):
+            sl = slice(k, k + 1)
+            out.append(([SegmentOutput(force=fn[sl], dforce=dfn[sl], fti=area[sl], peak=pk[sl],
+                                       cell_peak=cpk[sl], f_end=f_end[sl], tau1_end=t1_end[sl])],
+                        State(x1[sl], f1[sl], e1[sl], cn1[sl])))
+        return out
 
-    def account(i, outs):
-        sg, out = segs[i], outs[0]
-        peak[:, i] = out.peak
-        cell_peak[:, i] = out.cell_peak
-        fti[:, i] = out.fti
-        writer.write(sg, out, sg.start)
+    def accountant(r: int):
+        def account(i, outs_a, outs_b, th):
+            a = outs_a[0]
+            if outs_b is None:
+                peak[r, i], fti[r, i] = a.peak[0], a.fti[0]
+                cell_peak[r, i] = a.cell_peak[0]
+                writer.write(segs[i], a, segs[i].start, r)
+                return
+            b = outs_b[0]
+            hi = i + th.size
+            peak[r, i:hi] = (1 - th) * a.peak[0] + th * b.peak[0]
+            fti[r, i:hi] = (1 - th) * a.fti[0] + th * b.fti[0]
+            cell_peak[r, i:hi] = (1 - th)[:, None] * a.cell_peak[0] + th[:, None] * b.cell_peak[0]
+            if writer.want:
+                for q, w in enumerate(th):
+                    mix = lambda u, v: (1 - w) * u + w * v  # noqa: E731
+                    writer.write(segs[i + q], SegmentOutput(
+                        force=mix(a.force, b.force), dforce=mix(a.dforce, b.dforce), fti=None,
+                        peak=None, cell_peak=None, f_end=mix(a.f_end, b.f_end),
+                        tau1_end=mix(a.tau1_end, b.tau1_end)), segs[i + q].start, r)
+        return account
 
-    st = _march(len(segs), lambda i: sigs[i], lambda i: segs[i].period, run_unit, account, st,
-                model, skip_tol)
+    # per row, the last unit of the run of identical units starting at each unit: the same node
+    # grid, period and R factors, and the same hashes of the row's own factors
+    same_next = (uid[1:] == uid[:-1])[None, :] & np.all(row_hash[:, 1:] == row_hash[:, :-1], axis=2)
+    idx = np.arange(K)
+    stops = np.where(np.concatenate([~same_next, np.ones((B, 1), bool)], axis=1), idx, K - 1)
+    run_end = np.minimum.accumulate(stops[:, ::-1], axis=1)[:, ::-1]
+
+    x = np.zeros((B, C, 6))
+    f = np.zeros((B, C))
+    e = np.zeros((B, D))
+    cn = np.zeros((B, D))
+    gens = [_march(len(segs), run_end[r], lambda i: segs[i].period, accountant(r),
+                   State(x[r:r + 1], f[r:r + 1], e[r:r + 1], cn[r:r + 1]), model, skip_tol)
+            for r in range(B)]
+    pending: dict[int, tuple[int, State]] = {r: next(g) for r, g in enumerate(gens)}
+    while pending:
+        by_unit: dict[int, list[int]] = {}
+        for r, (i, _) in pending.items():
+            by_unit.setdefault(i, []).append(r)
+        for i in sorted(by_unit):
+            rs = by_unit[i]
+            outs = run_unit(i, np.array(rs, dtype=np.int64), [pending[r][1] for r in rs])
+            for r, res in zip(rs, outs):
+                try:
+                    pending[r] = gens[r].send(res)
+                except StopIteration as stop:
+                    del pending[r]
+                    st = stop.value
+                    x[r], f[r], e[r], cn[r] = st.x[0], st.f[0], st.e[0], st.cn[0]
     return GroupResult(force=writer.force, peak=peak, cell_peak=cell_peak, fti=fti,
-                       contraction_start=c_start, state=st, evaluated=evaluated[0],
+                       contraction_start=c_start, state=State(x, f, e, cn),
+                       evaluated=int(evaluated.max()) if B else 0,
                        node_steps=node_steps[0], node_steps_full=all_steps[0],
                        segments=len(segs))

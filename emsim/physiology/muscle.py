@@ -46,7 +46,7 @@ from emsim.physiology.fatigue import (FATIGUE_SPEC, FatigueParameters, deficit_g
                                       deficit_time_constants)
 from emsim.physiology.pool import POOL_SPEC, MotorUnitPool, PoolParameters, build_pool
 
-__all__ = ["MuscleParameters", "ForceResult", "load_muscle", "muscle_names", "simulate"]
+__all__ = ["MuscleParameters", "ForceResult", "load_muscle", "muscle_names", "simulate", "warm_up"]
 
 #: Most recruitment depth groups tracked separately (units recruited alike share a group).
 MAX_DEPTH_GROUPS = 6
@@ -191,8 +191,9 @@ class ForceResult:
     deficits : numpy.ndarray
         Fatigue deficits at the end per row, cell and deficit, shape ``(batch, cells, 6)``.
     cells : list of dict
-        Class, recruitment depth range and force share of each cell (same for all rows of a
-        timing group; from the first row).
+        Class, recruitment depth range and force share of each cell of the first row (every
+        row has its own depth groups, from its own recruitment levels; zero-width groups pad
+        rows with fewer groups than the widest row).
     muscle : MuscleParameters
     stats : dict
         Contractions (``segments``) and those integrated (``integrated``: the others were
@@ -319,17 +320,46 @@ def _recruitment(recruitment, pulses, valid, batch, amp, ding: DingParameters):
     return r if _unpadded(pulses) else np.where(valid, r, 1.0)
 
 
-def _cells(muscle: MuscleParameters, recr: np.ndarray) -> solver.Cells:
-    seen = kernel.recruitment_levels(solver.compact(recr))   # = np.unique(np.round(r[r > 0], 3))
+def _row_levels(seen: np.ndarray) -> np.ndarray:
+    """A row's depth-group upper edges: its recruitment levels, at most ``MAX_DEPTH_GROUPS``
+    (quantiles of its levels when it has more)."""
     levels = np.flatnonzero(seen) / 1000.0 if seen.any() else np.array([1.0])
     if levels.size > MAX_DEPTH_GROUPS:
-        levels = np.unique(np.round(np.quantile(levels, np.linspace(0, 1, MAX_DEPTH_GROUPS + 1)[1:]), 3))
-    edges = np.concatenate([[0.0], levels])
+        q = np.linspace(0, 1, MAX_DEPTH_GROUPS + 1)[1:]
+        levels = np.unique(np.round(np.quantile(levels, q), 3))
+    return levels
+
+
+def _cells(muscle: MuscleParameters, recr: np.ndarray) -> solver.Cells:
+    """Cells (unit class × depth group) with each row's own depth-group edges.
+
+    The edges come from the row's own recruitment levels only, so a row's result does not
+    depend on the other rows of a batch (or on the other channel of a program); rows with fewer
+    groups than the widest row are padded with zero-width groups (no share, never recruited).
+    """
+    B = recr.shape[0]
+    # per row: which of np.unique(np.round(r[r > 0], 3)) occur
+    seen = kernel.recruitment_levels(solver.compact(recr))
+    by_pattern: dict[bytes, np.ndarray] = {}
+    per_row = []
+    for r in range(seen.shape[0]):
+        key = np.packbits(seen[r]).tobytes()
+        lv = by_pattern.get(key)
+        if lv is None:
+            lv = by_pattern[key] = _row_levels(seen[r])
+        per_row.append(lv)
+    D = max(lv.size for lv in per_row)
+    edges = np.ones((len(per_row), D + 1))
+    edges[:, 0] = 0.0
+    for r, lv in enumerate(per_row):
+        edges[r, 1:lv.size + 1] = lv
+        edges[r, lv.size + 1:] = lv[-1]
+    edges = np.ascontiguousarray(np.broadcast_to(edges, (B, D + 1)))
     pool = muscle.motor_units
-    D, G = levels.size, len(pool.classes)
-    width = np.diff(edges)
+    G = len(pool.classes)
+    width = np.diff(edges, axis=1)
     return solver.Cells(
-        weight=(width[:, None] * pool.force_share[None, :]).ravel(),
+        weight=(width[:, :, None] * pool.force_share[None, None, :]).reshape(B, D * G),
         time_factor=np.tile(pool.time_factor, D),
         fatigability=np.tile(pool.class_fatigability, D),
         depth=np.repeat(np.arange(D), G),
@@ -492,7 +522,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     c_start, peak, fti = nanfill(), nanfill(), nanfill()
     fi = np.full(B, np.nan)
     cap = np.ones(B)
-    cmax = max((c.weight.size for _, _, c in results.values()), default=0)
+    cmax = max((c.weight.shape[1] for _, _, c in results.values()), default=0)
     deficits = np.zeros((B, cmax, 6))
     cell_peak = np.full((B, K, cmax), np.nan)
     cells_info: list = []
@@ -506,14 +536,15 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
             fi[r] = g.peak[i, -1] / g.peak[i, 0]
         x = g.state.x[i]
         deficits[r, :x.shape[0]] = x
-        covered = cells.weight.sum()
-        cap[r] = float(np.sum(cells.weight * (1 - np.minimum(1, x[:, 0] + x[:, 1]))) + (1 - covered))
-        if not cells_info:
+        w = cells.weight[i]
+        cap[r] = float(np.sum(w * (1 - np.minimum(1, x[:, 0] + x[:, 1]))) + (1 - w.sum()))
+        if r == 0:
             names = [c.name for c in m.motor_units.classes]
+            edges = cells.edges[i]
             cells_info = [dict(unit_class=names[j % len(names)],
-                               recruitment_from=float(cells.edges[cells.depth[j]]),
-                               recruitment_to=float(cells.edges[cells.depth[j] + 1]),
-                               force_share=float(cells.weight[j])) for j in range(cells.weight.size)]
+                               recruitment_from=float(edges[cells.depth[j]]),
+                               recruitment_to=float(edges[cells.depth[j] + 1]),
+                               force_share=float(w[j])) for j in range(w.size)]
     if not batch:
         pass  # a single train is a batch of one: shapes stay (1, …) as documented
     return ForceResult(t=t_out, force_n=force, contraction_start_s=c_start, peak_force_n=peak,
@@ -521,3 +552,31 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
                        cell_peak_force_n=cell_peak, capacity=cap, deficits=deficits, cells=cells_info, muscle=m,
                        stats=dict(segments=n_seg, integrated=n_eval, node_steps=n_steps,
                                   node_steps_without_interval_stepping=n_full))
+
+
+def warm_up() -> float:
+    """Compile (or load from the on-disk cache) the muscle model's kernels on a tiny input.
+
+    The first :func:`simulate` on a fresh install compiles the numba kernels (about 20–60 s on
+    a 2-core machine); with the cache filled, loading them takes well under a second. Call this
+    at start in a background thread (workbench, CLI) so that the first real simulation does
+    not wait. The tiny input exercises every compiled path: batch rows split over threads,
+    flat and ramped recruitment, stepping over identical pulse intervals and contractions, the
+    force trace, and the Ding 2007 pulse-duration term.
+
+    Returns
+    -------
+    float
+        Seconds it took.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    p = np.concatenate([k * 1.0 + np.arange(0.0, 0.4, 1 / 50) for k in range(8)])
+    n_rows = 2 * kernel.MIN_ROWS_PER_THREAD * max(2, kernel._threads())
+    recr = np.repeat(np.linspace(0.3, 1.0, n_rows)[:, None], p.size, axis=1)
+    recr[0] = np.minimum(1.0, np.mod(p, 1.0) / 0.2 + 0.1)
+    simulate(np.broadcast_to(p, recr.shape), recruitment=recr, trace=False)
+    simulate(p, dt=0.01)
+    simulate(p, "quadriceps_ding2007", pulse_width_us=np.full(p.size, 300.0), dt=0.01)
+    return time.perf_counter() - t0

@@ -76,10 +76,13 @@ def test_merging_cells_does_not_change_results(muscle, monkeypatch):
     merged = simulate(rows, muscle, recruitment=recr, dt=0.005, skip_tol=None)
 
     def unmerged(cells, r, B):
-        C = cells.weight.size
+        w = cells.per_row(B).weight
+        C = w.shape[1]
+        # zero-width cells only pad rows with fewer depth groups: integrated with a unit share
+        # (they are never recruited, so they stay at zero force) but not mapped to
         return solver.RowCells(act_cell=np.tile(np.arange(C), (B, 1)),
-                               act_w=np.tile(cells.weight, (B, 1)),
-                               n_act=np.full(B, C), cell_rep=np.tile(np.arange(C), (B, 1)))
+                               act_w=np.where(w > 0, w, 1.0), n_act=np.full(B, C),
+                               cell_rep=np.where(w > 0, np.arange(C)[None, :], -1))
 
     monkeypatch.setattr(solver, "merge_cells", unmerged)
     alone = simulate(rows, muscle, recruitment=recr, dt=0.005, skip_tol=None)
