@@ -12,6 +12,7 @@ import argparse
 import os
 import secrets
 import sys
+import threading
 
 from emsim._cli_args import bounded
 
@@ -64,5 +65,10 @@ def cmd_workbench(args) -> int:
     auth = "with basic authentication" if "basic_auth" in kwargs else "this machine only"
     print(f"emsim workbench on http://{args.address}:{args.port}/ ({auth}). {DISCLAIMER} Ctrl+C stops it.",
           file=sys.stderr)
+    # The muscle kernels compile on first use (up to a minute on a fresh install); compiling
+    # them while the page loads keeps that out of the first prediction.
+    from emsim.physiology.muscle import warm_up
+
+    threading.Thread(target=warm_up, name="emsim-warm-up", daemon=True).start()
     pn.serve(create_app, title=PAGE_TITLE, **kwargs)
     return _EXIT_OK
