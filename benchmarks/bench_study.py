@@ -73,8 +73,10 @@ def main(argv=None) -> int:
     if args.one:
         print(json.dumps(one(args.one, args.patients, args.window_s)))
         return 0
+    load_before = os.getloadavg()[0]  # the cores are shared: a loaded machine caps the 2-worker speed-up
     runs = {mode: [measure(mode, args.patients, args.window_s) for _ in range(args.repeats)]
             for mode in ("local", "dask:1", "dask:2")}
+    load_after = os.getloadavg()[0]
     wall = {mode: statistics.median(r["wall_s"] for r in rs) for mode, rs in runs.items()}
     small = max(10, args.patients // 4)
     memory = {f"{mode}@{n}": measure(mode, n, args.window_s)["driver_peak_rss_mb"]
@@ -88,8 +90,10 @@ def main(argv=None) -> int:
         "speedup_vs_local": {m: wall["local"] / w for m, w in wall.items()},
         "scaling_1_to_2_workers": wall["dask:1"] / wall["dask:2"],
         "projected_1000_patients_h": {m: 1000 * w / args.patients / 3600 for m, w in wall.items()},
-        "driver_peak_rss_mb": memory,
-        "note": "2 cores shared with other work; dask:k = LocalCluster of k single-threaded worker processes",
+        "driver_peak_rss_mb": memory, "load_avg_1min": {"before": load_before, "after": load_after},
+        "note": "2 cores shared with other work; dask:k = LocalCluster of k single-threaded worker processes "
+                "(without the nanny's MALLOC_TRIM_THRESHOLD_ since this entry's date); wall times include "
+                "starting the cluster",
     })
     return 0
 

@@ -152,3 +152,27 @@ def test_dask_submission_keeps_a_bounded_window_in_flight(tiny_dir, tmp_path):
     assert window == 2 and state["written"] == len(todo) == 6
     assert state["max"] <= window
     assert layout.merge(len(todo)) == 12
+
+
+@pytest.mark.slow
+def test_local_cluster_workers_keep_glibc_default_malloc_and_remote_ones_are_flagged(monkeypatch):
+    """The nanny's MALLOC_TRIM_THRESHOLD_ made every batch 2-2.5x slower in a worker: the local
+    cluster must start its workers without it, and a cluster whose workers have it is warned about."""
+    from distributed import Client, LocalCluster
+
+    from emsim.study._runner import MALLOC_TRIM, _client, _warn_malloc_trim
+
+    monkeypatch.delenv(MALLOC_TRIM, raising=False)
+    client = _client(1, None)
+    try:
+        assert list(client.run(os.environ.get, MALLOC_TRIM).values()) == [None]
+    finally:
+        client.close()
+        client.cluster.close()
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=40) as cluster, \
+                Client(cluster) as dask_default:
+            with pytest.warns(RuntimeWarning, match=MALLOC_TRIM):
+                _warn_malloc_trim(dask_default)
+    finally:
+        os.environ.pop(MALLOC_TRIM, None)  # the nanny copies its pre-spawn variables into this process
