@@ -37,16 +37,18 @@ class DaskExecutor:
     """
 
     def __init__(self, workers: int = 2, scheduler: str | None = None):
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from emsim._dask import local_cluster, warn_malloc_trim
 
         self._cluster = None
         try:
             if scheduler:
                 self.client = Client(scheduler, timeout="20s")
+                warn_malloc_trim(self.client)
                 self.description = f"dask scheduler {scheduler}"
             else:
-                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=40)
+                self._cluster = local_cluster(workers, dashboard_address=None)
                 self.client = Client(self._cluster)
                 self.description = f"dask local cluster, {workers} workers"
         except OSError as exc:

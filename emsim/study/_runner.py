@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -63,29 +61,13 @@ def _progress(total: int, initial: int, name: str, enabled: bool):
                 disable=not enabled, dynamic_ncols=True)
 
 
-MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
-
-
-def _warn_malloc_trim(client) -> None:
-    """Warn when a cluster's workers run with the nanny's MALLOC_TRIM_THRESHOLD_: it makes the
-    field solver's array work 2-2.5x slower (see :func:`_client`); only the cluster's owner
-    can change it, before the workers start."""
-    try:
-        found = client.run(os.environ.get, MALLOC_TRIM)
-    except (OSError, TimeoutError, RuntimeError):
-        return  # a diagnosis only: the run itself reports a broken cluster
-    slow = sorted(addr for addr, value in found.items() if value is not None)
-    if slow:
-        warnings.warn(f"{len(slow)} Dask worker(s) run with {MALLOC_TRIM} set, which slows emsim's array work "
-                      f"2-2.5x; start them with the Dask config distributed.nanny.pre-spawn-environ."
-                      f"{MALLOC_TRIM}: null (see README)", RuntimeWarning, stacklevel=3)
-
-
 def _client(workers: int | None, scheduler: str | None):
     """A Dask client on a fresh local cluster or on a running scheduler (None: run locally)."""
     if workers is None and scheduler is None:
         return None
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from emsim._dask import local_cluster, warn_malloc_trim
 
     if scheduler is not None:
         try:
@@ -93,19 +75,11 @@ def _client(workers: int | None, scheduler: str | None):
         except (OSError, TimeoutError, ValueError) as exc:
             raise StudyError("cannot reach the Dask scheduler", path="--scheduler", value=scheduler,
                              allowed=f"a running scheduler address such as tcp://host:8786 ({exc})") from None
-        _warn_malloc_trim(client)
+        warn_malloc_trim(client)
         return client
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
         raise StudyError("worker count out of range", path="--workers", value=workers, allowed="1 to 1024")
-    import dask
-
-    # The nanny's default MALLOC_TRIM_THRESHOLD_=65536 switches off glibc's adaptive mmap
-    # threshold, so every numpy temporary over 128 KiB is mmap'd and page-faulted afresh: the
-    # field solver's FFT/array work ran 2-2.5x slower (CPU time) in a worker than in a plain
-    # process. Leaving it unset (None) keeps glibc's default; a variable the user exported wins.
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM}": None}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=40)  # any free port: never clash
+    cluster = local_cluster(workers, dashboard_address=":0")  # any free port: never clash
     return Client(cluster)
 
 

@@ -160,7 +160,8 @@ def test_local_cluster_workers_keep_glibc_default_malloc_and_remote_ones_are_fla
     cluster must start its workers without it, and a cluster whose workers have it is warned about."""
     from distributed import Client, LocalCluster
 
-    from emsim.study._runner import MALLOC_TRIM, _client, _warn_malloc_trim
+    from emsim._dask import MALLOC_TRIM, warn_malloc_trim
+    from emsim.study._runner import _client
 
     monkeypatch.delenv(MALLOC_TRIM, raising=False)
     client = _client(1, None)
@@ -173,6 +174,6 @@ def test_local_cluster_workers_keep_glibc_default_malloc_and_remote_ones_are_fla
         with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=40) as cluster, \
                 Client(cluster) as dask_default:
             with pytest.warns(RuntimeWarning, match=MALLOC_TRIM):
-                _warn_malloc_trim(dask_default)
+                warn_malloc_trim(dask_default)
     finally:
         os.environ.pop(MALLOC_TRIM, None)  # the nanny copies its pre-spawn variables into this process
