@@ -26,30 +26,11 @@ The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`integrate
 from __future__ import annotations
 
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-
-_UNCACHED: list[str] = []
-
-
-def _jit(**options):
-    """``numba.njit`` with on-disk caching when some cache location is writable."""
-    import numba
-
-    def wrap(fn):
-        try:
-            return numba.njit(cache=True, **options)(fn)
-        except RuntimeError as exc:  # no writable cache location (numba raises at decoration)
-            if not _UNCACHED:
-                warnings.warn(f"emsim muscle kernels are compiled in memory at each start (a few "
-                              f"seconds): numba found no writable cache location ({exc})",
-                              RuntimeWarning, stacklevel=2)
-            _UNCACHED.append(fn.__name__)
-            return numba.njit(cache=False, **options)(fn)
-    return wrap
+from emsim.physiology._jit import jit
 
 
 #: Relative change of E and CN from one interval start to the next below which a run of
@@ -61,7 +42,7 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@_jit(nogil=True, inline="always")
+@jit(nogil=True, inline="always")
 def _mix(h, v):
     # FNV-1a over the 64-bit word, then a multiply-xorshift so nearby floats spread out
     h = (h ^ v) * _FNV_PRIME
@@ -106,13 +87,13 @@ def _over_rows(fn, B, args):
         fut.result()
 
 
-@_jit(nogil=True, inline="always")
+@jit(nogil=True, inline="always")
 def _at(a, b, i):
     """``a[b, i]`` of a per-pulse factor stored compactly: shape (1 or B, 1 or P)."""
     return a[b if a.shape[0] > 1 else 0, i if a.shape[1] > 1 else 0]
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def _hash_block(lo, hi, bits, first, stop, out):
     for b in range(lo, hi):
         for u in range(first.size):
@@ -133,7 +114,7 @@ def block_hashes(bits: np.ndarray, first: np.ndarray, stop: np.ndarray) -> np.nd
     return out
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def fold_hashes(h):
     """Hash along the last axis of a (R, K) uint64 array, shape (R,)."""
     out = np.empty(h.shape[0], dtype=np.uint64)
@@ -145,7 +126,7 @@ def fold_hashes(h):
     return out
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def _pulses_ok_block(lo, hi, t, ok):
     for b in range(lo, hi):
         seen_nan = False
@@ -169,7 +150,7 @@ def pulses_ok(t: np.ndarray) -> bool:
     return bool(ok.all())
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def _values_ok_block(lo, hi, x, t, positive, top, ok):
     for b in range(lo, hi):
         for i in range(t.shape[1]):
@@ -189,7 +170,7 @@ def values_ok(x: np.ndarray, t: np.ndarray, positive: bool, top: float = np.inf)
     return bool(ok.all())
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def recruitment_levels(r):
     """Per row, which levels ``round(r, 3)`` of the positive recruitment values occur:
     (rows, 1001) bool over 0.000 … 1.000 (``r`` is in 0–1)."""
@@ -202,7 +183,7 @@ def recruitment_levels(r):
     return seen
 
 
-@_jit(nogil=True, inline="always")
+@jit(nogil=True, inline="always")
 def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains, pulse_cost,
                  fatigue):
     """Pulse ``gi`` of row b: E jumps per depth group by its firing fraction; each cell pays the
@@ -227,7 +208,7 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains
     return _at(afac, gb, gi)
 
 
-@_jit(nogil=True, fastmath=True, inline="always")
+@jit(nogil=True, fastmath=True, inline="always")
 def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws, force_nodes,
               dforce_nodes):
     """Integrate interval i of a unit for row b (pulse i, then the node steps to pulse i+1 or,
@@ -369,7 +350,7 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
     return area, pk
 
 
-@_jit(nogil=True, inline="always")
+@jit(nogil=True, inline="always")
 def _pack(S, F, X):
     """S[q] = (F[q], X[q, 0…5]): a cell's state as one row."""
     for q in range(F.size):
@@ -378,12 +359,12 @@ def _pack(S, F, X):
             S[q, j + 1] = X[q, j]
 
 
-@_jit(nogil=True, inline="always")
+@jit(nogil=True, inline="always")
 def _steps_of(pulse_node, i, last):
     return (pulse_node[i + 1] if i + 1 < pulse_node.size else last) - pulse_node[i]
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs):
     """Row b of :func:`integrate_unit`, written into ``outs``.
 
@@ -638,7 +619,7 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
             x_next[b, c, j] = X[q, j] * np.exp(-rem / taus[j])
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def envelope(M, m, x, u0, slope):
     """``x`` (R, C, 6) after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1,
     with capacity = clip(1 − x₀ − x₁, 1e-12, 1) per cell (the solver's contraction stepping)."""
@@ -660,7 +641,7 @@ def _outputs(B, C, D, N, want_nodes):
             np.zeros((B, nn)), np.zeros((B, nn)), np.zeros(B, dtype=np.int64))
 
 
-@_jit(nogil=True)
+@jit(nogil=True)
 def _unit_rows(lo, hi, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs):
     for b in range(lo, hi):
         _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs)

@@ -60,9 +60,9 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
-from numba import njit
 
 from emsim._data import load_data
+from emsim.physiology._jit import jit
 from emsim.physiology import cutaneous as cut
 from emsim.physiology.cutaneous import AFFERENT_CLASSES, ClassParameters
 from emsim.physiology.cutaneous import read_value as _v
@@ -401,16 +401,7 @@ def _leaky_sum(times: np.ndarray, x: np.ndarray, tau: float) -> np.ndarray:
     return y.reshape(x.shape)
 
 
-def _compiled(fn):
-    """``njit`` with the on-disk cache, or compiled in memory at each start (a fraction of a
-    second for these small loops) where numba finds no writable cache location (it raises then)."""
-    try:
-        return njit(cache=True, nogil=True)(fn)
-    except RuntimeError:
-        return njit(nogil=True)(fn)
-
-
-@_compiled
+@jit(nogil=True)
 def _leaky_sum_kernel(t, x, tau):  # pragma: no cover - compiled; tested through _leaky_sum
     # t (B, P) pulse times, x (K, B, P) quantities; one decay per pulse shared by the K sums.
     K, B, P = x.shape
@@ -497,7 +488,7 @@ def _train_duration(t: np.ndarray, valid: np.ndarray, typical: np.ndarray, reset
     return np.where(valid, tt - onset.reshape(tt.shape) + typical, np.nan)
 
 
-@_compiled
+@jit(nogil=True)
 def _train_onset_kernel(t, reset_gap_s):  # pragma: no cover - compiled; tested through _train_duration
     # A pulse starts a train unless the previous pulse (not padding) is at most reset_gap_s
     # before it; onset = the latest start so far (-inf before the first; NaN times never start).
