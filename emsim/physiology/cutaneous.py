@@ -13,8 +13,16 @@ discomfort model was calibrated with (reference §4.5)::
   endings have log-normal thresholds around ``J_th,c`` with spread ``σ_c``.
 * ``(1 + c_c/PW)`` is the Weiss strength–duration law with each class's chronaxie
   (Mogyoros 1996 sensory 665 µs; Guillen 2025 Aδ 232 µs; classical C ≈ 2 ms), PW the width of
-  the first phase (a carrier half-cycle for kHz bursts); :func:`activation` accepts tabulated
-  multipliers instead.
+  the first phase, for every pulsed waveform: Mogyoros's chronaxies are monophasic-pulse
+  values while the calibration anchors stand for the clinical biphasic pulse
+  (``reference_waveform`` in ``models/discomfort/discomfort.json``). The Brian2 tables'
+  monophasic/biphasic ratios applied on top (tried) turn recruit's monophasic Aβ chronaxie into
+  ~305 µs (outside Mogyoros's 665 ± 182 µs, S1) and put Aδ below the quadriceps motor threshold
+  at 50 µs (S4), since the tables' Aδ has the sensory 656 µs chronaxie, not the calibrated
+  232 µs (S3): shape-aware pulses need the anchors restated for a pulse shape first. A **kHz
+  burst** is not a pulse of its half-cycle: :func:`waveform_multiplier` takes its threshold
+  relative to the calibration pulse from the Brian2 fibre tables (``models/fibres/thresholds``,
+  carrier × burst duration per class), the same axon-model response the motor units see.
 * ``s`` is the person's cutaneous threshold scale (sex: Maffiuletti 2008; or fitted to the
   patient's measured sensory threshold by :mod:`emsim.body.calibration`).
 
@@ -26,7 +34,8 @@ at 250 µs, pain threshold near 3.5 × and tolerance near 7 × that current.
 Why a density model rather than sampled Brian2 fibres: the Brian2 afferent tables
 (``models/fibres/thresholds``) give the classes' strength–duration shapes, but their absolute
 thresholds are not calibrated (reference §7 gap); sampled Aβ terminals reached 57 % at 1 mA
-where the calibrated anchors put first sensation near 8 mA.
+where the calibrated anchors put first sensation near 8 mA. The tables enter only as threshold
+*ratios* (kHz burst / calibration pulse), so pulsed waveforms keep their calibration exactly.
 
 References
 ----------
@@ -48,9 +57,11 @@ from scipy.special import ndtr
 
 from emsim._data import load_data
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
+from emsim.physiology.fibre_tables import load_table
 
 __all__ = ["AFFERENT_CLASSES", "CLASS_FILE", "SENSATION_LEVEL", "ClassParameters", "class_parameters",
-           "sex_threshold_scale", "activation", "threshold_current", "read_value"]
+           "sex_threshold_scale", "activation", "threshold_current", "read_value", "reference_waveform",
+           "waveform_multiplier"]
 
 #: The file holding the class parameters (the discomfort model's calibration).
 CLASS_FILE = "discomfort/discomfort.json"
@@ -108,6 +119,79 @@ def sex_threshold_scale(sex: str | None, relative: str = CLASS_FILE) -> float:
     if sex == "female":
         return read_value(person, "female_cutaneous_threshold_scale", where)
     return read_value(person, "unspecified_sex_threshold_scale", where)
+
+
+# ---------------------------------------------------------------------------- waveforms
+
+@lru_cache(maxsize=8)
+def reference_waveform(relative: str = CLASS_FILE) -> dict[str, float]:
+    """The pulse the class parameters were calibrated with: ``{"gap_s": …, "pulse_width_s": …}``
+    of a symmetric biphasic pulse (``reference_waveform`` in the parameter file)."""
+    block = load_data(relative).get("reference_waveform")
+    where = f"{relative}:$.reference_waveform"
+    if not isinstance(block, dict) or block.get("shape") != "symmetric_biphasic":
+        raise ModelParameterError("missing or unsupported reference waveform (needs shape symmetric_biphasic)",
+                                  path=where)
+    return {"gap_s": read_value(block, "interphase_gap_us", where) * 1e-6,
+            "pulse_width_s": read_value(block, "pulse_width_us", where) * 1e-6}
+
+
+def waveform_multiplier(waveform: Mapping[str, Any], *, classes: Mapping[str, ClassParameters] | None = None,
+                        table=None, relative: str = CLASS_FILE) -> dict[str, np.ndarray]:
+    """``J_th/J_rh`` of each class for each waveform of a batch.
+
+    * Pulsed waveforms: the calibrated Weiss factor ``1 + c_c/PW`` of the first-phase width,
+      whatever the second phase (see the module docstring for why).
+    * kHz bursts: ``(1 + c_c/PW_ref) · T_c(burst) / T_c(ref)`` with ``T_c`` the Brian2 fibre
+      table's threshold (geometric mean of the ratio over the class's tabulated diameters) and
+      ``ref`` the calibration pulse (:func:`reference_waveform`, width ``PW_ref``): the burst's
+      threshold relative to the calibrated pulse — its dependence on carrier and burst
+      duration — is the axon model's, exactly as for the motor units
+      (:mod:`emsim.physiology.recruitment`). (Anchoring at a pulse of the carrier's half-cycle
+      instead would put the Weiss law's extrapolation to 25–50 µs phases into the carrier
+      response, where the Brian2 strength–duration curves are steeper than Weiss's.)
+
+    Parameters
+    ----------
+    waveform : mapping
+        Table query arrays of equal length B (``kind``, ``pulse_width_s``, ``gap_s``, ``ratio``,
+        ``carrier_hz``, ``burst_s``), as :func:`emsim.physiology.recruitment.waveform_parameters`
+        returns (``kind`` 3 = kHz burst, ``pulse_width_s`` its half-cycle).
+    classes : mapping class → ClassParameters, optional
+        Default :func:`class_parameters` of ``relative``.
+    table : ThresholdTable, optional
+        Default: the shipped table (read only when the batch holds a kHz burst). A class it
+        lacks keeps the Weiss factor of the half-cycle.
+
+    Returns
+    -------
+    dict class → ndarray (B,)
+        ``inf`` where the axon model found the burst unable to excite the class.
+    """
+    classes = class_parameters(relative) if classes is None else classes
+    pw = np.asarray(waveform["pulse_width_s"], dtype=float).reshape(-1)
+    _check_width(pw)
+    khz = np.asarray(waveform["kind"], dtype=int).reshape(-1) == 3
+    out = {name: 1.0 + c.chronaxie_s / pw for name, c in classes.items()}
+    if not np.any(khz):
+        return out
+    table = load_table() if table is None else table
+    ref_w = reference_waveform(relative)
+    n = int(khz.sum())
+    burst = {k: np.asarray(v).reshape(-1)[khz] for k, v in waveform.items()}
+    ref = {"kind": np.ones(n, int), "pulse_width_s": np.full(n, ref_w["pulse_width_s"]),
+           "gap_s": np.full(n, ref_w["gap_s"]), "ratio": np.ones(n), "carrier_hz": np.zeros(n),
+           "burst_s": np.zeros(n)}
+    for name, c in classes.items():
+        if name not in table.classes:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.mean(np.log(table.waveform_factor(name, burst))
+                                - np.log(table.waveform_factor(name, ref)), axis=1)
+        # inf/inf (neither excites within the search cap): the burst cannot excite it either
+        ratio = np.where(np.isnan(log_ratio), np.inf, np.exp(log_ratio))
+        out[name][khz] = (1.0 + c.chronaxie_s / ref_w["pulse_width_s"]) * ratio
+    return out
 
 
 # ---------------------------------------------------------------------------- density histograms
@@ -237,7 +321,8 @@ def activation(contact, current_a, pulse_width_s, *, classes: Mapping[str, Class
         frac = np.empty(current.shape + (len(resp),))
         for e, (grid, f) in enumerate(resp):
             frac[..., e] = np.interp(y, grid, f)
-        out[name] = np.where(current[..., None] > 0, frac, 0.0)
+        # an infinite threshold (a waveform the axon model found unable to excite) excites none
+        out[name] = np.where((current[..., None] > 0) & np.isfinite(y)[..., None], frac, 0.0)
     return out
 
 

@@ -10,7 +10,8 @@ The model (a synthesis, not a published model: shared/reference/nerve_recruitmen
   activated under electrode e (from :mod:`emsim.physiology.recruitment`, or directly from the
   skin current-density map with :func:`cutaneous_activation` — the same computation,
   :mod:`emsim.physiology.cutaneous`: log-normal local thresholds
-  ``J_rh,c·(1 + c_c/PW)`` — Weiss law with each class's chronaxie — over the edge-weighted
+  ``J_rh,c·(1 + c_c/PW)`` — Weiss law with each class's chronaxie; for a kHz burst the Brian2
+  fibre table's burst/calibration-pulse threshold ratio instead — over the edge-weighted
   density distribution of :meth:`emsim.physiology.field.FieldSolution.skin_current_density`).
   Electrodes add with sub-linear spatial summation ``Σ_e a_{c,e}·(area_e/area_ref)^γ``.
 * **Temporal summation.** Pulses are integrated with a leaky window τ (the 30–300 ms critical
@@ -352,7 +353,8 @@ def _batch_rate(recruitment: Any, times) -> np.ndarray | None:
 
 def cutaneous_activation(contact, current_a, pulse_width_s, *, params: DiscomfortParameters | None = None,
                          person: Person | None = None,
-                         threshold_multiplier: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+                         threshold_multiplier: Mapping[str, Any] | None = None,
+                         waveform: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Fraction of each cutaneous class activated under each electrode (reference §4.5).
 
     The one afferent model of emsim (:func:`emsim.physiology.cutaneous.activation`, which
@@ -366,8 +368,15 @@ def cutaneous_activation(contact, current_a, pulse_width_s, *, params: Discomfor
     current_a, pulse_width_s : array_like
         Pulse current (A) and phase width (s); broadcast together to shape ``S``.
     threshold_multiplier : mapping class → array_like, optional
-        ``J_th/J_rh`` for each class and waveform (e.g. from fibre tables for kHz bursts or
-        biphasic pulses); replaces the Weiss factor ``1 + c/PW``.
+        ``J_th/J_rh`` for each class and waveform; replaces the Weiss factor ``1 + c/PW``.
+    waveform : mapping, optional
+        Table query arrays of the waveforms (``StimulusSet.waveform``,
+        :func:`emsim.physiology.recruitment.waveform_parameters`), broadcasting with
+        ``current_a``: the multiplier becomes
+        :func:`emsim.physiology.cutaneous.waveform_multiplier` (Brian2 fibre tables), as
+        :func:`emsim.physiology.recruitment.recruit` uses it. Without it (and without
+        ``threshold_multiplier``) every pulse is the calibration pulse of width ``pulse_width_s``
+        (symmetric biphasic, ``reference_waveform`` in the parameter file).
 
     Returns
     -------
@@ -377,6 +386,11 @@ def cutaneous_activation(contact, current_a, pulse_width_s, *, params: Discomfor
     """
     p = params or DiscomfortParameters.load()
     person = person or Person()
+    if waveform is not None:
+        if threshold_multiplier is not None:
+            raise PhysiologyInputError("give either waveform or threshold_multiplier, not both",
+                                       path="threshold_multiplier", value="both given", allowed="one of them")
+        threshold_multiplier = cut.waveform_multiplier(waveform, classes=p.classes)
     return cut.activation(contact, current_a, pulse_width_s, classes=p.classes,
                           threshold_scale=person.cutaneous_threshold_scale,
                           threshold_multiplier=threshold_multiplier)

@@ -18,7 +18,10 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
 * **Cutaneous afferents** (Aβ, Aδ, C): the fraction of each class activated under each electrode
   comes from :func:`emsim.physiology.cutaneous.activation` — log-normal endings under the local
   skin current density (edge concentration and gel included), each class with its Weiss
-  strength–duration law — the same computation, parameters and calibration anchors as the
+  strength–duration law, scaled for the actual waveform (second phase, gap, kHz burst) by the
+  Brian2 tables (:func:`emsim.physiology.cutaneous.waveform_multiplier`), so the motor units and
+  the afferents both see what a kHz carrier or a biphasic pulse does to an axon — the same
+  computation, parameters and calibration anchors as the
   discomfort model (``models/discomfort/discomfort.json``: first sensation, 5 % of Aβ, at 8 mA
   for 5 × 5 cm electrodes over the average lumbar erector spinae at 250 µs). A ``Recruitment``
   therefore feeds :func:`emsim.physiology.discomfort.predict` on its calibrated scale. Afferents
@@ -680,8 +683,7 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     electrodes = tuple((channels[c].id, j) for c in range(len(channels)) for j in range(2))
     u_key = amp_key[first_of]
     sa_first, sa_of_u = _groups(np.lexsort((u_key, u_stim)), u_stim, u_key)
-    aff_frac, aff_thr = _afferents(geoms, scales, stim_channel, stim_wave["pulse_width_s"], u_stim[sa_first],
-                                   u_amp[sa_first])
+    aff_frac, aff_thr = _afferents(geoms, scales, stim_channel, stim_wave, u_stim[sa_first], u_amp[sa_first])
 
     notes = ["motor thresholds: Brian2 node-cable tables (models/fibres/thresholds.json) scaled by a factor fitted "
              "with the terminal depth range to Hmed 2018's quadriceps recruitment curve (models/fibres/"
@@ -720,27 +722,33 @@ def _groups(order, *keys):
     return order[new], inverse
 
 
-def _afferents(geoms, scales, stim_channel, pulse_width_s, u_stim, u_amp):
+def _afferents(geoms, scales, stim_channel, stim_wave, u_stim, u_amp):
     """Afferent fractions per distinct row (R, E) and 5 % thresholds per stimulus (S, E), per class.
 
     Each channel's rows use its own skin current-density map and person scale; electrodes of the
-    other channels stay at 0 (fractions) and ``inf`` (thresholds).
+    other channels stay at 0 (fractions) and ``inf`` (thresholds). Each stimulus's waveform
+    enters through :func:`emsim.physiology.cutaneous.waveform_multiplier` (Brian2 fibre tables).
     """
     E, S = 2 * len(geoms), stim_channel.size
     frac = {k: np.zeros((u_amp.size, E)) for k in cut.AFFERENT_CLASSES}
     thr = {k: np.full((S, E), np.inf) for k in cut.AFFERENT_CLASSES}
+    pulse_width_s = stim_wave["pulse_width_s"]
+    mult = cut.waveform_multiplier(stim_wave) if S else {}
     row_channel = stim_channel[u_stim]
     for c, g in enumerate(geoms):
         contact = g.field.skin_current_density()
         cols = slice(2 * c, 2 * c + 2)
         rows = np.flatnonzero(row_channel == c)
         if rows.size:
-            act = cut.activation(contact, u_amp[rows], pulse_width_s[u_stim[rows]], threshold_scale=scales[c])
+            st = u_stim[rows]
+            act = cut.activation(contact, u_amp[rows], pulse_width_s[st], threshold_scale=scales[c],
+                                 threshold_multiplier={k: v[st] for k, v in mult.items()})
             for k, v in act.items():
                 frac[k][rows, cols] = v
         sel = np.flatnonzero(stim_channel == c)
         if sel.size:
-            for k, v in cut.threshold_current(contact, pulse_width_s[sel], threshold_scale=scales[c]).items():
+            for k, v in cut.threshold_current(contact, pulse_width_s[sel], threshold_scale=scales[c],
+                                              threshold_multiplier={k: v[sel] for k, v in mult.items()}).items():
                 thr[k][sel, cols] = v
     return frac, thr
 

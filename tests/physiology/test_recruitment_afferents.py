@@ -38,10 +38,10 @@ def two_channel_train(patient):
 
 
 def test_train_afferents_equal_what_simulate_feeds_discomfort():
-    """emsim.simulate computes each channel's afferent drive as
+    """recruit's afferent fraction per pulse is
     ``cutaneous_activation(skin current density, delivered current, first-phase width,
-    Person.from_patient(patient))`` on the distinct (current, width) pairs; recruit must report
-    the same numbers for every pulse."""
+    Person.from_patient(patient), waveform=the pulse's waveform)``; for pulsed waveforms (channel
+    A biphasic, B monophasic) that is the width-only call (the calibrated Weiss law)."""
     patient = load_patient(PATIENTS / "lbp_average.json")
     train = two_channel_train(patient)
     rec = rc.recruit(train, SITE, patient)
@@ -49,12 +49,16 @@ def test_train_afferents_equal_what_simulate_feeds_discomfort():
     for k in range(len(train.channel_ids)):
         sl = train.channel_slice(k)
         rows = np.flatnonzero(rec.channel == k)
-        key = np.round(np.stack([train.amplitude_a[sl], train.width_s[sl]]), 9)
+        key = np.round(np.stack([train.amplitude_a[sl], train.width_s[sl], train.block[sl]]), 9)
         uniq, inverse = np.unique(key, axis=1, return_inverse=True)
-        act = dsc.cutaneous_activation(rec.fields[k].skin_current_density(), uniq[0], uniq[1], person=person)
+        contact = rec.fields[k].skin_current_density()
+        wave = rc.waveform_parameters([train.blocks[int(b)].waveform for b in uniq[2]])
+        act = dsc.cutaneous_activation(contact, uniq[0], uniq[1], person=person, waveform=wave)
+        plain = dsc.cutaneous_activation(contact, uniq[0], uniq[1], person=person)
         for name in CLASSES:
             want = act[name][inverse.ravel()]
             np.testing.assert_allclose(rec.afferent_fraction[name][rows, 2 * k:2 * k + 2], want, atol=1e-9)
+            np.testing.assert_array_equal(act[name], plain[name])
             other = np.delete(np.arange(len(rec.electrodes)), [2 * k, 2 * k + 1])
             assert np.all(rec.afferent_fraction[name][np.ix_(rows, other)] == 0.0)
     assert rec.cutaneous_threshold_scale == (person.cutaneous_threshold_scale,) * 2
@@ -88,7 +92,7 @@ def test_batch_afferents_equal_cutaneous_activation_per_channel():
     for c in (0, 1):
         rows = ci == c
         act = dsc.cutaneous_activation(rec.fields[c].skin_current_density(), amp[rows] * 1e-3, pw[rows] * 1e-6,
-                                       person=person)
+                                       person=person, waveform={k: v[rows] for k, v in s.waveform.items()})
         for name in CLASSES:
             np.testing.assert_allclose(rec.afferent_fraction[name][rows, 2 * c:2 * c + 2], act[name], atol=1e-12)
             assert np.all(rec.afferent_fraction[name][rows][:, [2 * (1 - c), 2 * (1 - c) + 1]] == 0.0)

@@ -273,30 +273,89 @@ def test_magnitude_exponent_falls_with_duration(reference_curve):
     assert mid[0] < mid[1] < mid[2], mid
 
 
-@pytest.mark.xfail(strict=True, reason="With a first-order (RC) membrane per class and the class chronaxies "
-                                       "(Aδ 0.23 ms shorter than motor 0.46 ms), discomfort at equal "
-                                       "contraction rises monotonically with carrier frequency; the 2.5–5 kHz "
-                                       "minimum needs Na-channel kinetics (Brian2 kHz tables from "
-                                       "emsim.physiology.axon), not available to this module yet.")
+# ----------------------------------------------------------------------------- kHz carriers
+# Through emsim.physiology.recruitment: motor units and afferents both take a kHz burst's
+# thresholds from the Brian2 fibre tables (models/fibres/thresholds: carriers 1, 2.5, 5, 10,
+# 20 kHz, log-interpolated between), afferents relative to the calibration pulse
+# (emsim.physiology.cutaneous.waveform_multiplier). 5 x 5 cm pair 4 cm apart, average lumbar
+# erector spinae (left), a man; 50 Hz bursts.
+
+KHZ_SITE = "lumbar_erector_spinae"
+KHZ_AMPS_MA = np.geomspace(1.0, 200.0, 240)
+
+
+def khz_sweep(carrier_hz, burst_ms):
+    """(motor fraction of the pool, Aβ fraction, NRS) over KHZ_AMPS_MA for one carrier."""
+    from emsim.physiology.recruitment import StimulusSet, recruit
+    from emsim.program.model import Channel
+
+    ch = Channel(id="A", site=KHZ_SITE, side="left", spacing_cm=4.0, orientation="along_fibres",
+                 electrodes=({"shape": "rectangle", "width_cm": 5.0, "length_cm": 5.0},) * 2)
+    s = StimulusSet.from_arrays(KHZ_AMPS_MA, channels=ch, frequency_hz=50.0, shape="khz_burst",
+                                carrier_hz=carrier_hz, burst_duration_ms=burst_ms)
+    rec = recruit(s, KHZ_SITE, person=Person())
+    return (np.maximum.accumulate(rec.force_fraction[:, 0]), rec.afferent_fraction["abeta"].max(axis=1),
+            np.maximum.accumulate(predict(rec).peak))
+
+
+def first_crossing_ma(y, level):
+    """Current (mA) where rising ``y`` reaches ``level`` (log-interpolated; inf if never)."""
+    return math.exp(np.interp(level, y, np.log(KHZ_AMPS_MA))) if y[-1] >= level else math.inf
+
+
+D1_CARRIERS_HZ = (1000.0, 2500.0, 4000.0, 5000.0, 10000.0)
+
+
+@pytest.mark.xfail(strict=True, reason="NRS at 20 % of the ES pool (4 ms bursts at 50 Hz) is 3.52/3.01/2.95/2.91/2.82 "
+                                       "at 1/2.5/4/5/10 kHz (currents 24/48/73/90/168 mA): discomfort falls from "
+                                       "1 to 2.5 kHz and then by < 0.2 NRS more, lowest at 10 kHz; no rise above "
+                                       "5 kHz. Both motor and afferent thresholds follow the Brian2 tables, whose "
+                                       "afferent/motor ratios rise slowly with carrier (1 -> 10 kHz: Abeta, Adelta "
+                                       "0.96 -> 1.07 relative to 250 us pulses, C 0.85 -> 1.66); the tables have "
+                                       "no burst summation (S5) and the model no skin-impedance or heating term at the "
+                                       "high currents above 5 kHz. (Before: a kHz burst was a pulse of its "
+                                       "half-cycle and NRS rose monotonically with carrier.)")
 def test_d1_khz_carrier_least_discomfort_near_4khz():
-    """D1 (Ward, Robertson & Ioannou 2004; Modesto 2022): least discomfort at 2.5–5 kHz carriers at
-    matched contraction. First-order threshold model of reference §1.1: I_th ∝ √(1 + (2πfτ)²),
-    τ = chronaxie/ln 2, for motor axons and each cutaneous class; 5 x 5 cm lumbar pair; current set
-    for equal motor drive at each carrier; 50 Hz bursts."""
-    sc = solution(LUMBAR, REF_EL).skin_current_density()
-    freqs = np.array([1e3, 2.5e3, 4e3, 5e3, 10e3, 20e3])
+    """D1 (Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569, wrist extensors: fewest discomfort
+    reports at 4 kHz with 20–25 % duty; Modesto 2022: 2.5–5 kHz lower discomfort). Model: 4 ms
+    bursts at 50 Hz (20 % duty), the current recruiting 20 % of the erector spinae pool at each
+    carrier (matched contraction; Ward compared at maximal evoked torque, which is not modelled),
+    NRS with the contraction term. Tolerance: the least NRS of the carriers lies at 2.5–5 kHz."""
     nrs = []
-    for f in freqs:
-        gain = lambda c: math.sqrt(1 + (2 * math.pi * f * c / math.log(2)) ** 2)  # noqa: E731
-        current = 0.030 * gain(C_MOTOR)
-        mult = {k: gain(cl.chronaxie_s) for k, cl in P.classes.items()}
-        fr = cutaneous_activation(sc, current, 1.0, threshold_multiplier=mult)
-        t = np.arange(0.0, 1.0, 1 / 50)
-        aff = {k: np.repeat(v[None, :, None], t.size, axis=2) for k, v in fr.items()}
-        nrs.append(predict(AfferentDrive(times_s=t[None], afferent=aff,
-                                         electrode_area_m2=[[e.area_m2 for e in REF_EL.electrodes]])).nrs[0, -1])
-    best = freqs[int(np.argmin(nrs))]
-    assert 2.5e3 <= best <= 5e3
+    for f in D1_CARRIERS_HZ:
+        motor, _, n = khz_sweep(f, 4.0)
+        i = first_crossing_ma(motor, 0.20)
+        nrs.append(np.interp(math.log(i), np.log(KHZ_AMPS_MA), n))
+    best = D1_CARRIERS_HZ[int(np.argmin(nrs))]
+    assert 2500.0 <= best <= 5000.0, nrs
+
+
+def _ward1998_thresholds(carrier_hz):
+    """Sensory (5 % of Aβ), motor (2 % of the pool) and pain (NRS 3) thresholds (mA), 10 ms bursts."""
+    motor, abeta, nrs = khz_sweep(carrier_hz, 10.0)
+    return first_crossing_ma(abeta, 0.05), first_crossing_ma(motor, 0.02), first_crossing_ma(nrs, 3.0)
+
+
+def test_pain_to_motor_threshold_ratio_rises_from_1_to_10khz():
+    """Ward & Robertson 1998 (Arch Phys Med Rehabil 79:273; 1–35 kHz modulated at 50 Hz): the
+    pain/motor threshold ratio peaks at ~10 kHz, i.e. rises from 1 kHz towards 10 kHz. (Their
+    thresholds are voltages; at one frequency the skin impedance cancels in a ratio.) Model:
+    10 ms bursts at 50 Hz; tolerance: ratio at 10 kHz ≥ 5 % above the 1 kHz ratio (model 1.56 →
+    1.70). Not fitted."""
+    lo, hi = (_ward1998_thresholds(f) for f in (1000.0, 10000.0))
+    assert hi[2] / hi[1] >= 1.05 * (lo[2] / lo[1]), (lo, hi)
+
+
+@pytest.mark.xfail(strict=True, reason="pain/sensory ratio 3.30 at 1 kHz, 3.22 at 2.5 kHz, 3.21 at 4 kHz, "
+                                       "3.19 at 10 kHz: slightly falling, "
+                                       "because the Brian2 Abeta and Adelta share one membrane (same resting "
+                                       "potential; S3) and so one carrier response; Ward's rise needs pain fibres "
+                                       "with a longer effective time constant than Abeta")
+def test_pain_to_sensory_threshold_ratio_rises_with_carrier():
+    """Ward & Robertson 1998: the pain/sensory threshold ratio rises systematically with carrier
+    frequency. Model as above; tolerance: ratio at 10 kHz ≥ 10 % above the 1 kHz ratio. Not fitted."""
+    lo, hi = (_ward1998_thresholds(f) for f in (1000.0, 10000.0))
+    assert hi[2] / hi[0] >= 1.10 * (lo[2] / lo[0]), (lo, hi)
 
 
 def test_single_electrode_set_with_unequal_sizes_puts_discomfort_under_the_small_one():
