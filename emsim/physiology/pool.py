@@ -16,12 +16,26 @@ implemented by Potvin & Fuglevand 2017 (PLoS Comput Biol 13:e1005581)::
 
     P_i = exp(i · ln(RP) / n)                  peak twitch force, RP-fold range (RP = 100)
     T_i = T_L · (1 / P_i)^(1/c),  c = ln(RP) / ln(RT)     contraction time, RT-fold range (RT = 3)
-    φ_i = exp(i · ln(RF) / n)                  fatigability, RF-fold range (RF = 180, Potvin 2017)
 
-Big units are fast and fatigable, small units slow and resistant. Under electrical stimulation
-the recruitment order is set by position, not size (Marion 2013 background; Clamann 1993,
-Phys Ther 73:830), so a recruited fraction ``r`` of the pool holds, in expectation, the fraction
-``r`` of every class's force. That is what the muscle model uses.
+Big units are fast, small units slow; fatigability follows the unit's fibre type (below).
+Under electrical stimulation the recruitment order is set by position, not size (Marion 2013
+background; Clamann 1993, Phys Ther 73:830), so a recruited fraction ``r`` of the pool holds, in
+expectation, the fraction ``r`` of every class's force. That is what the muscle model uses.
+
+Fatigability by fibre type
+--------------------------
+Burke et al. 1973 (J Physiol 234:723) and Garnett et al. 1979 (J Physiol 287:33, human medial
+gastrocnemius) found three unit types, not a continuum of fatigability: S and FR units keep
+their force in the 2-min, 40 Hz unit fatigue test (fatigue index FI > 0.75, S about 1), FF
+units lose most of it (FI < 0.25). Potvin & Fuglevand's continuous 180-fold spread (PLoS
+Comput Biol 2017, 13:e1005581), averaged over a class, makes the slow class as fatigable as a
+third of the fast ones. So each unit takes the relative fatigue rate of its type
+(``fatigability_s``, ``fatigability_fr``, ``fatigability_ff``): the slowest units up to the
+type I fibre-area fraction are S, the rest of the force is split equally into FR and then FF
+(the largest units; the equal split is assumed, as for the classes). The rates are normalised to
+a force-weighted mean of 1, so the whole-muscle fatigue calibration (``fatigue.drive_scale``)
+keeps its meaning. A file without the three rates
+falls back to the continuous spread ``φ_i = exp(i · ln(RF) / n)`` with ``fatigability_range``.
 
 Reduction to classes
 --------------------
@@ -52,7 +66,10 @@ POOL_SPEC: dict[str, tuple[str, str, bool]] = {
     "twitch_force_range": ("1", "positive", True),
     "contraction_time_range": ("1", "positive", True),
     "longest_contraction_time": ("s", "positive", True),
-    "fatigability_range": ("1", "positive", True),
+    "fatigability_range": ("1", "positive", False),
+    "fatigability_s": ("1", "positive", False),
+    "fatigability_fr": ("1", "positive", False),
+    "fatigability_ff": ("1", "positive", False),
     "type1_area_fraction": ("1", "nonnegative", True),
     "n_classes": ("1", "positive", True),
 }
@@ -73,7 +90,11 @@ class PoolParameters:
     longest_contraction_time : float
         T_L, contraction time of the smallest unit, s (Fuglevand 1993: 0.090).
     fatigability_range : float
-        Ratio of the most to the least fatigable unit's fatigue rate (Potvin 2017: 180).
+        Ratio of the most to the least fatigable unit's fatigue rate (Potvin 2017: 180); used
+        only without the fibre-type rates.
+    fatigability_s, fatigability_fr, fatigability_ff : float or None
+        Relative fatigue rate of S, FR and FF units (any scale: normalised to a force-weighted
+        mean of 1). All three or none.
     type1_area_fraction : float
         Fraction of the muscle's cross-section that is type I fibre (0–1); sets class S.
     n_classes : int
@@ -87,6 +108,9 @@ class PoolParameters:
     fatigability_range: float = 180.0
     type1_area_fraction: float = 0.5
     n_classes: int = 3
+    fatigability_s: float | None = None
+    fatigability_fr: float | None = None
+    fatigability_ff: float | None = None
 
     def __post_init__(self):
         checks = [
@@ -103,6 +127,13 @@ class PoolParameters:
             if not ok:
                 raise ModelParameterError(f"pool parameter {name} out of range", path=f"pool.{name}",
                                           value=getattr(self, name), allowed=allowed)
+        by_type = [self.fatigability_s, self.fatigability_fr, self.fatigability_ff]
+        if any(v is not None for v in by_type):
+            for name, v in zip(("fatigability_s", "fatigability_fr", "fatigability_ff"), by_type):
+                if v is None or not (np.isfinite(v) and v > 0):
+                    raise ModelParameterError(
+                        "fibre-type fatigabilities need all three of S, FR and FF, each > 0",
+                        path=f"pool.{name}", value=v, allowed="> 0 (all three or none)")
         if self.n_classes > self.n_units:
             raise ModelParameterError("more classes than motor units", path="pool.n_classes",
                                       value=self.n_classes, allowed=f"≤ n_units ({self.n_units})")
@@ -192,19 +223,26 @@ def build_pool(params: PoolParameters) -> MotorUnitPool:
         ct = params.longest_contraction_time * (1.0 / size) ** (1.0 / c)
     else:
         ct = np.full(n, params.longest_contraction_time)
-    fat = np.exp(i * np.log(params.fatigability_range) / n)
     force = size / size.sum()
+    cum = np.cumsum(force)  # units in rank order: slow and small first
+    # A unit belongs to the first class (or type) whose cumulative-force edge its midpoint has
+    # not passed.
+    mid = cum - 0.5 * force
+    if params.fatigability_s is not None:
+        s_share = params.type1_area_fraction
+        fibre_type = np.searchsorted([s_share, s_share + 0.5 * (1 - s_share)], mid, side="right")
+        fat = np.array([params.fatigability_s, params.fatigability_fr,
+                        params.fatigability_ff])[fibre_type]
+    else:
+        fat = np.exp(i * np.log(params.fatigability_range) / n)
     fat = fat / np.sum(force * fat)
 
     k = int(params.n_classes)
-    cum = np.cumsum(force)  # units in rank order: slow and small first
     if k == 1:
         edges = np.array([1.0])
     else:
         s_share = params.type1_area_fraction
         edges = np.concatenate([[s_share], s_share + (1 - s_share) * np.arange(1, k) / (k - 1)])
-    # A unit belongs to the first class whose cumulative-force edge its midpoint has not passed.
-    mid = cum - 0.5 * force
     unit_class = np.minimum(np.searchsorted(edges, mid, side="right"), k - 1)
     mean_ct = np.sum(force * ct)
     classes = []
