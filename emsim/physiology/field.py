@@ -72,6 +72,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from emsim.physiology._contact import robin_currents
+from emsim.physiology._field_cache import PLANES as _PLANES
 from emsim.physiology._geometry import coverage, footprints_overlap, half_extent
 from emsim.physiology._layered import LayerKernel
 from emsim.physiology._tissues import Build, Gel, Layer, Layers, tissue_conductivity
@@ -79,7 +80,7 @@ from emsim.physiology.errors import PhysiologyInputError
 
 __all__ = ["Layer", "Layers", "Gel", "Build", "Electrode", "Electrodes", "Grid", "FieldSolution",
            "SkinCurrentDensity", "ElectrodeContact", "solve", "solve_batch", "solve_channel", "tissue_conductivity",
-           "fibre_points"]
+           "fibre_points", "clear_cache", "cache_info", "set_cache_budget"]
 
 Axis = Literal["x", "y", "z"]
 
@@ -335,16 +336,30 @@ def _wavenumbers(n: int, dx: float):
     return kx, ky
 
 
-@lru_cache(maxsize=32)
 def _kernel(layers: Layers, n: int, dx: float):
-    """Wavenumbers and layer depth factors on the rfft2 grid (shared by solutions with the
-    same layers and grid)."""
+    """Wavenumbers and layer depth factors on the rfft2 grid."""
     kx, ky = _wavenumbers(n, dx)
     return kx, ky, LayerKernel(layers.stack, kx, ky)
 
 
+def _kernel_bytes(value) -> int:
+    kx, ky, kern = value
+    arrays = [kx, ky, kern.kap, kern.s, kern.y, kern.inv_y, *kern.grow, *kern.decay, *kern.top_ratio]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
+class _Kernels:
+    """The owner of the layer kernels in the field cache (shared by solutions with the same
+    layers and grid; one patient's stack is reused by all its electrode sets and programs)."""
+
+
+_KERNELS = _Kernels()
+_KERNEL_TOKEN = _PLANES.owner(_KERNELS)
+
+
 def _kernel_for(layers: Layers, n: int, dx: float):
-    return _kernel(layers, n, dx)
+    return _PLANES.get(_KERNEL_TOKEN, (layers, n, dx), lambda: _kernel(layers, n, dx), math.inf,
+                       nbytes=_kernel_bytes)
 
 
 @lru_cache(maxsize=32)
@@ -543,7 +558,8 @@ class FieldSolution(_FieldEvaluation):
 
     #: Above this many distinct depths per call, depths are interpolated between cached planes.
     max_exact_depths = 24
-    #: Memory budget for cached planes per solution (bytes).
+    #: Memory cap for cached planes per solution (bytes); all solutions together stay within
+    #: the process budget of :func:`set_cache_budget`.
     cache_bytes = 64 * 2 ** 20
 
     def __init__(self, layers: Layers, electrodes: Electrodes, gel: Gel, grid: Grid, n: int,
@@ -564,8 +580,20 @@ class FieldSolution(_FieldEvaluation):
         self._coarse_n = spectra[1][1]
         self._contact = contact
         self.cg_iterations = cg_iterations
-        self._planes: OrderedDict = OrderedDict()
-        self._cached_bytes = 0
+        self._plane_token = _PLANES.owner(self)
+
+    def __getstate__(self):
+        # Planes live in this process's store: a copy recomputes its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_plane_token"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._plane_token = _PLANES.owner(self)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of this solution's planes now held in the process's plane store."""
+        return _PLANES.owner_bytes(self._plane_token)
 
     # ------------------------------------------------------------------ planes
     def plane(self, z: float, kind: _Kind = "phi", layer: int | None = None) -> np.ndarray:
@@ -587,17 +615,7 @@ class FieldSolution(_FieldEvaluation):
         return fine
 
     def _cached(self, key, make):
-        hit = self._planes.get(key)
-        if hit is not None:
-            self._planes.move_to_end(key)
-            return hit
-        arr = make()
-        self._planes[key] = arr
-        self._cached_bytes += arr.nbytes
-        while self._cached_bytes > self.cache_bytes and len(self._planes) > 1:
-            _, old = self._planes.popitem(last=False)
-            self._cached_bytes -= old.nbytes
-        return arr
+        return _PLANES.get(self._plane_token, key, make, self.cache_bytes)
 
     def _raw(self, which: int, z: float, kind: str, layer: int, spline: bool = False) -> np.ndarray:
         """Periodic solution plane on grid ``which`` (0 fine, 1 coarse, 2 coarse and wide).
@@ -903,9 +921,38 @@ def solve(layers: Layers, electrodes: Electrodes, *, gel: Gel | None = None,
     return sol
 
 
-#: Recent solutions (with their cached planes) returned again for identical arguments.
+#: Recent solutions returned again for identical arguments (their planes are in _PLANES).
 _SOLUTIONS: OrderedDict = OrderedDict()
 SOLUTION_CACHE_SIZE = 8
+
+
+def set_cache_budget(nbytes: int) -> None:
+    """Bytes the field cache — layer kernels and the depth planes of all solutions — may hold
+    together in this process.
+
+    Default 256 MB, or ``EMSIM_FIELD_CACHE_MB`` (MB) when set; each solution's planes are also
+    capped at :attr:`FieldSolution.cache_bytes`. Evicted entries are recomputed when asked again
+    (same values), so the budget trades speed for memory. Solutions kept by :func:`solve` or by
+    the recruitment model's geometry cache keep their spectra and skin-current map (≈ 10 MB
+    each at the default grid) outside this budget.
+    """
+    _PLANES.set_budget(nbytes)
+
+
+def cache_info() -> dict:
+    """Plane store and solution cache state: bytes, budget, planes, hits, misses, evictions."""
+    return {**_PLANES.info(), "solutions": len(_SOLUTIONS)}
+
+
+def clear_cache() -> None:
+    """Forget cached solutions (this module's and :func:`solve_batch`'s single-electrode ones),
+    layer kernels and depth planes. A virtual cohort never meets a patient twice: its runs call
+    this between patients so that no process holds solutions it will not use again."""
+    from emsim.physiology._batch import clear_cache as clear_monopoles
+
+    _SOLUTIONS.clear()
+    clear_monopoles()
+    _PLANES.clear()
 
 
 _IMAGE_FACTOR = 8  # coarse pixel of the image correction, in fine pixels

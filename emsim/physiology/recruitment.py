@@ -65,7 +65,7 @@ from emsim.physiology.fibre_tables import fibre_classes, load_table, mrg_geometr
 from emsim.program.compile import PulseTrain
 from emsim.program.model import AsymmetricBiphasic, Channel, KhzBurst, Monophasic, SymmetricBiphasic
 
-__all__ = ["Recruitment", "StimulusSet", "recruit", "waveform_parameters", "motor_point_offset", "POOLS_FILE",
+__all__ = ["Recruitment", "StimulusSet", "recruit", "clear_cache", "waveform_parameters", "motor_point_offset", "POOLS_FILE",
            "MOTOR_POINTS_FILE"]
 
 POOLS_FILE = "fibres/motor_pools.json"
@@ -374,6 +374,15 @@ class _Geometry:
 
 _GEOM_CACHE: "OrderedDict[tuple, _Geometry]" = OrderedDict()
 _GEOM_CACHE_SIZE = 32
+
+
+def clear_cache() -> None:
+    """Forget the cached per-channel fibre geometries and the field solutions behind them
+    (:func:`emsim.physiology.field.clear_cache`). Each geometry keeps its solution's spectra
+    and skin-current map (~11 MB): a virtual cohort, which never meets a patient twice, calls
+    this between patients so a process does not hold 32 of them."""
+    _GEOM_CACHE.clear()
+    fld.clear_cache()
 
 
 def _pool_spec(site: str) -> tuple[dict, list[dict]]:

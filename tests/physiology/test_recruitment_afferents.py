@@ -187,3 +187,17 @@ def test_activation_is_the_area_weighted_log_normal_over_the_skin_pixels():
             want = (ndtr(z) * area).sum(axis=1) / area.sum()
             np.testing.assert_allclose(got[name][:, e], want, atol=1e-5)
         assert got[name][-1].min() > got[name][0].max()
+
+
+def test_clear_cache_forgets_geometries_and_field_solutions_and_changes_nothing():
+    """A cohort clears the caches between patients: memory only, not results."""
+    patient = load_patient(PATIENTS / "lbp_average.json")
+    train = two_channel_train(patient)
+    first = rc.recruit(train, SITE, patient)
+    assert len(rc._GEOM_CACHE) > 0 and fld.cache_info()["solutions"] > 0
+    rc.clear_cache()
+    assert len(rc._GEOM_CACHE) == 0 and fld.cache_info()["solutions"] == 0
+    again = rc.recruit(train, SITE, patient)
+    assert np.array_equal(first.motor_fraction, again.motor_fraction)
+    for k in first.afferent_fraction:
+        assert np.array_equal(first.afferent_fraction[k], again.afferent_fraction[k])
