@@ -19,7 +19,7 @@ from apps.simulate_view import SimulateView
 from apps.store import WorkbenchStore
 from apps.studies_view import StudiesView
 
-__all__ = ["Workbench", "create_app", "evidence_text", "PAGE_TITLE"]
+__all__ = ["Workbench", "create_app", "evidence_text", "on_page_loop", "PAGE_TITLE"]
 
 #: The browser tab says it too: the disclaimer is visible before any script runs.
 PAGE_TITLE = f"emsim workbench · {DISCLAIMER}"
@@ -40,6 +40,7 @@ class Workbench(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("store", WorkbenchStore())
         super().__init__(**params)
+        self.store.deliver = on_page_loop
         self.patient_view = PatientView(store=self.store)
         self.design_view = DesignView(store=self.store)
         self.export_view = ExportView(store=self.store)
@@ -63,6 +64,28 @@ class Workbench(pn.viewable.Viewer):
                        ("Export", self.export_view), ("Studies", self.studies_view),
                        dynamic=True, sizing_mode="stretch_width")
         return pn.Column(header, tabs, sizing_mode="stretch_width")
+
+
+def on_page_loop(fn) -> None:
+    """Run ``fn`` on the served page's event loop with its document held (at once when not served).
+
+    A prediction changes the summary, the header, the safety report, the spinner and the trace
+    plots. Applied from the worker thread, each of them became its own message to the browser,
+    and the browser laid the page out once per message; applied here, they leave as one.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        fn()
+        return
+
+    def apply():
+        with pn.io.hold(doc):
+            fn()
+
+    try:
+        pn.state.execute(apply, schedule=True)
+    except Exception:  # noqa: BLE001  (the session is gone: nobody is left to show it to)
+        pass
 
 
 def evidence_text(pred) -> str:

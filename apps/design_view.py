@@ -16,9 +16,11 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the backend the plot o
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
+from apps.program_text import decimate
+from apps.prompt_widgets import prompt_widget
 from apps.store import ChannelSettings, WorkbenchStore
 from emsim.body.calibration import MOTOR_CRITERION, SENSORY_NRS, TOLERANCE_NRS, calibrate
 from emsim.body.patient import loads_patient
@@ -39,7 +41,8 @@ CURVE_INPUTS = ("site", "side", "electrode", "spacing_cm", "pulse_width_us", "fr
                 "interphase_gap_us", "secondary_amplitude_ratio", "balance_amplitude_ratio", "carrier_hz",
                 "burst_duration_ms")
 _LABELS = {"frequency_hz": "Frequency (Hz)", "pulse_width_us": "Pulse width (µs)",
-           "amplitude_ma": "Amplitude (mA)", "on_s": "On (s)", "off_s": "Off (s)",
+           "amplitude_ma": "Amplitude (mA)", "amplitude_mode": "Amplitude as",
+           "amplitude_factor": "Amplitude (× motor threshold)", "on_s": "On (s)", "off_s": "Off (s)",
            "ramp_up_s": "Ramp up (s)", "ramp_down_s": "Ramp down (s)", "enabled": "On",
            "waveform": "Waveform", "pattern": "Pulse pattern", "interphase_gap_us": "Inter-phase gap (µs)",
            "secondary_amplitude_ratio": "Secondary / primary amplitude",
@@ -52,6 +55,8 @@ _KINDS = {"sensory_threshold": "sensory", "motor_threshold": "motor", "tolerance
 _BAND_COLOURS = ("#e8f1fb", "#e6f4e6", "#fdecd9")  # sensory→motor, motor→tolerance, above tolerance
 _SWEEP_MA = np.geomspace(0.5, 200.0, 160)
 _LINE_COLOURS = ("#1f77b4", "#ff7f0e")
+#: Bottom right: the curves rise from the left, so the top right held both and the legend hid them.
+_CURVE_LEGEND = {"show_legend": True, "legend_position": "bottom_right"}
 
 
 # ------------------------------------------------------------------------ recruitment curve
@@ -137,7 +142,7 @@ def curve_elements(curve: RecruitmentCurve, title: str, max_ma: float | None = N
     lines = [hv.VLine(v, kdims=[x, y]).opts(color="grey", line_width=1) for v in th if np.isfinite(v)]
     # the curves first: the overlay takes its axis labels from its first element
     return hv.Overlay([motor, nrs, *bands, *lines]).opts(
-        multi_y=True, title=title, width=440, height=260, show_legend=True, legend_position="bottom_right")
+        multi_y=True, title=title, width=440, height=260, **_CURVE_LEGEND)
 
 
 def amplitude_marker(amplitude_ma: float):
@@ -172,7 +177,9 @@ def summary_text(store: WorkbenchStore) -> str:
         what = f"full session {pred.session}, {pred.program.duration_s / 60:.0f} min"
     else:
         what = f"preview: first {pred.program.duration_s:.0f} s of the main phase, session {pred.session}"
-    more = " Full session on its way…" if store.busy and store.prediction_stage == "preview" else ""
+    more = ""
+    if store.busy:  # said in words: a spinner's class change made the browser lay out the whole page again
+        more = " Full session on its way…" if store.prediction_stage == "preview" else " Updating for the latest change…"
     safety = "safety check passed" if pred.safety.ok else f"**{len(pred.safety.errors)} safety error(s)**"
     return (f"Prediction #{store.updates} ({what}): peak {s['peak_mvc_pct']:.1f} %MVC, "
             f"mean {s['mean_mvc_pct']:.1f} %MVC, {s['effective_contractions']} effective contractions, fatigue "
@@ -196,44 +203,43 @@ def safety_kind(pred) -> str:
     return "danger" if not pred.safety.ok else ("warning" if pred.safety.lines() else "success")
 
 
-def _decimate(t, y, max_points: int = MAX_PLOT_POINTS):
-    """At most ``max_points`` samples that keep the envelope: each bin's minimum and maximum, in time order.
-
-    Every k-th sample would miss contraction peaks; these keep every peak and trough (and so the
-    fatigue decline) while sending a few hundred points instead of thousands to the browser,
-    whose drawing of each update grew with the point count.
-    """
-    n = len(t)
-    if n <= max_points:
-        return t, y
-    edges = np.linspace(0, n, max_points // 2 + 1).astype(int)
-    idx = np.empty(2 * (len(edges) - 1), dtype=int)
-    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
-        lo, hi = a + int(np.argmin(y[a:b])), a + int(np.argmax(y[a:b]))
-        idx[2 * k], idx[2 * k + 1] = min(lo, hi), max(lo, hi)
-    return t[idx], y[idx]
+def _nice_above(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^k that is at least ``value`` (10 for nothing to show)."""
+    if not np.isfinite(value) or value <= 0:
+        return 10.0
+    k = np.floor(np.log10(value))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * 10 ** k >= value:
+            return float(m * 10 ** k)
+    return float(10 ** (k + 1))
 
 
 class TracePlots:
     """Force (per channel) and discomfort over the session, as Bokeh figures updated in place.
 
     A prediction only replaces the columns of the figures' data sources: a HoloViews DynamicMap
-    ran its whole plotting pipeline per prediction, about 0.1 s of each slider update.
+    ran its whole plotting pipeline per prediction, about 0.1 s of each slider update. The axes
+    are set here, not found by the browser: the time axis spans the prediction, the force axis
+    the next "nice" value above the peak. Successive previews then keep their axes, and the
+    browser only repaints the lines instead of laying out every plot on the page again (with
+    ranges fitted to the data in the browser, each update's new tick labels did that).
     """
 
     def __init__(self, channel_ids):
         tools = "pan,wheel_zoom,box_zoom,reset,save"
         self.force = figure(title="Force (fatigue shows as the decline of the peaks)", height=260,
                             sizing_mode="stretch_width", x_axis_label="time (min)", y_axis_label="force (%MVC)",
-                            tools=tools)
+                            tools=tools, x_range=Range1d(0.0, 1.0), y_range=Range1d(0.0, 10.0))
         self.sources = {}
         for cid, colour in zip(channel_ids, _LINE_COLOURS):
-            self.sources[cid] = ColumnDataSource({"t": [], "y": []})
+            # named, so that the latency benchmark can see in the browser when new data arrived
+            self.sources[cid] = ColumnDataSource({"t": [], "y": []}, name=f"emsim-force-{cid}")
             self.force.line("t", "y", source=self.sources[cid], color=colour, legend_label=cid, line_width=1.5)
         self.force.legend.location = "top_right"
-        self.discomfort = figure(title="Discomfort", height=220, sizing_mode="stretch_width", y_range=(0, 10),
+        self.discomfort = figure(title="Discomfort", height=220, sizing_mode="stretch_width",
+                                 x_range=self.force.x_range, y_range=Range1d(0.0, 10.0),
                                  x_axis_label="time (min)", y_axis_label="discomfort (NRS 0-10)", tools=tools)
-        self.nrs = ColumnDataSource({"t": [], "y": []})
+        self.nrs = ColumnDataSource({"t": [], "y": []}, name="emsim-discomfort")
         self.discomfort.line("t", "y", source=self.nrs, color="firebrick", line_width=1.5)
 
     def data(self, pred) -> tuple[dict, dict]:
@@ -245,18 +251,30 @@ class TracePlots:
         t_min = pred.t_s / 60.0
         for i, cid in enumerate(pred.channel_ids):
             if cid in force:
-                force[cid] = dict(zip(("t", "y"), _decimate(t_min, pred.mvc_pct[i])))
-        nrs = empty if pred.discomfort_nrs is None else dict(zip(("t", "y"), _decimate(t_min, pred.discomfort_nrs)))
+                force[cid] = dict(zip(("t", "y"), decimate(t_min, pred.mvc_pct[i], max_points=MAX_PLOT_POINTS)))
+        nrs = empty if pred.discomfort_nrs is None else dict(
+            zip(("t", "y"), decimate(t_min, pred.discomfort_nrs, max_points=MAX_PLOT_POINTS)))
         return force, nrs
+
+    @staticmethod
+    def axes(force: dict) -> tuple[float, float]:
+        """End of the time axis (min) and of the force axis (%MVC) for these columns."""
+        t_end = max((float(c["t"][-1]) for c in force.values() if len(c["t"])), default=1.0)
+        peak = max((float(np.nanmax(c["y"])) for c in force.values() if len(c["y"])), default=0.0)
+        return max(t_end, 1e-3), _nice_above(1.05 * peak)
 
     def show(self, pred) -> None:
         """Draw ``pred`` (on a served page, on the server's event loop, which holds the document lock)."""
         force, nrs = self.data(pred)
+        t_end, y_end = self.axes(force)
 
         def push():
             for cid, cols in force.items():
                 self.sources[cid].data = cols
             self.nrs.data = nrs
+            # Bokeh sends a range only when its value changed
+            self.force.x_range.end = t_end
+            self.force.y_range.end = y_end
 
         pn.state.execute(push)
 
@@ -268,7 +286,8 @@ class DesignView(pn.viewable.Viewer):
 
     def _controls(self, chan: ChannelSettings, *_):
         names = chan.active_controls()
-        widgets = {k: {"label": _LABELS.get(k, k), "css_classes": [f"emsim-{k}-{chan.channel_id}"]} for k in names}
+        widgets = {k: {"type": prompt_widget(pn.Param.widget_type(chan.param[k])), "label": _LABELS.get(k, k),
+                       "css_classes": [f"emsim-{k}-{chan.channel_id}"]} for k in names}
         return pn.Param(chan, parameters=names, widgets=widgets,
                         show_name=False, name=chan.channel_id, width=300)
 
@@ -295,13 +314,16 @@ class DesignView(pn.viewable.Viewer):
         curve = hv.DynamicMap(pn.bind(self._curve_figure, chan, *inputs))
         marker = hv.DynamicMap(pn.bind(amplitude_marker, chan.param.amplitude_ma))
         text = pn.pane.Markdown(pn.bind(self._curve_text, chan, *inputs), width=440, css_classes=["emsim-thresholds"])
-        return pn.Column(pn.pane.HoloViews((curve * marker).opts(multi_y=True)), text)
+        # plot options of an overlay of DynamicMaps come from the outer overlay: the legend's too
+        return pn.Column(pn.pane.HoloViews((curve * marker).opts(multi_y=True, **_CURVE_LEGEND)), text)
 
     @param.depends("store.channels", "store.placement_version")
     def _channel_panel(self):
         cols = []
         for c in self.store.channels:
-            controls = pn.bind(self._controls, c, c.param.waveform, c.param.pattern)
+            # the amplitude control changes with the mode, and the mode is offered per patient and site
+            controls = pn.bind(self._controls, c, c.param.waveform, c.param.pattern, c.param.amplitude_mode,
+                               c.param.patient)
             curve = self._recruitment(c)
             cols.append(pn.Column(f"#### Channel {c.channel_id} ({c.site.replace('_', ' ')}, {c.side})",
                                   pn.Row(controls, curve)))
@@ -334,9 +356,8 @@ class DesignView(pn.viewable.Viewer):
                           pn.widgets.IntInput.from_param(s.param.session, label="Session number", width=120))
         phases = pn.Param(s, parameters=list(WorkbenchStore.PHASES), show_name=False, default_layout=pn.Row,
                           widgets={k: {"label": _LABELS[k], "width": 170} for k in WorkbenchStore.PHASES})
-        busy = pn.indicators.LoadingSpinner(value=s.param.busy, size=24)
         return pn.Column(settings, pn.pane.Markdown("**Phases** (warm-up and cool-down at the template's "
                                                     "frequency and a share of each channel's current)"),
-                         phases, self._channel_panel, pn.Row(busy, self._summary(), sizing_mode="stretch_width"),
+                         phases, self._channel_panel, self._summary(),
                          self._plots(), self._safety(), name="Design", sizing_mode="stretch_width")
 

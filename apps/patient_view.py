@@ -13,6 +13,7 @@ import panel as pn
 import param
 
 from apps.body_diagram import diagram, region_at
+from apps.prompt_widgets import prompt_widget
 from apps.store import MAX_UPLOAD_BYTES, PLACEMENT_SITES, ChannelSettings, WorkbenchStore
 from emsim.body import get_site
 from emsim.program.model import THRESHOLD_KINDS
@@ -179,7 +180,8 @@ class PatientView(pn.viewable.Viewer):
         return True
 
     @param.depends("active_channel", "store.placement_version", "store.channels")
-    def _diagram(self):
+    def _diagram(self, x=None, y=None):
+        # x, y: the Tap stream's last click (handled by its watcher, not here)
         return diagram({c.channel_id: (c.site, c.side) for c in self.store.channels}, self.active_channel)
 
     @param.depends("store.channels")
@@ -193,8 +195,9 @@ class PatientView(pn.viewable.Viewer):
         return pn.Row(*cols)
 
     def __panel__(self):
-        dmap = hv.DynamicMap(self._diagram)
-        self._tap.source = dmap
+        # The stream is one of the map's own streams: set as its source afterwards, the rendered
+        # plot never subscribed to the browser's tap events, so a real click did nothing.
+        dmap = hv.DynamicMap(self._diagram, streams=[self._tap])
         sites = ", ".join(get_site(s).name.split(" (")[0] for s in PLACEMENT_SITES)
         return pn.Column(
             pn.Row(pn.widgets.Select.from_param(self.param.patient_file, width=220), self._upload,
@@ -204,7 +207,7 @@ class PatientView(pn.viewable.Viewer):
             pn.panel(self._calibration, loading_indicator=True),
             pn.pane.Markdown(f"### Electrode placement\nSites: {sites}. Pick the channel, then click its region "
                              "on the diagram or choose site and side below."),
-            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.active_channel)),
+            pn.Row(prompt_widget(pn.widgets.RadioButtonGroup).from_param(self.param.active_channel)),
             pn.Row(pn.pane.HoloViews(dmap), self._placement_controls),
             name="Patient & placement")
 

@@ -1,5 +1,5 @@
-"""Small presentation helpers shared by the Optimise and Simulate tabs: a program as a table, and
-traces thinned before they go to the browser."""
+"""Small presentation helpers shared by the Design, Optimise and Simulate tabs: a program as a table,
+and traces thinned (keeping their envelope) before they go to the browser."""
 
 from __future__ import annotations
 
@@ -35,7 +35,32 @@ def program_table(program) -> str:
     return "\n".join([head, *rows])
 
 
-def decimate(t, y, max_points: int = MAX_PLOT_POINTS):
-    """Every k-th sample so that at most ``max_points`` remain (first sample kept)."""
-    step = max(1, int(np.ceil(len(t) / max_points)))
-    return t[::step], y[::step]
+def decimate(t, *ys, max_points: int = MAX_PLOT_POINTS):
+    """``t`` and each of ``ys`` at no more than ``max_points`` samples that keep every series' envelope.
+
+    Each series is cut into bins and keeps each bin's minimum and maximum, in time order; the
+    series share the union of their kept samples, so they still share one time axis. Every
+    k-th sample would miss contraction peaks; these keep every peak and trough (and so the
+    fatigue decline) while sending a few hundred points instead of thousands to the browser.
+
+    Returns
+    -------
+    tuple of arrays
+        ``(t, y1, y2, ...)`` at the kept samples.
+    """
+    t = np.asarray(t)
+    n = len(t)
+    if n <= max_points or not ys:
+        return (t, *(np.asarray(y) for y in ys))
+    bins = max(1, max_points // (2 * len(ys)))
+    idx = np.unique(np.concatenate([_envelope(np.asarray(y), bins) for y in ys]))
+    return (t[idx], *(np.asarray(y)[idx] for y in ys))
+
+
+def _envelope(y, bins: int):
+    """Indices of each bin's minimum and maximum (bins of equal length; the last one padded)."""
+    n = len(y)
+    size = -(-n // bins)
+    padded = np.concatenate([y, np.repeat(y[-1:], size * bins - n)]).reshape(bins, size)
+    start = np.arange(bins) * size
+    return np.minimum(np.concatenate([start + np.argmin(padded, axis=1), start + np.argmax(padded, axis=1)]), n - 1)

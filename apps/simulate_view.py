@@ -258,13 +258,11 @@ class SimulateView(pn.viewable.Viewer):
         with self._lock:
             self._physiology = pred
         if hasattr(pred, "mvc_pct"):
-            t_d, _ = decimate(pred.t_s, pred.t_s)
-            self._pipes["force"].send({"t": t_d, "ys": {cid: decimate(pred.t_s, pred.mvc_pct[i])[1]
-                                                        for i, cid in enumerate(pred.channel_ids)},
-                                       "evidence": pred.evidence})
+            t_d, *forces = decimate(pred.t_s, *pred.mvc_pct)
+            self._pipes["force"].send({"t": t_d, "ys": dict(zip(pred.channel_ids, forces)), "evidence": pred.evidence})
             if pred.discomfort_nrs is not None:
-                self._pipes["discomfort"].send({"t": t_d, "ys": {"worst site": decimate(pred.t_s,
-                                                                                        pred.discomfort_nrs)[1]}})
+                t_n, nrs = decimate(pred.t_s, pred.discomfort_nrs)
+                self._pipes["discomfort"].send({"t": t_n, "ys": {"worst site": nrs}})
         return time.monotonic() - t0
 
     def _refresh_text(self, sim: SimulatedStimulator) -> None:

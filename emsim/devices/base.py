@@ -619,6 +619,9 @@ class Stimulator(ABC):
             with self._lock:
                 first = not self._estopped.is_set()
                 self._estopped.set()  # from here on no conditional transition can re-arm output
+                # After a graceful end (completed or stopped) the press stops nothing that runs: the
+                # end keeps its cause and the press is logged as an operator action of its own.
+                ended = self._stop_cause if self._state not in _ACTIVE else None
             if first:
                 try:
                     self._emergency_stop()
@@ -626,10 +629,14 @@ class Stimulator(ABC):
                     self._safe(self._audit, "error", {"where": "emergency_stop hook",
                                                       "error": f"{type(exc).__name__}: {exc}"})
                 with self._lock:
-                    self._stop_cause = cause
+                    if ended is None:
+                        self._stop_cause = cause
                     self._amp_a = [0.0] * len(self._amp_a)
-            self._safe(self._audit, "stop_cause", {"cause": cause, "emergency": True, "repeat": not first})
-            if first:
+            if first and ended is not None:
+                self._safe(self._operator, "emergency_stop", cause=cause, after_end=ended)
+            else:
+                self._safe(self._audit, "stop_cause", {"cause": cause, "emergency": True, "repeat": not first})
+            if first and ended is None:
                 self._safe(self._emit, EventKind.STOP, cause)
             if final is StimulatorState.ERROR or (
                     first and self._state not in (StimulatorState.DISCONNECTED, StimulatorState.ERROR)):

@@ -50,17 +50,21 @@ def test_use_this_program_reaches_the_design_and_the_export(searched, store):
     chosen = searched.chosen
     assert chosen is searched.candidate(searched.pick).program
     assert store.program_error == "" and "Design tab" in searched.status
-    # the optimiser's amplitudes are relative to the motor threshold: the design holds their mA
-    resolved, _ = resolve_program(chosen, store.patient)
+    # the optimiser's amplitudes are relative to the motor threshold, which this patient has at
+    # both sites: the design keeps them relative and its mA controls show what they mean
     designed = from_dict(store.program_dict())
-    assert _stimulation(designed) == _stimulation(resolved)
+    assert _stimulation(designed) == _stimulation(chosen)
+    assert all(c.amplitude_mode == "× motor threshold" for c in store.channels)
+    resolved, _ = resolve_program(chosen, store.patient)
+    resolved_ma = {st.channel: st.amplitude.ma for st in _main(resolved).stimulation}
+    assert {c.channel_id: c.amplitude_ma for c in store.channels} == pytest.approx(resolved_ma)
     assert [c.model_dump() for c in designed.channels] == [c.model_dump() for c in chosen.channels]
     # the session keeps the design's phase lengths around the chosen stimulation
     assert [ph.kind for ph in designed.phases] == ["warm_up", "main", "cool_down"]
     assert _main(designed).duration_s == 120.0
     bundle = store.export_bundle()
     assert bundle.program_text is not None, bundle.safety
-    assert _stimulation(loads(bundle.program_text)) == _stimulation(resolved)
+    assert _stimulation(loads(bundle.program_text)) == _stimulation(chosen)
 
 
 def test_absolute_program_round_trips_every_control():

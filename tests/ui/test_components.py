@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("panel")
 
-from apps.design_view import MAX_PLOT_POINTS, _decimate, summary_text  # noqa: E402
+from apps.design_view import MAX_PLOT_POINTS, summary_text  # noqa: E402
+from apps.program_text import decimate  # noqa: E402
 from apps.limits import channel_limits  # noqa: E402
 from apps.store import MAX_UPLOAD_BYTES, PATIENT_DIR, ChannelSettings, WorkbenchStore  # noqa: E402
 from emsim.program import loads  # noqa: E402
@@ -129,8 +130,21 @@ def test_decimation_bounds_points():
     import numpy as np
 
     t = np.arange(112_501) * 0.01
-    td, yd = _decimate(t, t)
+    td, yd = decimate(t, t, max_points=MAX_PLOT_POINTS)
     assert len(td) <= MAX_PLOT_POINTS and td[0] == 0 and len(td) == len(yd)
+
+
+def test_decimation_of_several_series_keeps_each_ones_extremes_on_one_time_axis():
+    import numpy as np
+
+    t = np.arange(50_000) * 0.01
+    a, b = np.sin(t), np.cos(3.0 * t)
+    a[1234], b[40_000] = 5.0, -7.0
+    td, ad, bd = decimate(t, a, b, max_points=600)
+    assert len(td) <= 600 and np.all(np.diff(td) > 0)
+    assert ad.max() == 5.0 and bd.min() == -7.0
+    idx = np.searchsorted(t, td)
+    assert np.array_equal(ad, a[idx]) and np.array_equal(bd, b[idx])  # both at the shared times
 
 
 def test_decimation_keeps_every_contraction_peak():
@@ -140,7 +154,7 @@ def test_decimation_keeps_every_contraction_peak():
     t = np.arange(120_000) * 0.01
     y = np.where((t % 30.0) < 10.0, 40.0 * np.exp(-t / 900.0), 0.0)
     y[54_321] = 55.0
-    td, yd = _decimate(t, y)
+    td, yd = decimate(t, y, max_points=MAX_PLOT_POINTS)
     assert len(td) <= MAX_PLOT_POINTS and np.all(np.diff(td) >= 0)
     assert yd.max() == 55.0 and yd.min() == 0.0  # a stride would drop the spike
     peaks = [y[(t >= c) & (t < c + 10.0)].max() for c in np.arange(0, 1200, 30.0)]

@@ -183,3 +183,33 @@ def test_summary_names_the_stage(store):
     store.load_patient_file(PATIENT_DIR / "example_measured.json")
     store.param.update(prediction=store.predict_now(), prediction_stage="preview", updates=1)
     assert summary_text(store).startswith("Prediction #1 (preview: first 60 s of the main phase, session 1): peak ")
+
+
+def test_recruitment_plot_legend_sits_bottom_right(measured_store):
+    import holoviews as hv
+
+    from apps.design_view import DesignView
+
+    shown = DesignView(store=measured_store)._recruitment(measured_store.channels[0])[0].object  # curve * marker
+    fig = hv.render(shown)
+    assert [legend.location for legend in fig.legend] == ["bottom_right"]
+
+
+def test_first_change_starts_at_once_and_a_burst_collapses_into_one_more():
+    debounce = 1.0
+    store = WorkbenchStore(debounce_s=debounce, auto_predict=False)
+    fake = _SlowEvaluate(full_s=0.0)
+    store._evaluate = fake
+    store._auto = True  # predictions from here on, all through the stand-in
+    t_first = time.monotonic()
+    store.channels[0].amplitude_ma = 20.0  # after a quiet spell: leading edge
+    for amp in (21.0, 22.0, 23.0):  # a burst closer together than the debounce time
+        time.sleep(0.01)
+        store.channels[0].amplitude_ma = amp
+    t_last = time.monotonic()
+    assert store.wait(20)
+    previews = [(amp, t) for kind, amp, t in fake.calls if kind == "preview"]
+    assert [amp for amp, _ in previews] == [20.0, 23.0]  # the first change, then only the last one
+    assert previews[0][1] - t_first < debounce  # started without waiting
+    assert previews[1][1] - t_last >= debounce * 0.99  # after the burst went quiet
+    assert store.prediction == ("full", 23.0)
