@@ -2,8 +2,8 @@
 
 The shape follows pymoo (a :class:`Problem` evaluated by the batch, kept apart from the search
 algorithm, one front door returning one :class:`Result`) and the vocabulary follows optuna
-(studies, trials, samplers, storages), which does the searching: NSGA-II, TPE or random
-sampling with constraints, in a study stored through SQLAlchemy (a SQLite file, or
+(studies, trials, samplers, storages), which does the searching: NSGA-II, NSGA-III, TPE or
+random sampling with constraints, in a study stored through SQLAlchemy (a SQLite file, or
 PostgreSQL) so that runs resume after an interruption and several workers can share one.
 
 >>> from emsim.body import load_patient
@@ -20,10 +20,10 @@ from emsim.optimise._export import export_pareto
 from emsim.optimise._objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective
 from emsim.optimise._problem import CONSTRAINTS, Evaluation, Problem
 from emsim.optimise._result import Candidate, Result
-from emsim.optimise._search import METHODS, Progress, optimise
+from emsim.optimise._search import METHODS, SETTINGS, Progress, optimise
 from emsim.optimise._space import DEFAULT_FIELDS, DesignSpace, Variable
 from emsim.optimise._template import lumbar_template
 
 __all__ = ["optimise", "Problem", "DesignSpace", "Variable", "Result", "Candidate", "Evaluation", "Progress",
            "Objective", "OBJECTIVES", "DEFAULT_OBJECTIVES", "DEFAULT_FIELDS", "CONSTRAINTS", "METHODS",
-           "lumbar_template", "export_pareto"]
+           "SETTINGS", "lumbar_template", "export_pareto"]

@@ -16,12 +16,11 @@ from optuna.trial import TrialState
 from emsim.errors import OptimiseError
 from emsim.optimise._executor import make_executor
 from emsim.optimise._problem import CONSTRAINTS, Problem
+from emsim.optimise._samplers import METHODS, SETTINGS, check_settings, latin_hypercube, make_sampler
 from emsim.optimise._result import REASON_KEY, VALUES_KEY, Result, collect_result
 from emsim.optimise._storage import UID_KEY, WorkerLease, open_storage, open_study
 
-__all__ = ["optimise", "Progress", "METHODS"]
-
-METHODS = ("nsga2", "tpe", "random")
+__all__ = ["optimise", "Progress", "METHODS", "SETTINGS"]
 
 
 @dataclass(frozen=True)
@@ -49,21 +48,11 @@ def _distributions(space) -> dict:
     return out
 
 
-def _sampler(method: str, seed_seq: np.random.SeedSequence, batch_size: int, budget: int):
-    seed = int(seed_seq.generate_state(1, dtype=np.uint32)[0])
-    if method == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=max(2, batch_size), seed=seed)
-    if method == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=max(batch_size, min(20, budget // 5)))
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
 def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int | None = 0,
              storage: str | None = None, study_name: str | None = None,
              callback: Callable[[Progress], bool | None] | None = None, batch_size: int = 16,
              workers: int = 1, scheduler: str | None = None, resume: bool = False,
-             predict: bool = True, spec: dict | None = None) -> Result:
+             predict: bool = True, spec: dict | None = None, settings: dict | None = None) -> Result:
     """Search the Pareto set of ``problem``.
 
     Each round asks optuna for a batch of candidates, evaluates the batch at once (here, or
@@ -73,8 +62,9 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
     Parameters
     ----------
     problem : Problem
-    method : {"nsga2", "tpe", "random"}
-        optuna's NSGA-II (population = ``batch_size``), multivariate TPE, or random search.
+    method : {"nsga2", "nsga3", "tpe", "random"}
+        optuna's NSGA-II or NSGA-III (population = ``batch_size``), multivariate TPE, or random
+        search.
     budget : int
         Completed evaluations the study should hold at the end (a resumed study counts the
         trials it has; several workers share one budget).
@@ -98,6 +88,9 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
     spec : dict, optional
         JSON-safe specification stored with the study (``emsim optimise`` stores its
         arguments there so that ``--resume`` needs no others; :mod:`emsim.optimise._spec`).
+    settings : dict, optional
+        Search settings, :data:`SETTINGS` (crossover and mutation of the genetic methods, and
+        the first batch of a new study: random or a Latin hypercube).
 
     Returns
     -------
@@ -107,7 +100,7 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
     ------
     OptimiseError
         Unknown method, bad budget or batch size, a storage that cannot be opened, a study
-        of another problem, or nothing feasible at the end.
+        of another problem, or nothing feasible at the end; an unknown search setting.
     """
     if method not in METHODS:
         raise OptimiseError("unknown search method", path="method", value=method, allowed=", ".join(METHODS))
@@ -117,6 +110,7 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
         raise OptimiseError("batch size out of range", path="batch_size", value=batch_size, allowed="1 to 10000")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise OptimiseError("seed must be a whole number >= 0", path="seed", value=seed, allowed=">= 0")
+    settings = check_settings(settings)
     t0 = time.perf_counter()
     store = open_storage(storage)
     name = study_name or f"emsim-{problem.fingerprint()[:12]}"
@@ -127,7 +121,10 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
         # The seed also depends on how much of the study exists and how many workers joined
         # before, so a resumed run or a second worker does not replay the same draws.
         seq = np.random.SeedSequence([seed if seed is not None else 0, n_before, lease.n_workers_seen()])
-        mirror = _Mirror(study, _sampler(method, seq, batch_size, budget), problem.directions)
+        mirror = _Mirror(study, make_sampler(method, seq, batch_size, budget, settings), problem.directions)
+        if settings["initial"] == "lhs" and n_before == 0:
+            for params in latin_hypercube(_distributions(problem.space), min(batch_size, budget), seq.spawn(1)[0]):
+                mirror.local.enqueue_trial(params)
         executor = make_executor(workers, scheduler)
         try:
             n_evaluated = _loop(problem, study, mirror, lease, executor, budget, batch_size, callback, t0)
