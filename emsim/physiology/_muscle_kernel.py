@@ -1,24 +1,27 @@
-"""Compiled kernels of the muscle model: one contraction of many rows, and input hashing.
+"""Compiled kernels of the muscle model: whole sessions of many rows, and input hashing.
 
 Why compiled
 ------------
-The per-pulse recursion of the pool model (CN jumps, force, six deficits per cell) is
+The per-pulse recursion of the pool model (CN jumps, force, the deficits of each cell) is
 sequential in time, and the arrays of one step are tiny (a few cells per row): numpy's per-call
 overhead, not arithmetic, used to dominate (``_muscle_solver`` notes, issue 3). A numba kernel
-runs the recursion as plain loops, batch rows split over the cores (:func:`_over_rows`), and its
+runs the recursion, and the stepping logic around it (:func:`march`: a row never returns to
+Python), as plain loops, batch rows split over the threads (:func:`_over_rows`), and its
 wheels need no compiler on the user's machine. Compiled code is cached next to this file (``cache=True``); where
 that directory is not writable, numba uses its user-wide cache directory, and where no cache
 location is writable at all the kernels are compiled in memory at each start (with a warning).
 
-The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`integrate_unit`):
+The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`march`):
 
 * CN exactly between nodes: ``E ← E·e^{−h/τc}``, ``CN ← (CN + E·h)·e^{−h/τc}``;
 * F by one RK4 step of ``dF/dt = A·s − F/(τ1 + τ2·s)``, ``s = CN/(Km + CN)``, per node step
   (no step longer than the solver's ``max_step``), with A, τ1 and Km held over a pulse interval
   at their value at its predicted midpoint (the state after the pulse plus half the previous
   interval's drift: second order; the deficits move by < 1e-3 relative over an interval);
-* the six deficits alongside: exact decay over the interval plus the trapezoid integral of the
-  force drive, and the per-pulse cost at each pulse, as in the ``solve_ivp`` reference of
+* the deficits alongside (as many as :mod:`emsim.physiology.fatigue` defines, each with a gain
+  on the force drive, a gain per recruited pulse and the parameter it acts on): exact decay over
+  the interval plus the trapezoid integral of the force drive, and the per-pulse cost at each
+  pulse, as in the ``solve_ivp`` reference of
   ``benchmarks/bench_muscle.py``; in the relaxation tail after the last pulse (where the drive
   falls fast) they and the parameters are updated at every node step.
 """
@@ -31,12 +34,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from emsim.physiology._jit import jit
+from emsim.physiology.errors import PhysiologyInputError
 
 
-#: Relative change of E and CN from one interval start to the next below which a run of
-#: identical intervals counts as periodic (then stepping over intervals may start); a residual
-#: of this size shifts the periodic force by about as much, far below the stepping tolerance.
-PERIODIC_TOL = 1e-6
+#: Relative change of E and CN from one interval start to the next below which stepping over a
+#: run of identical intervals may start. E and CN are linear and set exactly at the intervals a
+#: step lands on (:func:`_ecn_ahead`), so this only decides when the force increments are smooth
+#: enough to try: their transient from the approach of E and CN decays by e^{−Δ/τc} per
+#: interval, and a step tried earlier fails and costs an interval.
+PERIODIC_TOL = 1e-5
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -51,20 +57,54 @@ def _mix(h, v):
 
 #: Rows per thread below which a unit runs on the calling thread only.
 MIN_ROWS_PER_THREAD = 4
+#: Most threads the row pool uses (more cores than this gain nothing at batch sizes of 10⁴).
+MAX_THREADS = 64
 _POOL = None
+_POOL_SIZE = 0
+#: Threads set by :func:`set_num_threads`; None: :func:`default_threads`.
+_N_THREADS = None
 
 
 def _forget_pool() -> None:
     # a forked child inherits the pool object but not its threads: it would wait forever
-    global _POOL
-    _POOL = None
+    global _POOL, _POOL_SIZE
+    _POOL, _POOL_SIZE = None, 0
 
 
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+def default_threads() -> int:
+    """The cores this process may run on (``os.sched_getaffinity``, which honours taskset,
+    cgroup cpusets and Dask's worker pinning, unlike ``os.cpu_count``), capped by
+    ``OMP_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` when set (the usual way to tell a worker
+    process how many threads it may use)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not available on macOS / Windows
+        n = os.cpu_count() or 1
+    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        try:
+            cap = int(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        if cap >= 1:
+            n = min(n, cap)
+    return max(1, min(n, MAX_THREADS))
+
+
+def set_num_threads(n) -> None:
+    """Threads the kernels split batch rows over (None: back to :func:`default_threads`)."""
+    global _N_THREADS
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                          or not 1 <= n <= MAX_THREADS):
+        raise PhysiologyInputError("number of threads out of range", path="n", value=n,
+                                   allowed=f"an integer from 1 to {MAX_THREADS}, or None")
+    _N_THREADS = None if n is None else int(n)
+
+
 def _threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 32))
+    return _N_THREADS if _N_THREADS is not None else default_threads()
 
 
 def _over_rows(fn, B, args):
@@ -74,13 +114,17 @@ def _over_rows(fn, B, args):
     cost ~16 ms on a loaded 2-core machine (spinning workers), the workqueue layer is not
     thread-safe (the workbench and Dask call in from threads) and TBB is not a dependency.
     """
-    global _POOL
+    global _POOL, _POOL_SIZE
     n = min(_threads(), B // MIN_ROWS_PER_THREAD)
     if n <= 1:
         fn(0, B, *args)
         return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="emsim-muscle")
+    if _POOL is None or _POOL_SIZE < n:
+        # a larger thread count was set: the old pool finishes its work and goes
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
+        _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="emsim-muscle")
+        _POOL_SIZE = n
     cuts = np.linspace(0, B, n + 1).astype(np.int64)
     futures = [_POOL.submit(fn, int(cuts[i]), int(cuts[i + 1]), *args) for i in range(n)]
     for fut in futures:
@@ -97,10 +141,22 @@ def _at(a, b, i):
 def _hash_block(lo, hi, bits, first, stop, out):
     for b in range(lo, hi):
         for u in range(first.size):
-            h = _FNV_OFFSET
-            for i in range(first[u], stop[u]):
-                h = _mix(h, _at(bits, b, i))
-            out[b, u] = h
+            # four interleaved lanes (the mixing is a serial multiply chain), then combined
+            h0 = _FNV_OFFSET
+            h1 = _FNV_OFFSET ^ np.uint64(1)
+            h2 = _FNV_OFFSET ^ np.uint64(2)
+            h3 = _FNV_OFFSET ^ np.uint64(3)
+            i = first[u]
+            while i + 4 <= stop[u]:
+                h0 = _mix(h0, _at(bits, b, i))
+                h1 = _mix(h1, _at(bits, b, i + 1))
+                h2 = _mix(h2, _at(bits, b, i + 2))
+                h3 = _mix(h3, _at(bits, b, i + 3))
+                i += 4
+            while i < stop[u]:
+                h0 = _mix(h0, _at(bits, b, i))
+                i += 1
+            out[b, u] = _mix(_mix(_mix(h0, h1), h2), h3)
 
 
 def block_hashes(bits: np.ndarray, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
@@ -184,7 +240,17 @@ def recruitment_levels(r):
 
 
 @jit(nogil=True, inline="always")
-def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains, pulse_cost,
+def _mech_sum(X, q, mech, k):
+    """Sum of cell q's deficits that act on mechanism k (0: capacity, 1: τ1, 2: Km)."""
+    v = 0.0
+    for j in range(mech.size):
+        if mech[j] == k:
+            v += X[q, j]
+    return v
+
+
+@jit(nogil=True, inline="always")
+def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs, has_pulse,
                  fatigue):
     """Pulse ``gi`` of row b: E jumps per depth group by its firing fraction; each cell pays the
     per-pulse cost by its remaining capacity. Returns the pulse's A factor."""
@@ -198,41 +264,45 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains
         v = 0.0 if v < 0.0 else (1.0 if v > 1.0 else v)
         LD[d] = v * lm
         E[d] += LD[d] * rfac[gi] / tau_c
-    if fatigue and pulse_cost > 0.0:
+    if fatigue and has_pulse > 0.0:
+        pgains, mech = defs[1], defs[2]
         for q in range(na):
-            cap = 1.0 - X[q, 0] - X[q, 1]
+            cap = 1.0 - _mech_sum(X, q, mech, 0)
             cap = 0.0 if cap < 0.0 else (1.0 if cap > 1.0 else cap)
-            amt = phg[q] * pulse_cost * LD[dep[q]] * cap
-            for j in range(6):
-                X[q, j] += gains[j] * amt
+            amt = phg[q] * LD[dep[q]] * cap
+            for j in range(mech.size):
+                X[q, j] += pgains[j] * amt
     return _at(afac, gb, gi)
 
 
 @jit(nogil=True, fastmath=True, inline="always")
-def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws, force_nodes,
-              dforce_nodes):
+def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, fnod, dfnod,
+              tangent):
     """Integrate interval i of a unit for row b (pulse i, then the node steps to pulse i+1 or,
     for the last pulse, to the end of the tail). Updates the state ``st`` in place; returns the
     interval's force-time integral and peak total force, and leaves each cell's peak in
-    ``ws[5]``.
+    ``ws[5]`` and, with ``tangent``, ∂F_end/∂F_start of each cell in ``ws[13]`` (the force
+    equation is linear in F, so this is the interval's multiplier of a change of start force).
 
     The fatigue parameters (A, τ1, Km) are held over the interval at their predicted midpoint
     value (the state after the pulse plus half the previous interval's drift); the deficits
     take the exact decay over the interval plus the integral of the force drive.
     """
-    h_step, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm = grid
-    a_rest, tau1_rest, tau2, km_rest, tau_c, pulse_cost, occl_a, occl_b, rem, tol = prm
+    h_step, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm, grid_run_end = grid
+    a_rest, tau1_rest, tau2, km_rest, tau_c, has_pulse, occl_a, occl_b, tol = prm
     W, aw, t1c, t2c, phg, dep, edges, width = cw
+    mech = defs[2]
+    nd = mech.size
     F, X, E, CN, dXc = st
-    a, t1, km, s0, b0, cpk, I, Xs, Fn, CM, CE, LD = ws
+    a, t1, km, s0, b0, cpk, I, Xs, Fn, CM, CE, LD, xm, gt = ws
     na = F.size
     D = E.size
     n_p = pulse_node.size
     N = h_step.size + 1
     k0 = pulse_node[i]
     k1 = pulse_node[i + 1] if i + 1 < n_p else N - 1
-    afac_cur = _apply_pulse(b, p0 + i, rows, edges, width, tau_c, E, LD, X, phg, dep, na, gains,
-                            pulse_cost, fatigue)
+    afac_cur = _apply_pulse(b, p0 + i, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
+                            has_pulse, fatigue)
     ratio = 0.0
     if i > 0 and ilen[i - 1] > 0.0:
         ratio = 0.5 * ilen[i] / ilen[i - 1]
@@ -242,15 +312,24 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
     if per_step:
         ratio = 0.0
     for q in range(na):
-        for j in range(6):
+        x0 = 0.0
+        x1 = 0.0
+        x2 = 0.0
+        for j in range(nd):
             Xs[q, j] = X[q, j]
-        xm0 = X[q, 0] + ratio * dXc[q, 0] + X[q, 1] + ratio * dXc[q, 1]
-        xm1 = X[q, 2] + ratio * dXc[q, 2] + X[q, 3] + ratio * dXc[q, 3]
-        xm2 = X[q, 4] + ratio * dXc[q, 4] + X[q, 5] + ratio * dXc[q, 5]
-        cap = 1.0 - xm0
+            v = X[q, j] + ratio * dXc[q, j]
+            mj = mech[j]
+            if mj == 0:
+                x0 += v
+            elif mj == 1:
+                x1 += v
+            else:
+                x2 += v
+        cap = 1.0 - x0
         a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0)
-        t1[q] = t1c[q] * (1.0 + xm1)
-        km[q] = km_rest * (1.0 + xm2)
+        t1[q] = t1c[q] * (1.0 + x1)
+        km[q] = km_rest * (1.0 + x2)
+        gt[q] = 1.0
         c0 = CN[dep[q]]
         den1 = km[q] + c0
         r = 1.0 / (den1 * (t1[q] * den1 + t2c[q] * c0))
@@ -267,6 +346,8 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
     for k in range(k0, k1):
         h = h_step[k]
         hh = 0.5 * h
+        h6 = h * (1.0 / 6.0)
+        h12 = h * h * (1.0 / 12.0)
         for d in range(D):
             CM[d] = (CN[d] + E[d] * hh) * dch[k]
             CE[d] = (CN[d] + E[d] * h) * dc[k]
@@ -280,27 +361,39 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
             t2q = t2c[q]
             cm = CM[dq]
             c1 = CE[dq]
-            # s = c/(Km + c) and b = 1/(τ1 + τ2·s) with one division each point
-            den1 = kq + cm
-            den2 = t1q * den1 + t2q * cm
-            r = 1.0 / (den1 * den2)
-            sm = cm * den2 * r
-            bm = den1 * den1 * r
-            den1 = kq + c1
-            den2 = t1q * den1 + t2q * c1
-            r = 1.0 / (den1 * den2)
-            s1 = c1 * den2 * r
-            b1 = den1 * den1 * r
+            # s = c/(Km + c) and b = 1/(τ1 + τ2·s) at the midpoint and the end of the step,
+            # with one division for both (divisions dominate the step's cost)
+            dm1 = kq + cm
+            dm2 = t1q * dm1 + t2q * cm
+            de1 = kq + c1
+            de2 = t1q * de1 + t2q * c1
+            pm = dm1 * dm2
+            pe = de1 * de2
+            inv = 1.0 / (pm * pe)
+            r = pe * inv
+            sm = cm * dm2 * r
+            bm = dm1 * dm1 * r
+            r = pm * inv
+            s1 = c1 * de2 * r
+            b1 = de1 * de1 * r
             aq = a[q]
             F0 = F[q]
             k1_ = aq * s0[q] - b0[q] * F0
             k2_ = aq * sm - bm * (F0 + hh * k1_)
             k3_ = aq * sm - bm * (F0 + hh * k2_)
             k4_ = aq * s1 - b1 * (F0 + h * k3_)
-            F1 = F0 + h / 6.0 * (k1_ + 2.0 * k2_ + 2.0 * k3_ + k4_)
+            F1 = F0 + h6 * (k1_ + 2.0 * k2_ + 2.0 * k3_ + k4_)
             sl1 = aq * s1 - b1 * F1
+            if tangent:
+                # the same RK4 step of the homogeneous equation dg/dt = −b·g
+                g0 = gt[q]
+                l1 = -b0[q] * g0
+                l2 = -bm * (g0 + hh * l1)
+                l3 = -bm * (g0 + hh * l2)
+                l4 = -b1 * (g0 + h * l3)
+                gt[q] = g0 + h6 * (l1 + 2.0 * l2 + 2.0 * l3 + l4)
             # trapezoid plus the Hermite end-slope correction
-            area += hh * (F0 + F1) + h * h / 12.0 * (k1_ - sl1)
+            area += hh * (F0 + F1) + h12 * (k1_ - sl1)
             s0[q] = s1
             b0[q] = b1
             Fn[q] = F1
@@ -310,8 +403,8 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
             sl0tot += k1_
             sl1tot += sl1
         if want_nodes:
-            force_nodes[b, k] = ftot0
-            dforce_nodes[b, k] = sl0tot
+            fnod[k] = ftot0
+            dfnod[k] = sl0tot
         om0 = occl_a + occl_b * ftot0
         om1 = occl_a + occl_b * ftot1
         for q in range(na):
@@ -321,12 +414,22 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
             for q in range(na):
                 dr = phg[q] / W[q] * I[q]
                 I[q] = 0.0
-                for j in range(6):
+                x0 = 0.0
+                x1 = 0.0
+                x2 = 0.0
+                for j in range(nd):
                     X[q, j] = X[q, j] * sdec[k, j] + sgm[k, j] * dr
-                cap = 1.0 - X[q, 0] - X[q, 1]
+                    mj = mech[j]
+                    if mj == 0:
+                        x0 += X[q, j]
+                    elif mj == 1:
+                        x1 += X[q, j]
+                    else:
+                        x2 += X[q, j]
+                cap = 1.0 - x0
                 a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0)
-                t1[q] = t1c[q] * (1.0 + X[q, 2] + X[q, 3])
-                km[q] = km_rest * (1.0 + X[q, 4] + X[q, 5])
+                t1[q] = t1c[q] * (1.0 + x1)
+                km[q] = km_rest * (1.0 + x2)
                 c0 = CE[dep[q]]
                 den1 = km[q] + c0
                 r = 1.0 / (den1 * (t1[q] * den1 + t2c[q] * c0))
@@ -339,12 +442,12 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
         if ftot1 > pk:
             pk = ftot1
     if want_nodes and k1 == N - 1:
-        force_nodes[b, N - 1] = ftot0
-        dforce_nodes[b, N - 1] = sl1tot
+        fnod[N - 1] = ftot0
+        dfnod[N - 1] = sl1tot
     if fatigue and not per_step:
         for q in range(na):
             dr = phg[q] / W[q] * I[q]
-            for j in range(6):
+            for j in range(nd):
                 X[q, j] = X[q, j] * idec[i, j] + igm[i, j] * dr
                 dXc[q, j] = X[q, j] - Xs[q, j]
     return area, pk
@@ -352,10 +455,10 @@ def _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
 
 @jit(nogil=True, inline="always")
 def _pack(S, F, X):
-    """S[q] = (F[q], X[q, 0…5]): a cell's state as one row."""
+    """S[q] = (F[q], X[q, 0…]): a cell's state as one row."""
     for q in range(F.size):
         S[q, 0] = F[q]
-        for j in range(6):
+        for j in range(X.shape[1]):
             S[q, j + 1] = X[q, j]
 
 
@@ -364,9 +467,97 @@ def _steps_of(pulse_node, i, last):
     return (pulse_node[i + 1] if i + 1 < pulse_node.size else last) - pulse_node[i]
 
 
-@jit(nogil=True)
-def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs):
-    """Row b of :func:`integrate_unit`, written into ``outs``.
+@jit(nogil=True, inline="always")
+def _sum_weights(x0, x1, x2, m, w):
+    """``w[k] = Σ_{r=1}^{m−1} L_k(r)``: weights that sum a quadratic through the values at
+    x0, x1, x2 over the integers 1 … m−1 (with x0 = x1, the line through x1 and x2: w[0] = 0).
+    """
+    n0 = m - 1.0
+    s1 = (m - 1.0) * m * 0.5
+    s2 = (m - 1.0) * m * (2.0 * m - 1.0) / 6.0
+    if x0 == x1:
+        w[0] = 0.0
+        w[1] = (s1 - x2 * n0) / (x1 - x2)
+        w[2] = (s1 - x1 * n0) / (x2 - x1)
+        return
+    w[0] = (s2 - (x1 + x2) * s1 + x1 * x2 * n0) / ((x0 - x1) * (x0 - x2))
+    w[1] = (s2 - (x0 + x2) * s1 + x0 * x2 * n0) / ((x1 - x0) * (x1 - x2))
+    w[2] = (s2 - (x0 + x1) * s1 + x0 * x1 * n0) / ((x2 - x0) * (x2 - x1))
+
+
+@jit(nogil=True, inline="always")
+def _ecn_ahead(E1, CN1, J, rho, dt, n, E, CN):
+    """E and CN n identical intervals after (E1, CN1), exactly: each interval maps
+    ``E → ρ·(E + J)``, ``CN → ρ·(CN + Δ·(E + J))``, whose deviations from the fixed point
+    (E*, CN*) decay as ``e → ρ·e``, ``c → ρ·(c + Δ·e)``."""
+    rn = rho ** n
+    for d in range(E.size):
+        es = rho * J[d] / (1.0 - rho)
+        cs = rho * dt * J[d] / ((1.0 - rho) * (1.0 - rho))
+        e1 = E1[d] - es
+        E[d] = es + rn * e1
+        CN[d] = cs + rn * (CN1[d] - cs + n * dt * e1)
+
+
+@jit(nogil=True, inline="always")
+def _corrected(wc, d1, d2, dm, pred, gm1, j):
+    """Corrected sum of the skipped increments (relative to the step's start): the quadratic
+    through d1, d2 and the new increment dm; for the force (j = 0) with dm taken at the
+    corrected start, ``C = w·(d1, d2, dm + (g − 1)·(C − pred))`` solved for C."""
+    if j == 0:
+        return (wc[0] * d1 + wc[1] * d2 + wc[2] * (dm - gm1 * pred)) / (1.0 - wc[2] * gm1)
+    return wc[0] * d1 + wc[1] * d2 + wc[2] * dm
+
+
+@jit(nogil=True, inline="always")
+def _quad_max(x0, y0, x1, y1, x2, y2, m):
+    """Largest value over r = 1 … m−1 of the quadratic through (x0, y0), (x1, y1), (x2, y2)."""
+    # as c0 + c1·r + c2·r²: its largest value on [1, m−1] is at an end or at the vertex
+    w0 = y0 / ((x0 - x1) * (x0 - x2))
+    w1 = y1 / ((x1 - x0) * (x1 - x2))
+    w2 = y2 / ((x2 - x0) * (x2 - x1))
+    c2 = w0 + w1 + w2
+    c1 = -(w0 * (x1 + x2) + w1 * (x0 + x2) + w2 * (x0 + x1))
+    c0 = w0 * x1 * x2 + w1 * x0 * x2 + w2 * x0 * x1
+    best = -np.inf
+    for r in (1.0, m - 1.0):
+        v = c0 + c1 * r + c2 * r * r
+        best = v if v > best else best
+    if c2 < 0.0:
+        r = -c1 / (2.0 * c2)
+        if 1.0 < r < m - 1.0:
+            v = c0 + c1 * r + c2 * r * r
+            best = v if v > best else best
+    return best
+
+
+@jit(nogil=True, inline="always")
+def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk):
+    """Append an integrated interval (its increment from ``S0`` to (F, X), position, force-time
+    integral and peak) to the stepping history, dropping the oldest."""
+    for q in range(F.size):
+        for j in range(X.shape[1] + 1):
+            dh0[q, j] = dh1[q, j]
+            dh1[q, j] = dh2[q, j]
+            dh2[q, j] = (F[q] if j == 0 else X[q, j - 1]) - S0[q, j]
+    for k in range(2):
+        hist[0, k] = hist[0, k + 1]
+        hist[1, k] = hist[1, k + 1]
+        hist[2, k] = hist[2, k + 1]
+    hist[0, 2] = a
+    hist[1, 2] = pk
+    hist[2, 2] = pos
+
+
+@jit(nogil=True, fastmath=True)
+def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, sbuf,
+                 fnod, dfnod, cpk_all, fend, t1end):
+    """Integrate one contraction of row b and the rest after it, in place: ``st`` =
+    (F, X, E, CN, dXc) of the row's integrated cells holds the state at the contraction's
+    start and, on return, at the next one's. Returns the force-time integral, the peak force and
+    the node steps integrated; leaves each cell's peak in ``cpk_all``, its force and τ1 at the
+    last node in ``fend``/``t1end`` and, with ``want_nodes``, the force and its slope at the
+    nodes in ``fnod``/``dfnod``.
 
     Runs of identical intervals (a constant-rate plateau, once E and CN repeat from pulse to
     pulse) are stepped over by envelope following: the state (F and deficits per cell) at
@@ -375,101 +566,67 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
     the newly integrated one and adapts m to keep the difference below ``tol``; the skipped
     intervals' force-time integrals and node values are interpolated.
     """
-    h_step, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm = grid
-    act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges = cells
-    a_rest, tau1_rest, tau2, km_rest, tau_c, pulse_cost, occl_a, occl_b, rem, tol = prm
-    x, f, e, cn = state
-    (peak, fti, cell_peak, f_end, tau1_end, x_next, f_next, e_next, cn_next, force_nodes,
-     dforce_nodes, n_steps) = outs
+    h_step, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm, grid_run_end = grid
+    a_rest, tau1_rest, tau2, km_rest, tau_c, has_pulse, occl_a, occl_b, tol = prm
+    gains, pgains, mech, taus = defs
+    nd = mech.size
+    W, aw, t1c, t2c, phg, dep, redges, width = cw
+    F, X, E, CN, dXc = st
     rfac, afac, lam, recr, ridx = rows
+    run_buf, buf, dXc_now, ebuf, hist, wp, wc = sbuf
+    gt = ws[13]
     gb = ridx[b]
-    C = f.shape[1]
-    D = e.shape[1]
+    na = F.size
+    D = E.size
     n_p = pulse_node.size
-    redges = edges[b]
-    width = np.empty(D)
-    for d in range(D):
-        width[d] = redges[d + 1] - redges[d]
-    na = n_act[b]
-    F = np.zeros(na)
-    X = np.zeros((na, 6))
-    dXc = np.zeros((na, 6))
-    W = np.empty(na)
-    aw = np.empty(na)
-    t1c = np.empty(na)
-    t2c = np.empty(na)
-    phg = np.empty(na)
-    dep = np.empty(na, dtype=np.int64)
-    cpk_all = np.zeros(na)
-    for q in range(na):
-        c = act_cell[b, q]
-        W[q] = act_w[b, q]
-        aw[q] = a_rest * W[q] / tfac[c]
-        t1c[q] = tau1_rest * tfac[c]
-        t2c[q] = tau2 * tfac[c]
-        phg[q] = fatig[c]
-        dep[q] = depth[c]
-        for j in range(6):
-            X[q, j] = x[b, c, j]
-    for c in range(C):
-        q = cell_rep[b, c]
-        if q >= 0:
-            F[q] += f[b, c]
-    E = np.empty(D)
-    CN = np.empty(D)
-    for d in range(D):
-        E[d] = e[b, d]
-        CN[d] = cn[b, d]
-    cw = (W, aw, t1c, t2c, phg, dep, redges, width)
-    st = (F, X, E, CN, dXc)
-    ws = (np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.zeros(na),
-          np.zeros(na), np.zeros((na, 6)), np.zeros(na), np.empty(D), np.empty(D), np.zeros(D))
     cpk_iv = ws[5]
+    n_steps = 0
     ftot = 0.0
     for q in range(na):
         ftot += F[q]
         cpk_all[q] = F[q]
+        for j in range(nd):
+            dXc[q, j] = 0.0
     pk = ftot
     area = 0.0
 
-    # last interval of the run of identical intervals that starts at each interval (this row)
-    run_end = np.empty(n_p, dtype=np.int64)
-    run_end[n_p - 1] = n_p - 1
-    for i in range(n_p - 2, -1, -1):
-        g0 = p0 + i
-        same = same_prev[i + 1] and _at(recr, gb, g0 + 1) == _at(recr, gb, g0) \
-            and _at(lam, gb, g0 + 1) == _at(lam, gb, g0) \
-            and _at(afac, gb, g0 + 1) == _at(afac, gb, g0)
-        run_end[i] = run_end[i + 1] if same else i
+    # last interval of the run of identical intervals that starts at each interval (this row;
+    # for factors constant over the pulses, the grid's own)
+    if afac.shape[1] == 1 and lam.shape[1] == 1 and recr.shape[1] == 1:
+        run_end = grid_run_end
+    else:
+        run_end = run_buf[:n_p]
+        run_end[n_p - 1] = n_p - 1
+        for i in range(n_p - 2, -1, -1):
+            g0 = p0 + i
+            same = same_prev[i + 1] and _at(recr, gb, g0 + 1) == _at(recr, gb, g0) \
+                and _at(lam, gb, g0 + 1) == _at(lam, gb, g0) \
+                and _at(afac, gb, g0 + 1) == _at(afac, gb, g0)
+            run_end[i] = run_end[i + 1] if same else i
     stepping = tol > 0.0 and fatigue
-    # per cell (F, six deficits): state at the start of the last integrated interval, its
-    # increment, the increment before, the state a step starts from
-    buf = np.zeros((4, na, 7))
-    S0, d_i, d_prev, S_now = buf[0], buf[1], buf[2], buf[3]
-    dXc_now = np.zeros((na, 6))
-    ebuf = np.empty((4, D))
-    E0, CN0, E_now, CN_now = ebuf[0], ebuf[1], ebuf[2], ebuf[3]
-    have_prev = False
-    m_prev = 1
+    # per cell (F, deficits): the state at the start of the last integrated interval, at the
+    # start of the next, the predicted start of a step's target interval, and the increments of
+    # the last three integrated intervals of the run (oldest first) with their positions, force-
+    # time integrals and peaks
+    S0, S_now, S_pred, dh0, dh1, dh2 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
+    E0, CN0, E_now, CN_now, J = ebuf[0], ebuf[1], ebuf[2], ebuf[3], ebuf[4]
+    n_hist = 0
     m_try = 2
-    a_i = 0.0
+    rho = 0.5
     i = 0
     while i < n_p:
         _pack(S0, F, X)
         E0[:] = E
         CN0[:] = CN
-        a_i, pk_i = _interval(b, i, grid, rows, p0, prm, gains, fatigue, want_nodes, cw, st, ws,
-                              force_nodes, dforce_nodes)
-        n_steps[b] += _steps_of(pulse_node, i, h_step.size)
+        a_i, pk_i = _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws,
+                              fnod, dfnod, False)
+        n_steps += _steps_of(pulse_node, i, h_step.size)
         area += a_i
         if pk_i > pk:
             pk = pk_i
         for q in range(na):
             if cpk_iv[q] > cpk_all[q]:
                 cpk_all[q] = cpk_iv[q]
-            d_i[q, 0] = F[q] - S0[q, 0]
-            for j in range(6):
-                d_i[q, j + 1] = X[q, j] - S0[q, j + 1]
         # E and CN repeat from interval to interval once the plateau has settled
         periodic = stepping and run_end[i] >= i + 2
         if periodic:
@@ -478,19 +635,19 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
                         or abs(CN[d] - CN0[d]) > PERIODIC_TOL * (abs(CN[d]) + 1e-300):
                     periodic = False
         if not periodic:
-            have_prev = False
+            n_hist = 0
             i += 1
             continue
-        if not have_prev:
-            for q in range(na):
-                for j in range(7):
-                    d_prev[q, j] = d_i[q, j]
-            have_prev = True
-            m_prev = 1
+        # the jump of E at each pulse of the run: E_end = ρ·(E_start + J)
+        rho = np.exp(-ilen[i] / tau_c)
+        for d in range(D):
+            J[d] = E[d] / rho - E0[d]
+        _push(hist, dh0, dh1, dh2, F, X, S0, i, a_i, pk_i)
+        n_hist = min(n_hist + 1, 3)
+        if n_hist < 2:
             i += 1
             continue
         # step over intervals i+1 … i+m−1 and integrate interval i+m
-        i_next = i + 1
         while True:
             m = min(m_try, run_end[i] - i)
             if m < 2:
@@ -500,34 +657,42 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
             E_now[:] = E
             CN_now[:] = CN
             fscale = pk if pk > 1e-12 else 1e-12
+            pos = hist[2]
+            # predictor: the increments extrapolated from the history (quadratic once there
+            # are three points), summed over the skipped intervals
+            if n_hist >= 3:
+                _sum_weights(pos[0] - i, pos[1] - i, 0.0, m, wp)
+            else:
+                _sum_weights(pos[1] - i, pos[1] - i, 0.0, m, wp)
             for q in range(na):
-                F[q] = S_now[q, 0] + (m - 1) * d_i[q, 0] \
-                    + (d_i[q, 0] - d_prev[q, 0]) / m_prev * (m - 1) * m * 0.5
-                for j in range(6):
-                    X[q, j] = S_now[q, j + 1] + (m - 1) * d_i[q, j + 1] \
-                        + (d_i[q, j + 1] - d_prev[q, j + 1]) / m_prev * (m - 1) * m * 0.5
-            _pack(S0, F, X)
-            E[:] = E0
-            CN[:] = CN0
-            a_m, pk_m = _interval(b, i + m, grid, rows, p0, prm, gains, fatigue, want_nodes, cw,
-                                  st, ws, force_nodes, dforce_nodes)
-            n_steps[b] += _steps_of(pulse_node, i + m, h_step.size)
+                for j in range(nd + 1):
+                    S_pred[q, j] = S_now[q, j] + wp[0] * dh0[q, j] + wp[1] * dh1[q, j] \
+                        + wp[2] * dh2[q, j]
+                F[q] = S_pred[q, 0]
+                for j in range(nd):
+                    X[q, j] = S_pred[q, j + 1]
+            _ecn_ahead(E_now, CN_now, J, rho, ilen[i], m - 1, E, CN)
+            a_m, pk_m = _interval(b, i + m, grid, rows, p0, prm, defs, fatigue, want_nodes, cw,
+                                  st, ws, fnod, dfnod, True)
+            n_steps += _steps_of(pulse_node, i + m, h_step.size)
+            # corrector: the quadratic through the last two points and the new one. The new
+            # increment was integrated from the predicted start; the force relaxes fast (its
+            # multiplier over an interval, g, is well below 1), so its increment is taken at the
+            # corrected start, dm + (g − 1)·(C − P), which makes the force's corrector implicit
+            _sum_weights(pos[1] - i, 0.0, float(m), m, wc)
             err = 0.0
             for q in range(na):
-                dm0 = F[q] - S0[q, 0]
-                corr = S_now[q, 0] + (m - 1) * d_i[q, 0] + (dm0 - d_i[q, 0]) * (m - 1) * 0.5
-                v = abs(corr - S0[q, 0]) / fscale
-                err = v if v > err else err
-                for j in range(6):
-                    dmj = X[q, j] - S0[q, j + 1]
-                    corr = S_now[q, j + 1] + (m - 1) * d_i[q, j + 1] \
-                        + (dmj - d_i[q, j + 1]) * (m - 1) * 0.5
-                    v = abs(corr - S0[q, j + 1]) / (1.0 + abs(corr))
+                for j in range(nd + 1):
+                    dm = (F[q] if j == 0 else X[q, j - 1]) - S_pred[q, j]
+                    pred = S_pred[q, j] - S_now[q, j]
+                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm, pred, gt[q] - 1.0, j)
+                    scale = fscale if j == 0 else 1.0 + abs(S_now[q, j] + corr)
+                    v = abs(corr - pred) / scale
                     err = v if v > err else err
             if err > tol:
                 for q in range(na):
                     F[q] = S_now[q, 0]
-                    for j in range(6):
+                    for j in range(nd):
                         X[q, j] = S_now[q, j + 1]
                 dXc[:] = dXc_now
                 E[:] = E_now
@@ -538,60 +703,67 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
                 # not smooth enough to skip even one interval: integrate the next one
                 m_try = 2
                 break
-            # accept: the corrected state, the skipped intervals interpolated
+            # accept: the corrected start of interval i+m plus its increment; the skipped
+            # intervals' integrals and peaks from the same quadratic, their nodes interpolated
             for q in range(na):
-                dm0 = F[q] - S0[q, 0]
-                corr = S_now[q, 0] + (m - 1) * d_i[q, 0] + (dm0 - d_i[q, 0]) * (m - 1) * 0.5
-                F[q] = corr + dm0
-                d_prev[q, 0] = d_i[q, 0]
-                d_i[q, 0] = dm0
-                for j in range(6):
-                    dmj = X[q, j] - S0[q, j + 1]
-                    corr = S_now[q, j + 1] + (m - 1) * d_i[q, j + 1] \
-                        + (dmj - d_i[q, j + 1]) * (m - 1) * 0.5
-                    X[q, j] = corr + dmj
-                    d_prev[q, j + 1] = d_i[q, j + 1]
-                    d_i[q, j + 1] = dmj
                 if cpk_iv[q] > cpk_all[q]:
                     cpk_all[q] = cpk_iv[q]
-            area += (m - 1) * a_i + (a_m - a_i) * (m - 1) * 0.5 + a_m
+                for j in range(nd + 1):
+                    dm = (F[q] if j == 0 else X[q, j - 1]) - S_pred[q, j]
+                    pred = S_pred[q, j] - S_now[q, j]
+                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm, pred, gt[q] - 1.0, j)
+                    S0[q, j] = S_now[q, j] + corr
+                    if j == 0:
+                        F[q] = S0[q, 0] + dm + (gt[q] - 1.0) * (corr - pred)
+                    else:
+                        X[q, j - 1] = S0[q, j] + dm
+            area += wc[0] * hist[0, 1] + wc[1] * hist[0, 2] + wc[2] * a_m + a_m
+            pk_skip = _quad_max(pos[1] - i, hist[1, 1], 0.0, hist[1, 2], float(m), pk_m, m)
+            if pk_skip > pk:
+                pk = pk_skip
             if pk_m > pk:
                 pk = pk_m
             if want_nodes:
-                ka, kb = pulse_node[i], pulse_node[i + m]
+                # node values of the skipped intervals: the quadratic through the same nodes of
+                # the last two integrated intervals and the new one
+                ip = int(pos[1])
+                kp, ka, kb = pulse_node[ip], pulse_node[i], pulse_node[i + m]
                 n_sub = pulse_node[i + 1] - ka
+                x0 = pos[1] - i
+                xm_ = float(m)
                 for qq in range(1, m):
-                    th = qq / m
+                    r = float(qq)
+                    l0 = r * (r - xm_) / (x0 * (x0 - xm_))
+                    l1 = (r - x0) * (r - xm_) / (x0 * xm_)
+                    l2 = (r - x0) * r / ((xm_ - x0) * xm_)
                     base = pulse_node[i + qq]
                     for o in range(n_sub):
-                        force_nodes[b, base + o] = (1 - th) * force_nodes[b, ka + o] \
-                            + th * force_nodes[b, kb + o]
-                        dforce_nodes[b, base + o] = (1 - th) * dforce_nodes[b, ka + o] \
-                            + th * dforce_nodes[b, kb + o]
-            a_i = a_m
-            m_prev = m
+                        fnod[base + o] = l0 * fnod[kp + o] + l1 * fnod[ka + o] + l2 * fnod[kb + o]
+                        dfnod[base + o] = (l0 * dfnod[kp + o] + l1 * dfnod[ka + o]
+                                           + l2 * dfnod[kb + o])
+            _push(hist, dh0, dh1, dh2, F, X, S0, i + m, a_m, pk_m)
+            n_hist = 3
             i = i + m
-            i_next = i + 1
+            # the error of a quadratic corrector grows as m⁴
             if err < 1e-12:
                 grow = 2.0
             else:
-                grow = min(2.0, max(0.5, 0.9 * (tol / err) ** (1.0 / 3.0)))
+                grow = min(2.0, max(0.5, 0.9 * (tol / err) ** 0.25))
             m_try = max(2, int(m * grow))
             if run_end[i] < i + 2:
                 break
-        i = i_next
-        have_prev = False
+        i += 1
 
     # rest after the last node: exact decay of every state
     dcr = np.exp(-rem / tau_c)
     for d in range(D):
-        e_next[b, d] = E[d] * dcr
-        cn_next[b, d] = (CN[d] + E[d] * rem) * dcr
+        CN[d] = (CN[d] + E[d] * rem) * dcr
+        E[d] = E[d] * dcr
     ftot = 0.0
     for q in range(na):
         ftot += F[q]
     for q in range(na):
-        t1 = t1c[q] * (1.0 + X[q, 2] + X[q, 3])
+        t1 = t1c[q] * (1.0 + _mech_sum(X, q, mech, 1))
         if rem > 0.0:
             # what is left of the force decays as F·e^{−t/τ1} (CN ≈ 0 by then): its integral,
             # and the fatigue drive it still causes (early in the rest, hence then decayed)
@@ -600,93 +772,382 @@ def _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_n
             if fatigue:
                 j2 = F[q] * ftot * 0.5 * t1 * -np.expm1(-2.0 * rem / t1)
                 dr = phg[q] / W[q] * (occl_a * j1 + occl_b * j2)
-                for j in range(6):
+                for j in range(nd):
                     X[q, j] += gains[j] * dr
-    peak[b] = pk
-    fti[b] = area
-    for c in range(C):
+    for q in range(na):
+        t1 = t1c[q] * (1.0 + _mech_sum(X, q, mech, 1))
+        fend[q] = F[q]
+        t1end[q] = t1
+        F[q] = F[q] * np.exp(-rem / t1)
+        for j in range(nd):
+            X[q, j] = X[q, j] * np.exp(-rem / taus[j])
+    return area, pk, n_steps
+
+
+@jit(nogil=True, inline="always")
+def _capacity(X, q, mech):
+    """Remaining force capacity of cell q, clipped to [1e-12, 1] (the contraction stepping)."""
+    cap = 1.0 - _mech_sum(X, q, mech, 0)
+    return 1e-12 if cap < 1e-12 else (1.0 if cap > 1.0 else cap)
+
+
+@jit(nogil=True)
+def _envelope(M, m, x, u0, slope, mech, out):
+    """``out`` = x after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1
+    (per integrated cell)."""
+    for q in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[q, j] = x[q, j]
+    for r in range(m):
+        for q in range(x.shape[0]):
+            cap = _capacity(out, q, mech)
+            for j in range(x.shape[1]):
+                out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * cap
+
+
+@jit(nogil=True)
+def _per_capacity(xn, M, x, mech, out):
+    """A cycle's deficit increments per unit of the capacity it started with.
+
+    Every deficit is driven by the cell's force and pulses, and both scale with the cell's
+    capacity, which the cycle itself depletes multiplicatively: ``b ≈ u · capacity(x)`` with
+    ``u`` a smooth function of the slower states. Extrapolating ``u`` instead of ``b`` makes
+    this strong, fast feedback (a fatigued cell's capacity regulates itself within a few
+    cycles) implicit in the envelope recursion, so long runs of cycles can be stepped over
+    without the period-2 wobble of an explicit extrapolation of ``b``.
+    """
+    for q in range(x.shape[0]):
+        cap = _capacity(x, q, mech)
+        for j in range(x.shape[1]):
+            out[q, j] = (xn[q, j] - M[j] * x[q, j]) / cap
+
+
+@jit(nogil=True)
+def _seg_grid(g, tabs):
+    """Views of grid g's tables (see :func:`march`)."""
+    (n_off, p_off, n_nodes, n_pulses, rem, nodes, h, dc, dch, sdec, sgm, pn, idec, igm, same,
+     ilen, run_end) = tabs
+    o, N, po, P = n_off[g], n_nodes[g], p_off[g], n_pulses[g]
+    return ((h[o:o + N - 1], dc[o:o + N - 1], dch[o:o + N - 1], pn[po:po + P], idec[po:po + P],
+             igm[po:po + P], same[po:po + P], ilen[po:po + P], sdec[o:o + N - 1],
+             sgm[o:o + N - 1], run_end[po:po + P]), rem[g], nodes[o:o + N])
+
+
+@jit(nogil=True)
+def _record(b, k, sa, sb, th, o, segs, tabs, cells, na, outs):
+    """Contraction k's outputs: those of slot ``sa`` (an integrated contraction) or, with
+    ``th > 0``, ``(1 − th)·sa + th·sb`` (one stepped over, between two integrated ones); its
+    force samples when a trace is wanted."""
+    o_pk, o_ft, o_cpk, o_fe, o_t1, o_fn, o_dfn = o
+    seg_g, seg_p0, seg_start, m_seg, run_end, t_lo, t_hi, t_out = segs
+    act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges = cells
+    peak, fti, cell_peak, x_out, f_out, e_out, cn_out, force, n_eval, n_steps, n_full = outs
+    wa = 1.0 - th
+    if th == 0.0:
+        peak[b, k] = o_pk[sa]
+        fti[b, k] = o_ft[sa]
+    else:
+        peak[b, k] = wa * o_pk[sa] + th * o_pk[sb]
+        fti[b, k] = wa * o_ft[sa] + th * o_ft[sb]
+    for c in range(cell_rep.shape[1]):
         q = cell_rep[b, c]
         if q < 0:
-            tau1_end[b, c] = tau1_rest * tfac[c]
             continue
-        t1 = t1c[q] * (1.0 + X[q, 2] + X[q, 3])
-        share = weight[b, c] / W[q]
-        cell_peak[b, c] = cpk_all[q] * share
-        f_end[b, c] = F[q] * share
-        tau1_end[b, c] = t1
-        f_next[b, c] = F[q] * share * np.exp(-rem / t1)
-        for j in range(6):
-            x_next[b, c, j] = X[q, j] * np.exp(-rem / taus[j])
+        share = weight[b, c] / act_w[b, q]
+        if th == 0.0:
+            cell_peak[b, k, c] = o_cpk[sa, q] * share
+        else:
+            cell_peak[b, k, c] = wa * o_cpk[sa, q] * share + th * o_cpk[sb, q] * share
+    lo, hi = t_lo[k], t_hi[k]
+    if force.shape[1] == 0 or lo >= hi:
+        return
+    nodes = _seg_grid(seg_g[k], tabs)[2]
+    N = nodes.size
+    last = nodes[N - 1]
+    fa, dfa, fb, dfb = o_fn[sa], o_dfn[sa], o_fn[sb], o_dfn[sb]
+    start = seg_start[k]
+    kk = 0
+    for s in range(lo, hi):
+        rel = t_out[s] - start
+        if rel <= last:
+            while kk < N - 2 and nodes[kk + 1] <= rel:
+                kk += 1
+            h = nodes[kk + 1] - nodes[kk]
+            u = (rel - nodes[kk]) / h
+            if th == 0.0:
+                f0, d0, f1, d1 = fa[kk], dfa[kk], fa[kk + 1], dfa[kk + 1]
+            else:
+                f0 = wa * fa[kk] + th * fb[kk]
+                d0 = wa * dfa[kk] + th * dfb[kk]
+                f1 = wa * fa[kk + 1] + th * fb[kk + 1]
+                d1 = wa * dfa[kk + 1] + th * dfb[kk + 1]
+            # cubic Hermite from the force and its derivative at both nodes (4th order)
+            v = 1.0 - u
+            force[b, s] = (f0 * (1.0 + 2.0 * u) * v * v + d0 * h * u * v * v
+                           + f1 * u * u * (3.0 - 2.0 * u) + d1 * h * u * u * (u - 1.0))
+        else:
+            # after the integrated tail the force left decays as F·e^{−t/τ1} per cell
+            d = rel - last
+            tot = 0.0
+            for q in range(na):
+                if th == 0.0:
+                    tot += o_fe[sa, q] * np.exp(-d / o_t1[sa, q])
+                else:
+                    tot += (wa * o_fe[sa, q] + th * o_fe[sb, q]) \
+                        * np.exp(-d / (wa * o_t1[sa, q] + th * o_t1[sb, q]))
+            force[b, s] = tot
 
 
 @jit(nogil=True)
-def envelope(M, m, x, u0, slope):
-    """``x`` (R, C, 6) after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1,
-    with capacity = clip(1 − x₀ − x₁, 1e-12, 1) per cell (the solver's contraction stepping)."""
-    out = x.copy()
-    for q in range(m):
-        for r in range(out.shape[0]):
-            for c in range(out.shape[1]):
-                cap = 1.0 - out[r, c, 0] - out[r, c, 1]
-                cap = 1e-12 if cap < 1e-12 else (1.0 if cap > 1.0 else cap)
-                for j in range(6):
-                    out[r, c, j] = M[j] * out[r, c, j] + (u0[r, c, j] + q * slope[r, c, j]) * cap
-    return out
+def _run(b, k, slot, tabs, segs, rows, prm, defs, fatigue, trace, work, outs):
+    """Integrate contraction k of row b from the row's state into output slot ``slot``."""
+    cw, st, ws, sbuf, o = work
+    grid, rem, nodes = _seg_grid(segs[0][k], tabs)
+    area, pk, ns = _contraction(b, grid, rem, rows, segs[1][k], prm, defs, fatigue, trace, cw, st,
+                                ws, sbuf, o[5][slot], o[6][slot], o[2][slot], o[3][slot],
+                                o[4][slot])
+    o[0][slot] = pk
+    o[1][slot] = area
+    n_eval, n_steps, n_full = outs[8], outs[9], outs[10]
+    n_eval[b] += 1
+    n_steps[b] += ns
+    n_full[b] += nodes.size - 1
 
 
-def _outputs(B, C, D, N, want_nodes):
-    nn = N if want_nodes else 0
-    return (np.zeros(B), np.zeros(B), np.zeros((B, C)), np.zeros((B, C)), np.zeros((B, C)),
-            np.zeros((B, C, 6)), np.zeros((B, C)), np.zeros((B, D)), np.zeros((B, D)),
-            np.zeros((B, nn)), np.zeros((B, nn)), np.zeros(B, dtype=np.int64))
+@jit(nogil=True, inline="always")
+def _copy_state(F, X, E, CN, F2, X2, E2, CN2):
+    """(F2, X2, E2, CN2) ← (F, X, E, CN)."""
+    for q in range(F.size):
+        F2[q] = F[q]
+        for j in range(X.shape[1]):
+            X2[q, j] = X[q, j]
+    for d in range(E.size):
+        E2[d] = E[d]
+        CN2[d] = CN[d]
 
 
 @jit(nogil=True)
-def _unit_rows(lo, hi, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs):
+def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
+    """Every contraction of row b in order, stepping over runs of identical contractions by
+    envelope following (see :func:`march`)."""
+    act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges = cells
+    a_rest, tau1_rest, tau2, km_rest, tau_c, has_pulse, occl_a, occl_b, tol = prm
+    mech = defs[2]
+    nd = mech.size
+    seg_g, seg_p0, seg_start, m_seg, run_end, t_lo, t_hi, t_out = segs
+    peak, fti, cell_peak, x_out, f_out, e_out, cn_out, force, n_eval, n_steps, n_full = outs
+    n_nodes, n_pulses = tabs[2], tabs[3]
+    trace = force.shape[1] > 0
+    K = seg_g.size
+    D = edges.shape[1] - 1
+    redges = edges[b]
+    width = np.empty(D)
+    for d in range(D):
+        width[d] = redges[d + 1] - redges[d]
+    na = n_act[b]
+    W = np.empty(na)
+    aw = np.empty(na)
+    t1c = np.empty(na)
+    t2c = np.empty(na)
+    phg = np.empty(na)
+    dep = np.empty(na, dtype=np.int64)
+    for q in range(na):
+        c = act_cell[b, q]
+        W[q] = act_w[b, q]
+        aw[q] = a_rest * W[q] / tfac[c]
+        t1c[q] = tau1_rest * tfac[c]
+        t2c[q] = tau2 * tfac[c]
+        phg[q] = fatig[c]
+        dep[q] = depth[c]
+    cw = (W, aw, t1c, t2c, phg, dep, redges, width)
+    F = np.zeros(na)
+    X = np.zeros((na, nd))
+    E = np.zeros(D)
+    CN = np.zeros(D)
+    st = (F, X, E, CN, np.zeros((na, nd)))
+    ws = (np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.zeros(na),
+          np.zeros(na), np.zeros((na, nd)), np.zeros(na), np.empty(D), np.empty(D), np.zeros(D),
+          np.zeros(3), np.ones(na))
+    # scratch of the interval stepping: run ends, per-cell states, their copies, and the
+    # history (force-time integral, peak, position) of the last three integrated intervals
+    sbuf = (np.empty(max(1, n_pulses.max()), dtype=np.int64), np.zeros((6, na, nd + 1)),
+            np.zeros((na, nd)), np.zeros((5, D)), np.zeros((3, 3)), np.zeros(3), np.zeros(3))
+    nn = n_nodes.max() if trace else 0
+    o = (np.zeros(2), np.zeros(2), np.zeros((2, na)), np.zeros((2, na)), np.ones((2, na)),
+         np.zeros((2, nn)), np.zeros((2, nn)))
+    o_pk, o_ft = o[0], o[1]
+    sc = np.zeros((8, na, nd))
+    x_k, u_k, u_prev, u_m, x_pred, x_corr, slope, nX = (sc[0], sc[1], sc[2], sc[3], sc[4],
+                                                       sc[5], sc[6], sc[7])
+    nF = np.zeros(na)
+    nE = np.zeros(D)
+    nCN = np.zeros(D)
+    pk_k = np.zeros(2)
+    pk_m = np.zeros(2)
+    pk_prev = np.zeros(2)
+    work = (cw, st, ws, sbuf, o)
+    stepping = skip_tol > 0.0 and fatigue
+    sa, sb = 0, 1
+    i = 0
+    while i < K:
+        for q in range(na):
+            for j in range(nd):
+                x_k[q, j] = X[q, j]
+        _run(b, i, sa, tabs, segs, rows, prm, defs, fatigue, trace, work, outs)
+        _record(b, i, sa, sb, 0.0, o, segs, tabs, cells, na, outs)
+        j_end = run_end[b, i] if stepping else i
+        if j_end == i:
+            i += 1
+            continue
+        M = m_seg[i]
+        # the state after unit i (``nxt``)
+        _copy_state(F, X, E, CN, nF, nX, nE, nCN)
+        _per_capacity(nX, M, x_k, mech, u_k)
+        have_prev = False
+        m_prev = 1
+        scale0 = max(o_pk[sa], 1e-12)
+        scale1 = max(o_ft[sa], 1e-12)
+        m = 1   # the first step has no slope yet: its outputs could not be interpolated
+        k = i
+        while k < j_end:
+            m = max(1, min(m, j_end - k))
+            for q in range(na):
+                for j in range(nd):
+                    slope[q, j] = (u_k[q, j] - u_prev[q, j]) / m_prev if have_prev else 0.0
+            _envelope(M, m, x_k, u_k, slope, mech, x_pred)
+            # what is left of the force at the next start scales with capacity (it matters only
+            # after short rests: a contraction forgets the force it started with)
+            for q in range(na):
+                F[q] = nF[q] * (_capacity(x_pred, q, mech) / _capacity(nX, q, mech))
+                for j in range(nd):
+                    X[q, j] = x_pred[q, j]
+            for d in range(D):
+                E[d] = nE[d]
+                CN[d] = nCN[d]
+            _run(b, k + m, sb, tabs, segs, rows, prm, defs, fatigue, trace, work, outs)
+            _per_capacity(X, M, x_pred, mech, u_m)
+            for q in range(na):
+                for j in range(nd):
+                    slope[q, j] = (u_m[q, j] - u_k[q, j]) / m
+            _envelope(M, m, x_k, u_k, slope, mech, x_corr)
+            err = 0.0
+            for q in range(na):
+                for j in range(nd):
+                    v = abs(x_corr[q, j] - x_pred[q, j]) / (1.0 + abs(x_corr[q, j]))
+                    err = v if v > err else err
+            # skipped units' outputs are interpolated: their curvature must be small too
+            pk_k[0] = np.log(o_pk[sa] + 1e-9 * scale0)
+            pk_k[1] = np.log(o_ft[sa] + 1e-9 * scale1)
+            pk_m[0] = np.log(o_pk[sb] + 1e-9 * scale0)
+            pk_m[1] = np.log(o_ft[sb] + 1e-9 * scale1)
+            curv = -1.0
+            if have_prev:
+                # largest gap between linear and quadratic interpolation through the last
+                # three evaluated units: the error of the interpolated peaks and integrals
+                curv = 0.0
+                for r in range(2):
+                    v = abs(((pk_m[r] - pk_k[r]) / m - (pk_k[r] - pk_prev[r]) / m_prev)
+                            / (m + m_prev))
+                    curv = v if v > curv else curv
+                if m > 1:
+                    err = max(err, curv * m * m / 4)
+            if err > skip_tol and m > 1:
+                m = max(1, m // 2)
+                continue
+            for r in range(1, m):
+                _record(b, k + r, sa, sb, r / m, o, segs, tabs, cells, na, outs)
+            _record(b, k + m, sb, sa, 0.0, o, segs, tabs, cells, na, outs)
+            for q in range(na):
+                for j in range(nd):
+                    u_prev[q, j] = u_k[q, j]
+                    u_k[q, j] = u_m[q, j]
+                    x_k[q, j] = x_corr[q, j]
+            pk_prev[0] = pk_k[0]
+            pk_prev[1] = pk_k[1]
+            have_prev = True
+            m_prev = m
+            k += m
+            sa, sb = sb, sa
+            for q in range(na):
+                cap = _capacity(x_corr, q, mech)
+                nF[q] = F[q]
+                for j in range(nd):
+                    nX[q, j] = M[j] * x_corr[q, j] + u_k[q, j] * cap
+            for d in range(D):
+                nE[d] = E[d]
+                nCN[d] = CN[d]
+            if err < 1e-12:
+                grow = 2.0
+            else:
+                grow = min(2.0, max(0.5, 0.9 * (skip_tol / err) ** (1.0 / 3.0)))
+            m = max(1, int(m * grow))
+            if curv > 0.0:
+                # a step whose interpolated outputs would fail the curvature test is not tried
+                # (inside a contraction the force envelope is curved: each failed try costs a
+                # unit's integration)
+                m = max(1, min(m, int(2.0 * np.sqrt(0.8 * skip_tol / curv))))
+        _copy_state(nF, nX, nE, nCN, F, X, E, CN)
+        i = j_end + 1
+    for c in range(cell_rep.shape[1]):
+        q = cell_rep[b, c]
+        if q < 0:
+            continue
+        f_out[b, c] = F[q] * weight[b, c] / W[q]
+        for j in range(nd):
+            x_out[b, c, j] = X[q, j]
+    for d in range(D):
+        e_out[b, d] = E[d]
+        cn_out[b, d] = CN[d]
+
+
+@jit(nogil=True)
+def _march_rows(lo, hi, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     for b in range(lo, hi):
-        _unit_row(b, grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs)
+        _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs)
 
 
-def integrate_unit(grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes):
-    """Integrate one unit (a contraction and the rest after it) for every row.
+def march(tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
+    """Integrate every contraction of every row (rows split over the threads), writing ``outs``.
 
     Parameters
     ----------
-    grid : tuple
-        ``(h, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm)``: node steps (N−1,),
-        s, and their e^{−h/τc}, e^{−h/2τc}; the node of each of the unit's p pulses; per interval
-        (pulse i to pulse i+1, the last one to the end of the tail) the deficit decay
-        e^{−Δ/τ_j} and gain g_j·e^{−Δ/2τ_j} (p, 6), whether its node pattern and R factor equal
-        the previous interval's (p,), and its length Δ (p,); the same decay and gain per node
-        step (N−1, 6), used in the tail.
+    tabs : tuple
+        The node grids of the distinct contractions, concatenated: ``(node offset, pulse
+        offset, nodes, pulses, rest after the last node)`` per grid, then the node times, the
+        node steps h, e^{−h/τc}, e^{−h/2τc}, the deficit decay e^{−h/τ_j} and gain
+        g_j·e^{−h/2τ_j} per node step (used in the tail), the node of each pulse, per pulse
+        interval (pulse i to i+1, the last one to the end of the tail) the deficit decay and
+        gain over it, whether its node pattern and R factor equal the previous interval's, its
+        length, and the last interval of the run of such intervals that starts at it.
+    segs : tuple
+        Per contraction k: its grid, its first pulse, its start time, the recovery e^{−T_k/τ_j}
+        over its period (K, n); per row the last contraction of the run of identical
+        contractions that starts at k (B, K); the output samples each contraction owns
+        (``t_lo``, ``t_hi``) and the sample times.
     rows : tuple
-        ``(rfac, afac, lam, recr, ridx)``: R_i per pulse (P,), per-row pulse factors (B', P)
-        and, per integrated row b, its row ``ridx[b]`` of those factors (so a subset of rows is
-        integrated without copying the factors); the unit's pulses are ``p0 … p0+p−1``.
+        ``(rfac, afac, lam, recr, ridx)``: R_i per pulse (P,), per-row pulse factors stored
+        compactly (1 or B', 1 or P) and the row of those factors each integrated row reads.
     cells : tuple
         ``(act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges)``: per row the
         cells integrated (one per set of cells that behave identically: fully recruited depth
         groups merge, never-recruited ones are left out), their merged force shares, their
         number, and the integrated cell of every cell (−1: never recruited, stays rested and
         silent); per cell its depth group, time factor and fatigability; per row each cell's
-        share (B, C) and the row's own depth-group edges (B, D+1) (zero-width groups pad rows
-        with fewer groups than the widest row).
+        share (B, C) and the row's own depth-group edges (B, D+1).
     prm : tuple of float
-        ``(A_rest, τ1_rest, τ2, Km_rest, τc, pulse cost, 1 − γ, γ/F_max, rest after the last
-        node, plateau tolerance)``; a tolerance of 0 integrates every interval.
-    gains, taus : (6,) deficit gains and recovery time constants.
-    state : tuple
-        ``(x, f, e, cn)`` at the unit start, (B, C, 6), (B, C), (B, D), (B, D).
-
-    Returns
-    -------
-    tuple
-        ``peak, fti`` (B,); ``cell_peak, f_end, tau1_end`` (B, C); the next unit's start state
-        ``x, f, e, cn``; force and its slope at the nodes (B, N) when ``want_nodes``, else
-        (B, 0); node steps integrated per row (B,).
+        ``(A_rest, τ1_rest, τ2, Km_rest, τc, 1 if any pulse gain else 0, 1 − γ, γ/F_max,
+        interval-stepping tolerance)``; a tolerance of 0 integrates every interval.
+    defs : tuple
+        ``(force_gain, pulse_gain, mechanism, tau)``, each (n,): the deficits' gains on the
+        force drive and per recruited pulse, the parameter each acts on (0: A capacity, 1: τ1,
+        2: Km) and their recovery time constants (:mod:`emsim.physiology.fatigue`).
+    skip_tol : float
+        Tolerance of the stepping over identical contractions; 0 integrates every one.
+    outs : tuple
+        Written: ``peak, fti`` (B, K), ``cell_peak`` (B, K, C), the state at the end ``x``
+        (B, C, n), ``f`` (B, C), ``e, cn`` (B, D), the force at the sample times (B, T) or
+        (B, 0), and per row the contractions and node steps integrated and the node steps
+        they would have cost without interval stepping (B,).
     """
-    f = state[1]
-    outs = _outputs(f.shape[0], f.shape[1], state[2].shape[1], grid[0].size + 1, want_nodes)
-    _over_rows(_unit_rows, f.shape[0],
-               (grid, rows, p0, cells, prm, gains, taus, fatigue, state, want_nodes, outs))
-    return outs
+    _over_rows(_march_rows, outs[0].shape[0],
+               (tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs))

@@ -33,7 +33,8 @@ converted to a relative deficit (``g_A = −α_A/A_rest``, ``g_τ = α_τ1/τ1_r
 * ``F_c/w_c`` is the force the whole muscle would produce if all its units were in the state of
   cell c (newtons): with one class, full recruitment and κ = γ = 0 this is Ding 2003 exactly.
   Partially recruited muscle spreads nothing to unrecruited units: they stay fresh.
-* ``φ_g`` is the class fatigability (Potvin & Fuglevand 2017 spread, force-weighted mean 1).
+* ``φ_g`` is the class fatigability: the relative fatigue rate of the class's fibre type (S, FR,
+  FF after Burke 1973; force-weighted mean 1; :mod:`emsim.physiology.pool`).
 * ``κ`` is a per-pulse cost (excitation–contraction coupling and Ca²⁺ pumping scale with the
   number of action potentials, not with force): in seconds of reference force ``F_ref`` per
   pulse. It is what makes frequency fatigue units beyond the force it buys (Binder-Macleod 1995;
@@ -53,8 +54,8 @@ import numpy as np
 
 from emsim.physiology.errors import ModelParameterError
 
-__all__ = ["FatigueParameters", "FATIGUE_SPEC", "N_DEFICITS", "deficit_gains",
-           "deficit_time_constants"]
+__all__ = ["FatigueParameters", "FATIGUE_SPEC", "N_DEFICITS", "MECH_CAPACITY", "MECH_TAU1",
+           "MECH_KM", "deficit_gains", "deficit_mechanisms", "deficit_time_constants"]
 
 #: name → (unit in the data file, check, required)
 FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
@@ -68,8 +69,15 @@ FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
     "drive_scale": ("1", "positive", True),
 }
 
-#: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow.
+#: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow. The solver takes the
+#: number of deficits from the arrays below (:func:`deficit_gains`, :func:`deficit_mechanisms`,
+#: :func:`deficit_time_constants`): a deficit is added by editing this module only.
 N_DEFICITS = 6
+
+#: Which Ding parameter a deficit acts on (:func:`deficit_mechanisms`): the deficits of one
+#: mechanism add up, ``A = A_rest·(1 − ΣD)`` (force capacity), ``τ1 = τ1_rest·(1 + ΣD)``,
+#: ``Km = Km_rest·(1 + ΣD)``.
+MECH_CAPACITY, MECH_TAU1, MECH_KM = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,27 @@ class FatigueParameters:
         return cls(recovery_fast=tau_fat)
 
 
-def deficit_gains(ding, fat: FatigueParameters) -> np.ndarray:
-    """g_j · share_j per deficit (per newton·second of drive), from Ding's α values."""
+def deficit_gains(ding, fat: FatigueParameters, f_ref: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gains of each deficit on the force drive and per recruited pulse.
+
+    Parameters
+    ----------
+    ding : DingParameters
+        Its α values set the force gains.
+    fat : FatigueParameters
+    f_ref : float
+        Reference force F_ref, N (the muscle's rested 100 Hz force): scales the pulse cost κ.
+
+    Returns
+    -------
+    force_gain : numpy.ndarray, shape (N_DEFICITS,)
+        ``g_j · share_j``: deficit added per newton·second of the cell's force drive
+        (``φ_g · Ω · F_c/w_c``).
+    pulse_gain : numpy.ndarray, shape (N_DEFICITS,)
+        Deficit added per recruited pulse, times ``φ_g`` × the cell's firing fraction × its
+        remaining capacity (here ``force_gain · κ · F_ref``: the cost of a pulse is κ seconds of
+        reference force).
+    """
     g_a = -ding.alpha_a / ding.a_rest
     g_t = ding.alpha_tau1 / ding.tau1_rest
     g_k = ding.alpha_km / ding.km_rest
@@ -132,7 +159,14 @@ def deficit_gains(ding, fat: FatigueParameters) -> np.ndarray:
     out = []
     for g, share in zip((g_a, g_t, g_k), s):
         out += [g * (1 - share), g * share]
-    return fat.drive_scale * np.array(out)
+    force_gain = fat.drive_scale * np.array(out)
+    return force_gain, force_gain * (fat.pulse_cost * f_ref)
+
+
+def deficit_mechanisms(fat: FatigueParameters) -> np.ndarray:
+    """Parameter each deficit acts on (``MECH_CAPACITY``, ``MECH_TAU1``, ``MECH_KM``), int64."""
+    return np.array([MECH_CAPACITY, MECH_CAPACITY, MECH_TAU1, MECH_TAU1, MECH_KM, MECH_KM],
+                    dtype=np.int64)
 
 
 def deficit_time_constants(fat: FatigueParameters) -> np.ndarray:

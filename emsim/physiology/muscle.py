@@ -42,11 +42,12 @@ from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_max_ste
                                    _check_per_pulse, _SPEC as DING_SPEC, ding_force, read_document,
                                    read_entries)
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
-from emsim.physiology.fatigue import (FATIGUE_SPEC, FatigueParameters, deficit_gains,
-                                      deficit_time_constants)
+from emsim.physiology.fatigue import (FATIGUE_SPEC, MECH_CAPACITY, FatigueParameters,
+                                      deficit_gains, deficit_mechanisms, deficit_time_constants)
 from emsim.physiology.pool import POOL_SPEC, MotorUnitPool, PoolParameters, build_pool
 
-__all__ = ["MuscleParameters", "ForceResult", "load_muscle", "muscle_names", "simulate", "warm_up"]
+__all__ = ["MuscleParameters", "ForceResult", "load_muscle", "muscle_names", "simulate", "warm_up",
+           "set_num_threads", "get_num_threads"]
 
 #: Most recruitment depth groups tracked separately (units recruited alike share a group).
 MAX_DEPTH_GROUPS = 6
@@ -189,7 +190,8 @@ class ForceResult:
     capacity : numpy.ndarray
         Remaining force capacity at the end, force-weighted over the whole pool (1 = rested).
     deficits : numpy.ndarray
-        Fatigue deficits at the end per row, cell and deficit, shape ``(batch, cells, 6)``.
+        Fatigue deficits at the end per row, cell and deficit, shape
+        ``(batch, cells, N_DEFICITS)`` (order: :mod:`emsim.physiology.fatigue`).
     cells : list of dict
         Class, recruitment depth range and force share of each cell of the first row (every
         row has its own depth groups, from its own recruitment levels; zero-width groups pad
@@ -257,14 +259,16 @@ def _pulses(arr: np.ndarray, batch: bool) -> np.ndarray:
     return _check_pulses(arr, batch)
 
 
-def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: str) -> np.ndarray:
-    """:func:`~emsim.physiology.ding._check_per_pulse` without copies when the values are fine."""
+def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: str,
+               top: float = np.inf) -> tuple[np.ndarray, bool]:
+    """:func:`~emsim.physiology.ding._check_per_pulse` without copies when the values are fine;
+    also says whether they were found ≤ ``top`` (one pass over large arrays, not two)."""
     if isinstance(x, np.ndarray) and x.dtype == np.float64 and _unpadded(pulses):
         x2 = x if batch else (x[None, :] if x.ndim == 1 else None)
         if x2 is not None and x2.shape == pulses.shape \
-                and kernel.values_ok(x2, pulses, check == "positive"):
-            return x2
-    return _check_per_pulse(x, name, pulses, batch, check, unit)
+                and kernel.values_ok(x2, pulses, check == "positive", top):
+            return x2, True
+    return _check_per_pulse(x, name, pulses, batch, check, unit), top == np.inf
 
 
 def _timing_groups(pulses: np.ndarray, n_valid: np.ndarray) -> list[list[int]]:
@@ -311,8 +315,9 @@ def _recruitment(recruitment, pulses, valid, batch, amp, ding: DingParameters):
             raise _bad("recruitment must be a fraction of the motor-unit pool", "recruitment",
                        value=r, allowed="0 to 1")
         return np.broadcast_to(float(r), pulses.shape)
-    r = _per_pulse(recruitment, "recruitment", pulses, batch, "nonnegative", "1")
-    if not kernel.values_ok(r, pulses, False, 1.0):
+    r, below_top = _per_pulse(recruitment, "recruitment", pulses, batch, "nonnegative", "1",
+                              top=1.0)
+    if not below_top and not kernel.values_ok(r, pulses, False, 1.0):
         bad = np.argwhere(valid & (r > 1.0))[0]
         raise _bad("recruitment must be a fraction of the motor-unit pool",
                    f"recruitment[{', '.join(map(str, bad))}]", value=float(r[tuple(bad)]),
@@ -369,9 +374,10 @@ def _cells(muscle: MuscleParameters, recr: np.ndarray) -> solver.Cells:
 
 def _model(muscle: MuscleParameters, fatigue: bool) -> solver.Model:
     d, f = muscle.ding, muscle.fatigue
+    force_gain, pulse_gain = deficit_gains(d, f, muscle.max_force)
     return solver.Model(tau_c=d.tau_c, a_rest=d.a_rest, tau1=d.tau1_rest, tau2=d.tau2, km=d.km_rest,
-                        r0=d.km_rest + d.r0_km_offset, gains=deficit_gains(d, f),
-                        taus=deficit_time_constants(f), pulse_cost=f.pulse_cost * muscle.max_force,
+                        r0=d.km_rest + d.r0_km_offset, gains=force_gain, pulse_gains=pulse_gain,
+                        mech=deficit_mechanisms(f), taus=deficit_time_constants(f),
                         occlusion=f.occlusion_gain, f_max=muscle.max_force, fatigue=bool(fatigue))
 
 
@@ -454,10 +460,10 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         width = amp = None
         if pulse_width_us is not None:
             width = _per_pulse(pulse_width_us, "pulse_width_us", pulses, batch, "positive",
-                               "µs") * 1e-6
+                               "µs")[0] * 1e-6
         if amplitude_ma is not None:
             amp = _per_pulse(amplitude_ma, "amplitude_ma", pulses, batch, "nonnegative",
-                             "mA") * 1e-3
+                             "mA")[0] * 1e-3
     if pulses.ndim == 1:
         pulses = pulses[None, :]
         width = None if width is None else np.broadcast_to(width, pulses.shape)
@@ -523,7 +529,8 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     fi = np.full(B, np.nan)
     cap = np.ones(B)
     cmax = max((c.weight.shape[1] for _, _, c in results.values()), default=0)
-    deficits = np.zeros((B, cmax, 6))
+    cap_def = model.mech == MECH_CAPACITY
+    deficits = np.zeros((B, cmax, model.mech.size))
     cell_peak = np.full((B, K, cmax), np.nan)
     cells_info: list = []
     for r, (g, i, cells) in results.items():
@@ -537,7 +544,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         x = g.state.x[i]
         deficits[r, :x.shape[0]] = x
         w = cells.weight[i]
-        cap[r] = float(np.sum(w * (1 - np.minimum(1, x[:, 0] + x[:, 1]))) + (1 - w.sum()))
+        cap[r] = float(np.sum(w * (1 - np.minimum(1, x[:, cap_def].sum(axis=1)))) + (1 - w.sum()))
         if r == 0:
             names = [c.name for c in m.motor_units.classes]
             edges = cells.edges[i]
@@ -580,3 +587,29 @@ def warm_up() -> float:
     simulate(p, dt=0.01)
     simulate(p, "quadriceps_ding2007", pulse_width_us=np.full(p.size, 300.0), dt=0.01)
     return time.perf_counter() - t0
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set how many threads :func:`simulate` splits batch rows over (in this process).
+
+    The default is the number of cores this process may run on (``os.sched_getaffinity``),
+    capped by ``OMP_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` when set. Set 1 in each worker of a
+    process pool that already has one worker per core (Dask, multiprocessing): more threads
+    than cores only adds switching. Results do not depend on the thread count.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads, 1 to 64; ``None`` restores the default.
+
+    Raises
+    ------
+    PhysiologyInputError
+        ``n`` is not an integer from 1 to 64 (or None).
+    """
+    kernel.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads :func:`simulate` splits batch rows over (see :func:`set_num_threads`)."""
+    return kernel._threads()

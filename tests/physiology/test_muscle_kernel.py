@@ -221,3 +221,98 @@ def test_thread_pool_survives_fork():
     with multiprocessing.get_context("fork").Pool(1) as pool:
         there = pool.apply_async(_batch_peak).get(timeout=300)
     assert np.array_equal(here, there)
+
+
+def _with_deficits(monkeypatch, force_gain, pulse_gain, mech, tau):
+    """Make :func:`emsim.physiology.muscle.simulate` use these deficit arrays (what a new
+    deficit in :mod:`emsim.physiology.fatigue` would supply)."""
+    from emsim.physiology import muscle as mus
+
+    monkeypatch.setattr(mus, "deficit_gains", lambda d, f, f_ref: (np.asarray(force_gain, float),
+                                                                   np.asarray(pulse_gain, float)))
+    monkeypatch.setattr(mus, "deficit_mechanisms", lambda f: np.asarray(mech, dtype=np.int64))
+    monkeypatch.setattr(mus, "deficit_time_constants", lambda f: np.asarray(tau, float))
+
+
+def test_deficit_count_comes_from_the_fatigue_arrays(muscle, monkeypatch):
+    """A seventh deficit with no gain changes nothing (the six keep their values within 1e-12)
+    and stays zero: the kernel and solver take the number of deficits from the arrays."""
+    from emsim.physiology import fatigue as fat
+
+    p = np.concatenate([k * 3.0 + np.arange(0.0, 1.5, 1 / 50) for k in range(20)])
+    recr = np.vstack([np.full(p.size, 0.6), np.minimum(1.0, np.mod(p, 3.0) / 0.5 + 0.1)])
+    rows = np.broadcast_to(p, recr.shape)
+    six = simulate(rows, muscle, recruitment=recr, dt=0.01)
+    g, pg = fat.deficit_gains(muscle.ding, muscle.fatigue, muscle.max_force)
+    mech = fat.deficit_mechanisms(muscle.fatigue)
+    tau = fat.deficit_time_constants(muscle.fatigue)
+    assert g.size == pg.size == mech.size == tau.size == fat.N_DEFICITS
+    assert np.allclose(pg, g * muscle.fatigue.pulse_cost * muscle.max_force, rtol=1e-15)
+    _with_deficits(monkeypatch, np.append(g, 0.0), np.append(pg, 0.0), np.append(mech, 1),
+                   np.append(tau, 5.0))
+    seven = simulate(rows, muscle, recruitment=recr, dt=0.01)
+    assert seven.deficits.shape[-1] == 7 and not np.any(seven.deficits[..., 6])
+    scale = six.force_n.max()
+    assert np.max(np.abs(seven.force_n - six.force_n)) < 1e-12 * scale
+    assert np.max(np.abs(seven.deficits[..., :6] - six.deficits)) < 1e-12
+    assert np.max(np.abs(seven.capacity - six.capacity)) < 1e-12
+
+
+def test_a_pulse_driven_capacity_deficit_follows_its_recursion(muscle, monkeypatch):
+    """One deficit acting on capacity, driven only per pulse (no force gain), in a one-class
+    pool fully recruited: after each pulse D ← D + g·(1 − D), between pulses exact decay, so
+    at the end D = recursion · e^{−(t_end − t_last)/τ}; the force falls by the capacity lost."""
+    import dataclasses
+
+    one = dataclasses.replace(muscle, pool=dataclasses.replace(muscle.pool, n_classes=1))
+    g, tau = 0.01, 2.0
+    _with_deficits(monkeypatch, [0.0], [g], [0], [tau])
+    p = np.arange(0.0, 1.0, 1 / 40)
+    t_end = 3.0
+    r = simulate(p, one, t_end=t_end, trace=False, skip_tol=None)
+    d = 0.0
+    for i, t in enumerate(p):
+        d = d + g * (1.0 - d)
+        if i + 1 < p.size:
+            d *= np.exp(-(p[i + 1] - t) / tau)
+    d *= np.exp(-(t_end - p[-1]) / tau)
+    assert r.deficits[0, 0, 0] == pytest.approx(d, rel=1e-10)
+    assert r.capacity[0] == pytest.approx(1.0 - d, rel=1e-10)
+    _with_deficits(monkeypatch, [0.0], [0.0], [0], [tau])
+    fresh = simulate(p, one, t_end=t_end, trace=False, skip_tol=None)
+    assert r.peak_force_n[0, 0] < fresh.peak_force_n[0, 0]
+
+
+def test_thread_count_is_settable_and_defaults_to_the_affinity(monkeypatch):
+    """``set_num_threads`` sets the row threads (results unchanged, typed error for bad
+    values); the default is the process's CPU affinity, capped by OMP_NUM_THREADS /
+    NUMBA_NUM_THREADS."""
+    import os
+
+    from emsim.physiology import muscle as mus
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    try:
+        mus.set_num_threads(None)
+        assert mus.get_num_threads() == 3
+        monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+        assert mus.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert mus.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+        assert mus.get_num_threads() == 2
+        for bad in (0, -1, 2.5, "2", True, kernel.MAX_THREADS + 1):
+            with pytest.raises(PhysiologyInputError) as err:
+                mus.set_num_threads(bad)
+            assert err.value.path == "n"
+        monkeypatch.setattr(kernel, "MIN_ROWS_PER_THREAD", 1)
+        mus.set_num_threads(1)
+        assert mus.get_num_threads() == 1
+        one = _batch_peak()
+        mus.set_num_threads(3)
+        assert mus.get_num_threads() == 3
+        assert np.array_equal(_batch_peak(), one)
+    finally:
+        mus.set_num_threads(None)
