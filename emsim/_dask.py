@@ -12,18 +12,41 @@ from __future__ import annotations
 import os
 import warnings
 
-__all__ = ["MALLOC_TRIM", "local_cluster", "warn_malloc_trim"]
+from distributed import WorkerPlugin
+
+__all__ = ["MALLOC_TRIM", "MuscleThreads", "local_cluster", "warn_malloc_trim"]
 
 MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 
 
+class MuscleThreads(WorkerPlugin):
+    """Dask worker plugin: the muscle kernels' row threads per worker (default 1).
+
+    The kernels split batch rows over as many threads as the process may use cores; Dask
+    already runs one task per worker thread on every core, so two workers on two cores would
+    each start two kernel threads and only add switching. Results do not depend on it.
+    """
+
+    name = "emsim-muscle-threads"
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+
+    def setup(self, worker=None):
+        from emsim.physiology.muscle import set_num_threads
+
+        set_num_threads(self.threads)
+
+
 def local_cluster(workers: int, **kwargs):
     """A ``distributed.LocalCluster`` of ``workers`` single-threaded processes without the
-    nanny's malloc-trim setting (a variable the user exported still applies)."""
+    nanny's malloc-trim setting (a variable the user exported still applies), each running
+    the muscle kernels on one thread (:class:`MuscleThreads`)."""
     import dask
     from distributed import LocalCluster
 
-    kwargs = {"threads_per_worker": 1, "processes": True, "silence_logs": 40, **kwargs}
+    kwargs = {"threads_per_worker": 1, "processes": True, "silence_logs": 40,
+              "plugins": {MuscleThreads(1)}, **kwargs}
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM}": None}):
         return LocalCluster(n_workers=workers, **kwargs)
 

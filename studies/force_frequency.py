@@ -57,6 +57,14 @@ REFERENCES = (
               "docs/literature/muscle_fatigue_effects.md §3.5",
               "verified abstract", {"frequency_hz": [14.0], "fatigue_decline_pct": [44.0], "sd": [15.0]}, error="sd"),
 )
+#: Typical quadriceps force–frequency values (% of the ~100 Hz force), drawn as range midpoints ± half-range.
+FFR = Reference("typical quadriceps FFR (unverified recollection)",
+                "shared/reference/muscle_force_fatigue.md §4.1: ~30–40 % at 10 Hz, ~55–70 % at 20 Hz, ~75–85 % at "
+                "30 Hz, ~90–95 % at 50 Hz of the ~100 Hz force (after Binder-Macleod & McDermond 1992, Phys Ther "
+                "72:95; Binder-Macleod et al. 1995, Med Sci Sports Exerc 27:556)",
+                "unverified recollection (the papers' figures are not reproduced in the reference)",
+                {"frequency_hz": [10.0, 20.0, 30.0, 50.0], "rested_force_pct_max": [35.0, 62.5, 80.0, 92.5],
+                 "half_range": [5.0, 7.5, 5.0, 2.5]}, error="half_range")
 
 
 def build(quick: bool = False) -> Study:
@@ -67,7 +75,7 @@ def build(quick: bool = False) -> Study:
                  Parameter("contractions", "", (10,) if quick else (60, 180), label="contractions"))
     return Study(
         name="force_frequency", title="Force–frequency and fatigue vs frequency and duty cycle (quadriceps)",
-        description=__doc__.strip().splitlines()[2], space=space, evaluate=evaluate, quick=quick,
+        description=" ".join(__doc__.strip().split("\n\n")[1].split()), space=space, evaluate=evaluate, quick=quick,
         outcomes={"rested_force_pct_max": "% F_max", "initial_force_pct_max": "% F_max",
                   "fatigue_decline_pct": "%"},
         outcome_labels={"rested_force_pct_max": "rested peak force (full recruitment)",
@@ -75,10 +83,10 @@ def build(quick: bool = False) -> Study:
                         "fatigue_decline_pct": "decline of peak force, first to last train"},
         batch_size=8, plots=(
             Plot("frequency_hz", "rested_force_pct_max", where={"duty_cycle": 0.5, "contractions": 10 if quick else 60},
-                 title="Force–frequency relation (rested, 1 s trains)"),
+                 title="Force–frequency relation (rested, 1 s trains)", references=(FFR.label,)),
             Plot("frequency_hz", "fatigue_decline_pct", by="duty_cycle", facet="contractions",
                  title="Fatigue at matched initial force (25 % F_max)", references=tuple(r.label for r in REFERENCES)),
-        ), references=REFERENCES, models=(f"muscles/{MUSCLE}.json",))
+        ), references=REFERENCES + (FFR,), models=(f"muscles/{MUSCLE}.json",))
 
 
 if __name__ == "__main__":

@@ -3,23 +3,33 @@
 Stage 1 (design): a Latin-hypercube sample of lumbar erector-spinae programs (frequency 20–100 Hz,
 pulse width 150–450 µs, 20–90 mA, 4–15 s on, 4–40 s off, 0.5–2 s ramps; the usual lumbar NMES
 ranges of emsim.optimise, currents absolute because the archetypes have no measured
-thresholds) plus the two references — the whole-body-EMS standard (85 Hz, 350 µs, 4 s on / 4 s
-off, ``models/programs/wb_ems_85hz_350us.json``) and the home-device routine's paraspinal block
-(``models/programs/home_routine_hip_back_glutes.json``) — evaluated with
+thresholds) plus the references — the whole-body-EMS standard (85 Hz, 350 µs, 4 s on / 4 s
+off, ``models/programs/wb_ems_85hz_350us.json``), the home-device routine's paraspinal block
+and the whole home-device routine (hip flexors, paraspinals, glutes, 20 min each, both sides:
+``models/programs/home_routine_hip_back_glutes.json``) — evaluated with
 :func:`emsim.simulate.evaluate` on the lean, average and high-fat archetypes. Each archetype's
 non-dominated front: mean contraction (% of the region's maximum) up, peak discomfort (NRS)
 down, fatigue (decline of the contraction over the session, %) down; only programs the safety
 check passes.
 
-Stage 2 (cohort): the front programs and the two references on a cohort of virtual patients
-(:func:`emsim.body.cohort`): outcome distributions (median, 10–90 % band) and the front of the
-medians (cohort-robust front).
+Stage 2 (cohort): the front programs and the WB-EMS and paraspinal-block references on a cohort
+of virtual patients (:func:`emsim.body.cohort`): outcome distributions (median, 10–90 % band)
+and the front of the medians (cohort-robust front).
 
-Every program is reduced to its left lumbar erector-spinae channel (the programs are left/right
-symmetric) and the phase stimulating it, evaluated at its
-nominal dose (the first session after conditioning, progression removed) over the first ``window_s`` seconds
-of the session (300 s in the full study so that 14 000 cohort evaluations fit on 2 cores;
-the 20 min of the references once the faster muscle solver lands).
+Simplifications: the designs and the two lumbar references are reduced to their left lumbar
+erector-spinae channel (the programs are left/right symmetric) and the phase stimulating it,
+evaluated at nominal dose (the first session after conditioning, progression removed) over the
+first ``window_s`` seconds of that phase (default 1 200 s: the whole 20-min session). The whole
+home routine is evaluated as written (6 channels, 3 × 20 min) on the archetypes only: its
+outcomes combine three regions (mean contraction averaged over the six channels, peak
+discomfort and fatigue the worst of them), so it is a whole-routine reference, not a lumbar
+one; it costs ~6 field solutions per patient and is left out of the cohort.
+
+Options (``emsim study run lumbar_design --set KEY=VALUE``, the same for ``report``):
+``window_s`` (evaluated seconds of each lumbar program, 10–1200), ``cohort`` (virtual patients,
+1–100 000), ``n_designs`` (Latin-hypercube programs, 2–500), ``max_front`` (front programs
+taken to the cohort, 1–100). The cohort stage costs about 1 CPU-second per patient at 1 200 s
+(14 programs; measured on 2 shared cores): ~16 min for 1 000 patients on one core.
 
 Run: ``python studies/lumbar_design.py [--quick]`` or ``emsim study run lumbar_design``.
 """
@@ -35,6 +45,8 @@ SITE = "lumbar_erector_spinae"
 ARCHETYPES = ("lean", "average", "high_fat")
 REFERENCES = {"WB-EMS 85 Hz 350 µs 4/4 s": "wb_ems_85hz_350us",
               "home routine (paraspinal block)": "home_routine_hip_back_glutes"}
+#: References evaluated as written (all channels and phases), on the archetypes only.
+WHOLE = {"home routine (whole: 3 sites x 20 min, both sides)": "home_routine_hip_back_glutes"}
 # Sampled settings, in the units of emsim.optimise's design space (which snaps them to its grid).
 SETTINGS = (Parameter("frequency_hz", "Hz", low=20.0, high=100.0, label="frequency"),
             Parameter("pulse_width_us", "µs", low=150.0, high=450.0, label="pulse width"),
@@ -48,8 +60,10 @@ OBJECTIVES = {"mean_mvc_pct": True, "peak_discomfort_nrs": False, "fatigue_decli
 LABELS = {"mean_mvc_pct": "mean contraction", "peak_mvc_pct": "peak contraction",
           "fatigue_decline_pct": "fatigue (decline over the session)", "peak_discomfort_nrs": "peak discomfort",
           "mean_discomfort_nrs": "mean discomfort"}
-FULL = {"n_designs": 48, "window_s": 300.0, "cohort": 1000, "max_front": 12}
+FULL = {"n_designs": 48, "window_s": 1200.0, "cohort": 1000, "max_front": 12}
 QUICK = {"n_designs": 3, "window_s": 12.0, "cohort": 2, "max_front": 2}
+#: Allowed range of each option (the window stays within the 20-min session of the references).
+OPTION_RANGES = {"window_s": (10.0, 1200.0), "cohort": (1, 100_000), "n_designs": (2, 500), "max_front": (1, 100)}
 
 
 # ------------------------------------------------------------------ programs
@@ -91,6 +105,9 @@ def program(design: str, window_s: float):
     from emsim.optimise import DesignSpace, lumbar_template
     from emsim.program.io import from_dict, load
 
+    if design in WHOLE:
+        data = load(models_dir() / "programs" / f"{WHOLE[design]}.json").model_dump(mode="json", exclude_none=True)
+        return from_dict(dict(data, schedule=dict(data["schedule"], progression=[])))
     if design in REFERENCES:
         data = load(models_dir() / "programs" / f"{REFERENCES[design]}.json").model_dump(mode="json", exclude_none=True)
         return from_dict(_nominal(data, window_s))
@@ -147,7 +164,7 @@ COHORT_SEED = 7
 # ------------------------------------------------------------------ fronts and summaries
 
 def _kind(design: str, on_front: bool) -> str:
-    if design in REFERENCES:
+    if design in REFERENCES or design in WHOLE:
         return design
     return "Pareto front" if on_front else "candidate"
 
@@ -164,7 +181,7 @@ def design_tables(df):
     """Front membership per archetype (candidates only; references marked)."""
     parts = []
     for _, g in df.groupby("archetype", sort=False):
-        cand = ~g["design"].isin(list(REFERENCES))
+        cand = ~g["design"].isin([*REFERENCES, *WHOLE])
         front = np.zeros(len(g), dtype=bool)
         front[cand.to_numpy()] = _front(g[cand])
         parts.append(g.assign(on_front=front, kind=[_kind(d, f) for d, f in zip(g["design"], front)]))
@@ -209,9 +226,13 @@ def cohort_stage(designs, n_patients: int, window_s: float, seed: int = 0, patie
         Parameter("window_s", "s", (float(window_s),), label="evaluated window")))
     return Study(
         name="cohort", title=f"Front programs and references on {n_patients} virtual patients",
-        description=("Each program of the archetype fronts and the two references on every virtual patient of "
-                     f"cohort(n, seed={COHORT_SEED}); distributions and the front of the cohort medians."),
-        space=space, evaluate=evaluate_cohort, outcomes=OUTCOMES, outcome_labels=LABELS, seed=seed, quick=quick,
+        description=("Each program of the archetype fronts and the WB-EMS and paraspinal-block references on every "
+                     f"virtual patient of cohort(n, seed={COHORT_SEED}), left lumbar erector-spinae channel, first "
+                     f"{window_s:g} s of the session; distributions and the front of the cohort medians."),
+        space=space, evaluate=evaluate_cohort, outcomes=OUTCOMES, seed=seed, quick=quick,
+        outcome_labels={**LABELS, **{f"{k}_{s}": f"{LABELS[k]}, cohort {name}" for k in OBJECTIVES
+                                     for s, name in (("median", "median"), ("p10", "10th percentile"),
+                                                     ("p90", "90th percentile"))}},
         batch_size=len(designs) * patients_per_batch, tables=cohort_tables,
         derived_units={**{f"{k}_{s}": OUTCOMES[k] for k in OBJECTIVES for s in ("median", "p10", "p90")},
                        "n_patients": "", "safety_ok_share": "", "robust_front": "", "kind": ""},
@@ -224,16 +245,43 @@ def cohort_stage(designs, n_patients: int, window_s: float, seed: int = 0, patie
                     table="cohort summary", title="Cohort medians: the cohort-robust front and the references")))
 
 
-def build(quick: bool = False) -> Study:
+def _options(quick: bool, given: dict) -> dict:
+    from emsim.study import StudyError
+
+    size = dict(QUICK if quick else FULL)
+    for key, value in given.items():
+        if value is None:
+            continue
+        lo, hi = OPTION_RANGES[key]
+        whole = isinstance(lo, int)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and lo <= value <= hi \
+            and (not whole or float(value).is_integer())
+        if not ok:
+            raise StudyError("lumbar_design option out of range", path=f"--set {key}", value=value,
+                             allowed=f"{lo} to {hi}" + (" (whole number)" if whole else ""))
+        size[key] = int(value) if whole else float(value)
+    return size
+
+
+def _description(size: dict) -> str:
+    paragraphs = [" ".join(p.split()) for p in __doc__.strip().split("\n\n")]
+    window = size["window_s"]
+    stated = "the whole 20-min session" if window >= 1200 else f"only the first {window:g} s of the 20-min session"
+    return (f"{paragraphs[1]} {paragraphs[3]} This run: {size['n_designs']} sampled programs, {stated} "
+            f"(window_s = {window:g} s), {size['cohort']} virtual patients, up to {size['max_front']} front programs "
+            f"taken to the cohort.")
+
+
+def build(quick: bool = False, *, window_s=None, cohort=None, n_designs=None, max_front=None) -> Study:
     """Lumbar program design: archetype Pareto fronts vs WB-EMS and the home routine, then a cohort."""
-    size = QUICK if quick else FULL
+    size = _options(quick, {"window_s": window_s, "cohort": cohort, "n_designs": n_designs, "max_front": max_front})
     seed = 11
     sample = LatinHypercube(SETTINGS, n=size["n_designs"]).rows(seed)
     labels = []
     for i in range(size["n_designs"]):
         prog = program(design_label(*(float(round(sample[p.name][i], 1)) for p in SETTINGS)), size["window_s"])
         labels.append(design_label(**_settings(prog)))  # snapped settings: label == program
-    designs = tuple(dict.fromkeys(labels)) + tuple(REFERENCES)
+    designs = tuple(dict.fromkeys(labels)) + tuple(REFERENCES) + tuple(WHOLE)
 
     def then(df):
         return cohort_stage(front_designs(df, size["max_front"]) + list(REFERENCES), size["cohort"],
@@ -241,7 +289,7 @@ def build(quick: bool = False) -> Study:
 
     return Study(
         name="lumbar_design", title="Lumbar program design: Pareto fronts on three archetypes and a cohort",
-        description=" ".join(__doc__.strip().split("\n\n")[1].split()), quick=quick, seed=seed,
+        description=_description(size), quick=quick, seed=seed,
         space=Grid(Parameter("design", "", designs, label="program"),
                    Parameter("archetype", "", ARCHETYPES, label="patient archetype"),
                    Parameter("window_s", "s", (size["window_s"],), label="evaluated window")),

@@ -183,8 +183,9 @@ def build(quick: bool = False) -> Study:
         models=("muscles/lumbar_erector_spinae.json", "patients/lbp_average.json", "discomfort/discomfort.json",
                 "programs/paraspinal_strengthening.json", "cohorts/adults_lbp.json"),
         plots=(Plot("mu_star", "sigma", by="factor", facet="outcome", kind="scatter", table="elementary effects",
+                    shared_axes=False,
                     title="Morris screening: μ* (importance) vs σ (interaction / non-linearity)"),
-               Plot("factor", "mu_star", facet="outcome", kind="bar", table="elementary effects",
+               Plot("factor", "mu_star", facet="outcome", kind="bar", table="elementary effects", shared_axes=False,
                     title="μ* per factor, one panel per outcome (ranked in the table)"),
                Plot("outcome", "model_parameter_share", kind="bar", table="what to trust",
                     title="Share of μ* from model parameters users cannot measure (low = trustworthy)")))

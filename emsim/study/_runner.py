@@ -31,10 +31,22 @@ class RunResult:
     stages: tuple = ()  # RunResults of the follow-up stages (Study.then), in order
 
 
-def evaluate_batch(fn, params: Mapping[str, np.ndarray], outcomes: tuple, start: int) -> dict:
-    """One batch: the parameter columns, the row numbers and every declared outcome (columns)."""
+def evaluate_batch(fn, params: Mapping[str, np.ndarray], outcomes: tuple, start: int,
+                   fresh_patients: bool = False) -> dict:
+    """One batch: the parameter columns, the row numbers and every declared outcome (columns).
+
+    ``fresh_patients``: the batch's patients are never seen again (a cohort: batches hold whole
+    patients), so the field solutions cached for them are dropped afterwards instead of
+    crowding out ones that will be used again.
+    """
     n = len(next(iter(params.values())))
-    got = fn(dict(params))
+    try:
+        got = fn(dict(params))
+    finally:
+        if fresh_patients:
+            from emsim.physiology.recruitment import clear_cache
+
+            clear_cache()
     missing = [k for k in outcomes if k not in got]
     if missing:
         raise StudyError("the study's evaluate function did not return every outcome", path="outcomes",
@@ -67,7 +79,7 @@ def _client(workers: int | None, scheduler: str | None):
         return None
     from distributed import Client
 
-    from emsim._dask import local_cluster, warn_malloc_trim
+    from emsim._dask import MuscleThreads, local_cluster, warn_malloc_trim
 
     if scheduler is not None:
         try:
@@ -76,6 +88,8 @@ def _client(workers: int | None, scheduler: str | None):
             raise StudyError("cannot reach the Dask scheduler", path="--scheduler", value=scheduler,
                              allowed=f"a running scheduler address such as tcp://host:8786 ({exc})") from None
         warn_malloc_trim(client)
+        # Each Dask worker thread runs one batch at a time: its muscle kernels get one thread.
+        client.register_plugin(MuscleThreads(1))
         return client
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
         raise StudyError("worker count out of range", path="--workers", value=workers, allowed="1 to 1024")
@@ -106,7 +120,8 @@ def _submit_bounded(client, study, todo, outcomes, layout, bar, window: int) -> 
 
     def submit(item):
         i, start, params = item
-        fut = client.submit(evaluate_batch, study.evaluate, params, outcomes, start, pure=False)
+        fut = client.submit(evaluate_batch, study.evaluate, params, outcomes, start, _is_cohort(study),
+                            pure=False)
         return fut, i
 
     index = {}
@@ -122,6 +137,12 @@ def _submit_bounded(client, study, todo, outcomes, layout, bar, window: int) -> 
             f, i = submit(nxt)
             index[f.key] = i
             queue.add(f)
+
+
+def _is_cohort(study) -> bool:
+    from emsim.study._space import Cohort
+
+    return isinstance(study.space, Cohort)
 
 
 def _window(client) -> int:
@@ -144,7 +165,7 @@ def _run_stage(study, out: Path, client, executor: str, progress: bool) -> RunRe
     with _progress(len(batches), len(batches) - len(todo), study.name, progress) as bar:
         if client is None:
             for i, start, params in todo:
-                layout.write_part(i, evaluate_batch(study.evaluate, params, outcomes, start))
+                layout.write_part(i, evaluate_batch(study.evaluate, params, outcomes, start, _is_cohort(study)))
                 bar.update(1)
         else:
             _submit_bounded(client, study, todo, outcomes, layout, bar, _window(client))

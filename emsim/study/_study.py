@@ -37,7 +37,8 @@ class Plot:
     ``kind``: ``"line"`` (curves through the points), ``"scatter"`` (points only), ``"box"``
     (distribution of ``y`` per value of ``x``: median, quartiles, whiskers) or ``"bar"``.
     ``table`` draws from one of the study's derived tables (:attr:`Study.tables`) instead of
-    the results.
+    the results. ``shared_axes=False`` gives each facet panel its own axis ranges (panels whose
+    ``y`` means different things, e.g. one outcome per panel).
     """
 
     x: str
@@ -51,6 +52,7 @@ class Plot:
     references: tuple[str, ...] = ()  # labels of the Reference sets drawn on this figure
     kind: str = "line"
     table: str | None = None
+    shared_axes: bool = True
 
     def __post_init__(self):
         if self.kind not in PLOT_KINDS:

@@ -31,12 +31,16 @@ def _fail(exc: EmsimError) -> int:
 def cmd_list(args) -> int:
     from emsim.study import load_study, study_names
 
+    from emsim.study._registry import _module, study_options
+
     for name in study_names():
         try:
             title = load_study(name, quick=True).title
+            opts = study_options(_module(name).build)
         except EmsimError as exc:
-            title = f"(cannot load: {exc.one_line()})"
-        print(f"{name}\t{title}")
+            title, opts = f"(cannot load: {exc.one_line()})", {}
+        extra = f"\toptions: {', '.join(opts)}" if opts else ""
+        print(f"{name}\t{title}{extra}")
     return EXIT_OK
 
 
@@ -57,18 +61,20 @@ def _run(study, args) -> int:
 
 def cmd_run(args) -> int:
     from emsim.study import load_study
+    from emsim.study._registry import parse_options
 
     try:
-        return _run(load_study(args.name, quick=args.quick), args)
+        return _run(load_study(args.name, quick=args.quick, options=parse_options(args.set)), args)
     except EmsimError as exc:
         return _fail(exc)
 
 
 def cmd_report(args) -> int:
     from emsim.study import load_study, report
+    from emsim.study._registry import parse_options
 
     try:
-        study = load_study(args.name, quick=args.quick)
+        study = load_study(args.name, quick=args.quick, options=parse_options(args.set))
         print(f"{study.name}: report -> {report(study, args.out)}")
     except EmsimError as exc:
         return _fail(exc)
@@ -82,6 +88,13 @@ def _run_options(p) -> None:
     where.add_argument("--workers", type=_positive_int, help="run on a local Dask cluster of K worker processes")
     where.add_argument("--scheduler", help="run on the Dask scheduler at ADDR (e.g. tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _set_option(p)
+
+
+def _set_option(p) -> None:
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a study option (repeatable; each study lists its own in its docstring and in "
+                        "`emsim study list`); give the same ones to `emsim study report`")
 
 
 def register(sub) -> None:
@@ -105,6 +118,7 @@ def register(sub) -> None:
     q.add_argument("name", metavar="NAME")
     q.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder the study ran in (default {DEFAULT_OUT})")
     q.add_argument("--quick", action="store_true", help="report the --quick run")
+    _set_option(q)
     q.set_defaults(func=cmd_report)
 
 
@@ -116,6 +130,8 @@ def run_script(build, argv=None) -> int:
     args = p.parse_args(argv)
     args.report = not args.no_report
     try:
-        return _run(build(quick=args.quick), args)
+        from emsim.study._registry import build_with_options, parse_options
+
+        return _run(build_with_options(build, args.quick, parse_options(args.set)), args)
     except EmsimError as exc:
         return _fail(exc)

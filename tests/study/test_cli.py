@@ -112,3 +112,29 @@ def build(quick=False):
     return Study(name="bad_range", title="type I fraction sweep", evaluate=evaluate, outcomes={"n_classes": ""},
                  space=Grid(Parameter("type1_fraction", "", (0.5, 0.6, 1.2))), batch_size=2)
 '''
+
+
+@pytest.mark.parametrize("setting, words", [("wndow_s=300", ["unknown study option", "window_s", "cohort"]),
+                                            ("window_s=5000", ["out of range", "5000", "1200"]),
+                                            ("window_s", ["KEY=VALUE"])])
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_bad_study_option_is_one_line_exit_2(command, setting, words, tmp_path, capsys):
+    assert cli(["study", command, "lumbar_design", "--set", setting, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in words), err
+    assert not any(tmp_path.iterdir())
+
+
+def test_list_names_each_study_s_options(capsys):
+    assert cli(["study", "list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("lumbar_design\t"))
+    assert line.split("\t")[2] == "options: window_s, cohort, n_designs, max_front"
+
+
+def test_script_takes_the_same_options(tmp_path, capsys):
+    from emsim.study import main
+    from emsim.study._registry import _module
+
+    build = _module("lumbar_design").build
+    assert main(build, ["--set", "cohort=0", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "--set cohort" in capsys.readouterr().err

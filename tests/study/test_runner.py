@@ -177,3 +177,67 @@ def test_local_cluster_workers_keep_glibc_default_malloc_and_remote_ones_are_fla
                 warn_malloc_trim(dask_default)
     finally:
         os.environ.pop(MALLOC_TRIM, None)  # the nanny copies its pre-spawn variables into this process
+
+
+def _solve_one_field(params):
+    from emsim.physiology.field import Electrodes, Gel, Layers, solve
+
+    el = Electrodes.pair("rectangle", length_m=0.05, width_m=0.05, spacing_m=0.04)
+    sol = solve(Layers.homogeneous(0.2 + 0.01 * int(params["patient_index"][0])), el, gel=Gel.uniform())
+    sol.potential(0.01, 0.0, 0.01)  # fills a plane
+    return {"v": np.zeros(len(params["patient_index"]))}
+
+
+@pytest.mark.parametrize("space", ["cohort", "grid"])
+def test_cohort_batches_leave_no_field_solutions_cached(space, tmp_path):
+    """A cohort never meets a patient twice: its batches drop the field cache; other studies keep it."""
+    from emsim.physiology import field
+    from emsim.study import Cohort, Grid, Parameter, Study
+
+    field.clear_cache()
+    sp = Cohort(3) if space == "cohort" else Grid(Parameter("patient_index", "", (0, 1, 2)))
+    run(Study(name="c", title="c", space=sp, evaluate=_solve_one_field, outcomes={"v": ""}, batch_size=1),
+        tmp_path, progress=False)
+    info = field.cache_info()
+    if space == "cohort":
+        assert (info["solutions"], info["bytes"]) == (0, 0)
+    else:
+        assert info["solutions"] == 3 and info["bytes"] > 0
+    field.clear_cache()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to tell 1 kernel thread from the default")
+def test_dask_workers_run_the_muscle_kernels_on_one_thread(monkeypatch):
+    """Two workers on two cores must not each start a kernel thread per core: local clusters
+    start with the plugin, a remote cluster gets it when the runner connects."""
+    import warnings
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from emsim._dask import MALLOC_TRIM
+    from emsim.physiology.muscle import get_num_threads
+    from emsim.study._runner import _client
+
+    # Without OMP_NUM_THREADS (which nannies set, also in this process) the kernels would
+    # default to every core.
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(MALLOC_TRIM, raising=False)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": None}):
+        local = _client(1, None)
+        try:
+            assert list(local.run(get_num_threads).values()) == [1]
+        finally:
+            local.close()
+            local.cluster.close()
+        with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=40) as cluster, \
+                Client(cluster) as plain:
+            assert list(plain.run(get_num_threads).values()) == [len(os.sched_getaffinity(0))]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # the plain cluster's malloc setting
+                remote = _client(None, cluster.scheduler_address)
+            try:
+                assert list(remote.run(get_num_threads).values()) == [1]
+            finally:
+                remote.close()

@@ -19,6 +19,8 @@ def test_lumbar_design_labels_rebuild_their_programs():
     designs = study.space.parameters[0].values
     for label in designs:
         prog = L.program(label, 12.0)
+        if label in L.WHOLE:
+            continue  # the whole home routine, as written (tested below)
         assert [c.site for c in prog.channels] == ["lumbar_erector_spinae"] and prog.channels[0].side == "left"
         assert prog.phases[0].duration_s == 12.0 and not prog.schedule.progression
         if label not in L.REFERENCES:
@@ -36,6 +38,40 @@ def test_lumbar_design_references_keep_their_settings_and_conditioning():
     assert check(wb, None, session=L.nominal_session(wb)).ok
     home = L.program("home routine (paraspinal block)", 12.0)
     assert L._settings(home)["frequency_hz"] == 35.0 and home.channels[0].electrodes[0].width_cm == 5
+
+
+def test_lumbar_design_whole_home_routine_is_the_program_as_written():
+    """Three sites x 20 min, both sides: every channel and phase of the shipped routine."""
+    from emsim._data import models_dir
+    from emsim.program.io import load
+
+    L = _module("lumbar_design")
+    label = next(iter(L.WHOLE))
+    assert label in load_study("lumbar_design", quick=True).space.parameters[0].values
+    whole, shipped = L.program(label, 12.0), load(models_dir() / "programs" / f"{L.WHOLE[label]}.json")
+    assert [c.id for c in whole.channels] == [c.id for c in shipped.channels] and len(whole.channels) == 6
+    assert [ph.duration_s for ph in whole.phases] == [1200.0, 1200.0, 1200.0]
+    assert {c.site for c in whole.channels} == {"hip_flexors", "lumbar_erector_spinae", "gluteus_maximus"}
+
+
+def test_lumbar_design_options_reach_the_study_and_its_report_text():
+    full = load_study("lumbar_design")
+    assert full.space.parameters[2].values == (1200.0,)  # the whole 20-min session by default
+    assert "the whole 20-min session" in full.description
+    short = load_study("lumbar_design", options={"window_s": 300, "cohort": 50, "n_designs": 10})
+    assert short.space.parameters[2].values == (300.0,) and "only the first 300 s" in short.description
+    assert "50 virtual patients" in short.description
+    assert short.spec() != full.spec()  # a different run folder fingerprint: never resumed into
+
+
+@pytest.mark.parametrize("option", [{"window_s": 5}, {"window_s": 1201}, {"cohort": 0}, {"cohort": 2.5},
+                                    {"max_front": "many"}, {"n_designs": True}])
+def test_lumbar_design_option_out_of_range_is_a_study_error(option):
+    from emsim.study import StudyError
+
+    with pytest.raises(StudyError) as err:
+        load_study("lumbar_design", options=option)
+    assert err.value.path == f"--set {next(iter(option))}"
 
 
 def test_sensitivity_perturbs_only_the_named_parameters():
