@@ -28,7 +28,7 @@ intervals inside a contraction).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -135,10 +135,16 @@ def load_muscle(name: str) -> MuscleParameters:
     if not path.is_file():
         raise ModelParameterError("unknown muscle", path="muscle", value=name,
                                   allowed=", ".join(muscle_names()))
-    return _from_file(path)
+    st = path.stat()
+    return _from_file(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
-def _from_file(path: Path) -> MuscleParameters:
+@lru_cache(maxsize=64)
+def _from_file(path: str, mtime_ns: int = 0, size: int = 0) -> MuscleParameters:
+    # memoised on the file's identity and version: the optimiser and studies call
+    # load_muscle (and the cached MuscleParameters.max_force, a 1.2 s Ding run) per candidate;
+    # the parameter sets are immutable, so sharing one object is safe
+    path = Path(path)
     doc = read_document(path)
     where = str(path)
     sources = doc.get("sources") or {}
