@@ -29,7 +29,7 @@ import numpy as np
 from brian2 import (NeuronGroup, Network, SpikeMonitor, Synapses, TimedArray, defaultclock, amp, farad,
                     meter, prefs, second, siemens, volt)
 
-__all__ = ["build", "rest_state", "AxonNetwork", "EQUATIONS"]
+__all__ = ["build", "rest_state", "AxonNetwork", "EQUATIONS", "MRG_GATES", "V_DETECT"]
 
 # Explicitly "cython", not "auto": auto falls back to numpy silently, and HH rates with exprel
 # are ~50x slower there (peers_and_practice.md §2.2); better to fail loudly without a compiler.
@@ -47,10 +47,9 @@ cn : farad (constant)
 k : integer (constant)
 """
 
-EQUATIONS = {
-    # MRG 2002 node (rates as in McIntyre et al. 2002 / PySONIC MRGNode, mV and ms).
-    "mrg_node": _COMMON + """
-Iion = gnaf*m**3*h*(v - ena) + gnap*p**3*(v - ena) + gks*s*(v - ek) + gl*(v - el) : amp
+# MRG 2002 node gates (rates as in McIntyre et al. 2002 / PySONIC MRGNode, mV and ms); shared
+# with the double-cable engine (emsim.physiology._axon_mrg), which integrates only the gates here.
+MRG_GATES = """
 dm/dt = am*(1 - m) - bm*m : 1
 dh/dt = ah*(1 - h) - bh*h : 1
 dp/dt = ap*(1 - p) - bp*p : 1
@@ -63,6 +62,14 @@ ap = q_mp*0.01/ms*10.2/exprel(-(vr + 27.0*mV)/(10.2*mV)) : Hz
 bp = q_mp*0.00025/ms*10.0/exprel((vr + 34.0*mV)/(10.0*mV)) : Hz
 as_ = q_s*0.3/ms/(1 + exp(-(vr + 53.0*mV)/(5.0*mV))) : Hz
 bs = q_s*0.03/ms/(1 + exp(-(vr + 90.0*mV)/mV)) : Hz
+q_mp : 1 (constant)
+q_h : 1 (constant)
+q_s : 1 (constant)
+"""
+
+EQUATIONS = {
+    "mrg_node": _COMMON + MRG_GATES + """
+Iion = gnaf*m**3*h*(v - ena) + gnap*p**3*(v - ena) + gks*s*(v - ek) + gl*(v - el) : amp
 gnaf : siemens (constant)
 gnap : siemens (constant)
 gks : siemens (constant)
@@ -70,9 +77,6 @@ gl : siemens (constant)
 ena : volt (constant)
 ek : volt (constant)
 el : volt (constant)
-q_mp : 1 (constant)
-q_h : 1 (constant)
-q_s : 1 (constant)
 """,
     # Hodgkin–Huxley 1952 on an unmyelinated cable; rates scaled by phi = 3^((T-6.3)/10).
     "hh_unmyelinated": _COMMON + """

@@ -27,6 +27,14 @@ Model, and why
   rheobase field of ≈ 7.6 V/m (``K ≥ 25`` blocks conduction). Consequence, stated in the tables'
   metadata: absolute thresholds are calibrated, not first-principles; the shapes of the
   strength–duration, biphasic, kHz and recovery curves are the model's.
+* **Or the full MRG 2002 double cable** (``"model": "mrg"`` per class in
+  ``fibre_classes.json``, or ``model="mrg"`` in every experiment here): node, MYSA, FLUT and
+  six STIN compartments per internode with the periaxonal space and the myelin as a second
+  cable layer, the authors' NEURON geometry and constants (``models/fibres/mrg.json``), no
+  fitted load. Engine: :mod:`emsim.physiology._axon_mrg` (Brian2 gates + an implicit
+  backward-Euler cable step, :mod:`emsim.physiology._mrg_cable`). It replaces the lumped load
+  and the sensory resting-potential fit by MRG's own structure, so its absolute thresholds,
+  chronaxies and recovery cycle are predictions rather than fits.
 * **Motor vs sensory.** Sensory axons have longer τSD, attributed to more persistent Na⁺ and
   HCN current and a more depolarised rest (Mogyoros 1996; Gaines 2018). In the node cable the
   ``gNaP`` scale barely changes τSD before the node turns unstable, so the Aβ/Aδ classes carry
@@ -66,6 +74,7 @@ References
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import platform
@@ -79,18 +88,20 @@ import numpy as np
 from emsim import __version__
 from emsim._data import models_dir
 from emsim.physiology.errors import PhysiologyInputError
-from emsim.physiology.fibre_tables import (CLASS_NAMES, TABLE_STEM, ThresholdTable, fibre_classes,
+from emsim.physiology.fibre_tables import (CLASS_NAMES, TABLE_STEM, ThresholdTable, fibre_classes, load_table,
                                            membrane_parameters, mrg_geometry, weiss_fit)
 from emsim.program import waveform as wf
 from emsim.program.model import AsymmetricBiphasic, KhzBurst, Monophasic, SymmetricBiphasic
 
-__all__ = ["thresholds", "strength_duration", "paired_pulse", "following", "khz_thresholds",
-           "khz_block", "tabulate", "waveform_samples", "monophasic", "symmetric", "asymmetric", "khz",
+__all__ = ["thresholds", "strength_duration", "paired_pulse", "following", "khz_thresholds", "conduction_velocity",
+           "khz_block", "tabulate", "merge_tables", "waveform_samples", "monophasic", "symmetric", "asymmetric", "khz",
            "GRID_FULL", "GRID_SMALL", "main"]
 
 T_LEAD = 20e-6            # s of rest before every stimulus
-TAIL = {"mrg_node": 1.5e-3, "hh_unmyelinated": 4.0e-3}   # s after the stimulus for conduction
-DT = {"mrg_node": 1e-6, "hh_unmyelinated": 2e-6}
+# Keyed by engine: "mrg_node" (node-only cable), "mrg" (double cable), "hh_unmyelinated".
+TAIL = {"mrg_node": 1.5e-3, "mrg": 1.5e-3, "hh_unmyelinated": 4.0e-3}   # s after the stimulus for conduction
+DT = {"mrg_node": 1e-6, "mrg": 1e-6, "hh_unmyelinated": 2e-6}
+MODELS = ("node_cable", "mrg")
 CAP_FACTOR = 300.0        # search cap: guess × this; beyond it a fibre counts as not excitable
 
 
@@ -212,11 +223,66 @@ def _batch(class_name, diameter_m, wave_index):
     return _Batch(cls.membrane, n, rows, gax, gext, rest)
 
 
-def _network(class_name, diameter_m, wave_index, waves, waves2=None):
+def _engine(class_name, model=None):
+    """Engine key (of ``DT``/``TAIL``) for a class: its configured cable model unless ``model``."""
+    cls = fibre_classes()[class_name]
+    if cls.membrane != "mrg_node":
+        return cls.membrane
+    m = cls.model if model is None else model
+    if m not in MODELS:
+        raise PhysiologyInputError("unknown myelinated fibre model", path="model", value=m, allowed=", ".join(MODELS))
+    return "mrg" if m == "mrg" else "mrg_node"
+
+
+_MRG_REST: dict = {}
+
+
+def _mrg_node_channels(cls, cab):
+    """Nodal channel constants of the double cable (MRG 2002 node membrane, absolute units)."""
+    mem = membrane_parameters("mrg_node")
+    area = cab.node_area
+    temp = mem["temperature_c"]
+    return {"gnaf": mem["g_naf_s_per_cm2"] * 1e4 * area,
+            "gnap": cls.gnap_scale * mem["g_nap_s_per_cm2"] * 1e4 * area,
+            "gks": mem["g_ks_s_per_cm2"] * 1e4 * area, "gl": mem["g_l_s_per_cm2"] * 1e4 * area,
+            "ena": mem["e_na_mv"] * 1e-3, "ek": mem["e_k_mv"] * 1e-3, "el": mem["e_l_mv"] * 1e-3,
+            "q_mp": 2.2 ** ((temp - 20.0) / 10.0), "q_h": 2.9 ** ((temp - 20.0) / 10.0),
+            "q_s": 3.0 ** ((temp - 36.0) / 10.0)}
+
+
+def _mrg_network(class_name, diameter_m, wave_index, waves, waves2, duration, monitor_all=False):
+    from emsim.physiology import _axon_mrg as engine
+    from emsim.physiology import _mrg_cable as mc
+    cls = fibre_classes()[class_name]
+    d = np.asarray(diameter_m, float)
+    uniq, inv = np.unique(d, return_inverse=True)
+    key = lambda dia: (cls.n_nodes, cls.gnap_scale, float(dia))  # noqa: E731
+    todo = [x for x in uniq if key(x) not in _MRG_REST]
+    if todo:  # rest depends on geometry: settle each new diameter once per process
+        cab = mc.cable(np.array(todo), cls.n_nodes)
+        probe = engine.MrgNetwork(cab, _mrg_node_channels(cls, cab), np.zeros((2, 1)), None, np.zeros(len(todo), int),
+                                  dt_s=DT["mrg"], duration_s=0.0)
+        st = probe.state()
+        for j, x in enumerate(todo):
+            _MRG_REST[key(x)] = {k: (v[j] if k in ("vm", "u") else v[:, j]) for k, v in st.items()}
+    rest = {}
+    for k in ("vm", "u", "v", "m", "h", "p", "s"):
+        cols = [_MRG_REST[key(x)][k] for x in uniq]
+        stacked = np.stack(cols, axis=0 if k in ("vm", "u") else 1)
+        rest[k] = stacked[inv] if k in ("vm", "u") else stacked[:, inv]
+    cab = mc.cable(d, cls.n_nodes)
+    return engine.MrgNetwork(cab, _mrg_node_channels(cls, cab), waves, waves2, wave_index, dt_s=DT["mrg"],
+                             duration_s=duration, rest=rest, monitor_all=monitor_all)
+
+
+def _network(class_name, diameter_m, wave_index, waves, waves2=None, model=None):
+    eng = _engine(class_name, model)
+    dt = DT[eng]
+    duration = waves.shape[0] * dt + TAIL[eng]
+    if eng == "mrg":
+        return _mrg_network(class_name, diameter_m, wave_index, waves, waves2, duration)
     from emsim.physiology import _axon_brian as engine
     b = _batch(class_name, diameter_m, wave_index)
-    dt = DT[b.model]
-    duration = waves.shape[0] * dt + TAIL[b.model]
     return engine.build(b.model, b.rows, b.gext, b.gax, b.rest, waves, waves2, dt_s=dt, duration_s=duration)
 
 
@@ -258,7 +324,7 @@ def _check_class(name):
 
 # ------------------------------------------------------------------------- experiments
 
-def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005):
+def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005, model=None):
     """Uniform-field threshold ``E_th`` (V/m) for every (diameter, waveform) pair.
 
     Parameters
@@ -269,6 +335,8 @@ def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005):
     waveforms : sequence of waveform objects (emsim.program.model), length n_w
     rtol : float
         Relative bracket width at which the search stops.
+    model : {"node_cable", "mrg"}, optional
+        Myelinated cable model; default the class's (``model`` in ``fibre_classes.json``).
 
     Returns
     -------
@@ -277,16 +345,17 @@ def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005):
     """
     _check_class(class_name)
     d = np.atleast_1d(np.asarray(diameters_m, float))
-    dt = DT[fibre_classes()[class_name].membrane]
+    dt = DT[_engine(class_name, model)]
     waves = _wave_matrix([waveform_samples(w, dt) for w in waveforms], dt)
     dd, kk = np.meshgrid(d, np.arange(len(waveforms)), indexing="ij")
-    net = _network(class_name, dd.ravel(), kk.ravel(), waves)
+    net = _network(class_name, dd.ravel(), kk.ravel(), waves, model=model)
     pw = np.array([wf.primary_width_s(w) for w in waveforms])
     guess = (_guess(class_name, dd) * (1.0 + 100e-6 / pw[kk])).ravel()
     return _search(lambda a: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
 
 
-def strength_duration(class_name, diameter_m, pulse_widths_us=(20, 50, 100, 200, 500, 1000), *, rtol=0.005):
+def strength_duration(class_name, diameter_m, pulse_widths_us=(20, 50, 100, 200, 500, 1000), *, rtol=0.005,
+                      model=None):
     """Monophasic thresholds and the Weiss-law rheobase (V/m) and chronaxie (s).
 
     Returns
@@ -294,12 +363,13 @@ def strength_duration(class_name, diameter_m, pulse_widths_us=(20, 50, 100, 200,
     dict with ``pulse_width_s``, ``threshold_v_per_m``, ``rheobase_v_per_m``, ``chronaxie_s``.
     """
     pws = np.asarray(pulse_widths_us, float)
-    e = thresholds(class_name, [diameter_m], [monophasic(p) for p in pws], rtol=rtol)[0]
+    e = thresholds(class_name, [diameter_m], [monophasic(p) for p in pws], rtol=rtol, model=model)[0]
     rh, c = weiss_fit(pws * 1e-6, e)
     return {"pulse_width_s": pws * 1e-6, "threshold_v_per_m": e, "rheobase_v_per_m": rh, "chronaxie_s": c}
 
 
-def paired_pulse(class_name, diameter_m, intervals_s, *, pulse_width_us=100.0, conditioning=2.0, rtol=0.01):
+def paired_pulse(class_name, diameter_m, intervals_s, *, pulse_width_us=100.0, conditioning=2.0, rtol=0.01,
+                 model=None):
     """Recovery cycle: test-pulse threshold / single-pulse threshold after a conditioning AP.
 
     The conditioning pulse (``conditioning`` × single threshold) fires the fibre; the test
@@ -308,8 +378,8 @@ def paired_pulse(class_name, diameter_m, intervals_s, *, pulse_width_us=100.0, c
     """
     _check_class(class_name)
     iv = np.asarray(intervals_s, float)
-    dt = DT[fibre_classes()[class_name].membrane]
-    single = thresholds(class_name, [diameter_m], [monophasic(pulse_width_us)], rtol=rtol)[0, 0]
+    dt = DT[_engine(class_name, model)]
+    single = thresholds(class_name, [diameter_m], [monophasic(pulse_width_us)], rtol=rtol, model=model)[0, 0]
     pulse = waveform_samples(monophasic(pulse_width_us), dt)
     lead = int(round(T_LEAD / dt))
     n = lead + int(round(iv.max() / dt)) + pulse.size + 1
@@ -319,19 +389,19 @@ def paired_pulse(class_name, diameter_m, intervals_s, *, pulse_width_us=100.0, c
         cond[lead:lead + pulse.size, j] = pulse
         s = lead + int(round(t / dt))
         test[s:s + pulse.size, j] = pulse
-    net = _network(class_name, np.full(iv.size, diameter_m), np.arange(iv.size), cond, test)
+    net = _network(class_name, np.full(iv.size, diameter_m), np.arange(iv.size), cond, test, model=model)
     drive1 = np.full(iv.size, conditioning * single)
     e2 = _search(lambda a: net.run(drive1, a) >= 2, np.full(iv.size, single), rtol=rtol,
                  cap=np.full(iv.size, 20.0 * single))
     return e2 / single
 
 
-def following(class_name, diameter_m, rates_hz, *, n_pulses=10, margin=1.5, pulse_width_us=100.0):
+def following(class_name, diameter_m, rates_hz, *, n_pulses=10, margin=1.5, pulse_width_us=100.0, model=None):
     """Fraction of ``n_pulses`` followed by an action potential at each rate (margin × threshold)."""
     _check_class(class_name)
     rates = np.asarray(rates_hz, float)
-    dt = DT[fibre_classes()[class_name].membrane]
-    single = thresholds(class_name, [diameter_m], [monophasic(pulse_width_us)])[0, 0]
+    dt = DT[_engine(class_name, model)]
+    single = thresholds(class_name, [diameter_m], [monophasic(pulse_width_us)], model=model)[0, 0]
     pulse = waveform_samples(monophasic(pulse_width_us), dt)
     cols = []
     for r in rates:
@@ -341,30 +411,54 @@ def following(class_name, diameter_m, rates_hz, *, n_pulses=10, margin=1.5, puls
             col[p * period:p * period + pulse.size] = pulse
         cols.append(col)
     waves = _wave_matrix(cols, dt)
-    net = _network(class_name, np.full(rates.size, diameter_m), np.arange(rates.size), waves)
+    net = _network(class_name, np.full(rates.size, diameter_m), np.arange(rates.size), waves, model=model)
     counts = net.run(np.full(rates.size, margin * single))
     return np.minimum(counts, n_pulses) / n_pulses
 
 
-def khz_thresholds(class_name, diameter_m, carriers_hz, bursts_ms, *, rtol=0.01):
+def conduction_velocity(class_name, diameters_m, *, multiple=3.0, pulse_width_us=100.0, model="mrg"):
+    """Conduction velocity (m/s) of double-cable fibres, from spike times between the 5th nodes
+    from either end (``multiple`` × single-pulse threshold, monophasic pulse)."""
+    _check_class(class_name)
+    if _engine(class_name, model) != "mrg":
+        raise PhysiologyInputError("conduction velocity is measured on the double-cable model only",
+                                   path="model", value=model, allowed="mrg")
+    d = np.atleast_1d(np.asarray(diameters_m, float))
+    e = thresholds(class_name, d, [monophasic(pulse_width_us)], rtol=0.02, model=model)[:, 0]
+    dt = DT["mrg"]
+    waves = _wave_matrix([waveform_samples(monophasic(pulse_width_us), dt)], dt)
+    net = _mrg_network(class_name, d, np.zeros(d.size, int), waves, None, waves.shape[0] * dt + 3e-3,
+                       monitor_all=True)
+    _, rows, times = net.run(multiple * e, return_times=True)
+    nn, F = net.n_nodes, d.size
+    first = np.full((nn, F), np.nan)
+    for r, t in zip(rows[::-1], times[::-1]):  # reversed: the earliest spike of each row wins
+        first[r // F, r % F] = t
+    x = net.cab.x[:, net.cab.node_col]                    # (F, n_nodes)
+    lo, hi = 5, nn - 6
+    return np.abs(x[np.arange(F), hi] - x[np.arange(F), lo]) / np.abs(first[hi] - first[lo])
+
+
+def khz_thresholds(class_name, diameter_m, carriers_hz, bursts_ms, *, rtol=0.01, model=None):
     """``E_th`` (V/m, sine carrier amplitude) of single kHz bursts: shape (n_carrier, n_burst)."""
     ws = [khz(f, b) for f in carriers_hz for b in bursts_ms]
-    e = thresholds(class_name, [diameter_m], ws, rtol=rtol)[0]
+    e = thresholds(class_name, [diameter_m], ws, rtol=rtol, model=model)[0]
     return e.reshape(len(carriers_hz), len(bursts_ms))
 
 
-def khz_block(class_name, diameter_m, carrier_hz=10000.0, burst_ms=20.0, multiples=(1.5, 3, 6, 12, 24)):
+def khz_block(class_name, diameter_m, carrier_hz=10000.0, burst_ms=20.0, multiples=(1.5, 3, 6, 12, 24), *,
+              model=None):
     """Action potentials passing the middle node during a long kHz burst at multiples of threshold.
 
     Conduction block shows as a fall to one (onset) response or none at high multiples.
     Returns (multiples, spike counts).
     """
-    e_th = khz_thresholds(class_name, diameter_m, [carrier_hz], [burst_ms])[0, 0]
-    dt = DT[fibre_classes()[class_name].membrane]
+    e_th = khz_thresholds(class_name, diameter_m, [carrier_hz], [burst_ms], model=model)[0, 0]
+    dt = DT[_engine(class_name, model)]
     m = np.asarray(multiples, float)
     col = waveform_samples(khz(carrier_hz, burst_ms), dt)
     waves = _wave_matrix([col] * m.size, dt)
-    net = _network(class_name, np.full(m.size, diameter_m), np.arange(m.size), waves)
+    net = _network(class_name, np.full(m.size, diameter_m), np.arange(m.size), waves, model=model)
     return m, net.run(m * e_th)
 
 
@@ -405,24 +499,30 @@ def _diameter_grid(cls, points):
     return np.exp(np.linspace(math.log(cls.diameter_min_m), math.log(cls.diameter_max_m), points))
 
 
-def tabulate(grid=None, *, progress=None) -> ThresholdTable:
-    """Run every experiment of ``grid`` (default :data:`GRID_FULL`) and return the table."""
+def tabulate(grid=None, *, progress=None, models=None) -> ThresholdTable:
+    """Run every experiment of ``grid`` (default :data:`GRID_FULL`) and return the table.
+
+    ``models`` maps a class to a myelinated cable model, overriding ``fibre_classes.json``.
+    """
     g = dict(GRID_FULL if grid is None else grid)
+    models = dict(models or {})
     say = progress or (lambda msg: None)
     pws = np.asarray(g["pulse_width_us"], float)
     gaps = np.asarray(g["gap_us"], float)
     ratios = np.asarray(g["ratios"], float)
     fam = {k: {} for k in ("diameter_m", "mono", "sym", "asym", "khz", "pair_ratio", "follow_fraction")}
-    timing = {}
+    timing, cpu, engines = {}, {}, {}
     for name in g["classes"]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cls = fibre_classes()[name]
+        model = models.get(name)
+        engines[name] = _engine(name, model)
         d = _diameter_grid(cls, g["diameter_points"])
         ws = [monophasic(p) for p in pws]
         ws += [symmetric(p, gp) for gp in gaps for p in pws]
         asym_r = [r for r in ratios if r < 1.0]
         ws += [asymmetric(p, r) for r in asym_r for p in pws]
-        e = thresholds(name, d, ws, rtol=g["rtol"])
+        e = thresholds(name, d, ws, rtol=g["rtol"], model=model)
         n = pws.size
         mono = e[:, :n]
         sym = e[:, n:n + gaps.size * n].reshape(d.size, gaps.size, n)
@@ -433,15 +533,16 @@ def tabulate(grid=None, *, progress=None) -> ThresholdTable:
         mid = float(np.exp(np.mean(np.log(d))))
         # All diameters in one network: the per-step overhead is paid once.
         kz = thresholds(name, d, [khz(f, b) for f in g["carrier_hz"] for b in g["burst_ms"]],
-                        rtol=max(g["rtol"], 0.01)).reshape(d.size, len(g["carrier_hz"]), len(g["burst_ms"]))
+                        rtol=max(g["rtol"], 0.01), model=model).reshape(d.size, len(g["carrier_hz"]), len(g["burst_ms"]))
         say(f"{name}: kHz grid done at {time.perf_counter() - t0:.1f} s")
-        pr = paired_pulse(name, mid, np.asarray(g["pair_interval_ms"]) * 1e-3)
-        ff = following(name, mid, g["follow_rate_hz"], margin=g["follow_margin"])
+        pr = paired_pulse(name, mid, np.asarray(g["pair_interval_ms"]) * 1e-3, model=model)
+        ff = following(name, mid, g["follow_rate_hz"], margin=g["follow_margin"], model=model)
         for key, val in (("diameter_m", d), ("mono", mono), ("sym", sym), ("asym", asym), ("khz", kz),
                          ("pair_ratio", pr), ("follow_fraction", ff)):
             fam[key][name] = val
         timing[name] = time.perf_counter() - t0
-        say(f"{name}: done in {timing[name]:.1f} s")
+        cpu[name] = time.process_time() - c0
+        say(f"{name}: done in {timing[name]:.1f} s ({cpu[name]:.1f} s CPU)")
     meta = {
         "format": "emsim.fibre_thresholds/1",
         "emsim_version": __version__,
@@ -449,17 +550,21 @@ def tabulate(grid=None, *, progress=None) -> ThresholdTable:
         "quantity": "uniform-field threshold E_th along the fibre terminal, V/m (kHz: sine carrier amplitude)",
         "generated_by": "python -m emsim.physiology.axon tabulate",
         "grid": g,
+        "class_engines": engines,
         "model": {"myelinated": "MRG 2002 node membrane on a node-only (McNeal 1976) cable; paranodal/internodal "
                                 "load lumped into each node (leak and capacitance ratios fitted to the human motor "
                                 "tau_SD, see fibre_classes.json): absolute thresholds are calibrated",
+                  "mrg": "MRG 2002 double cable (node, MYSA, FLUT, 6 STIN per internode, periaxonal and myelin "
+                         "layer; models/fibres/mrg.json), backward Euler; classes with engine 'mrg' in class_engines",
                   "unmyelinated": "Hodgkin-Huxley 1952 membrane on a continuous cable",
                   "stimulus": "uniform field along a straight fibre with two sealed ends; threshold = AP at the middle node",
                   "dt_s": DT, "classes_file": "models/fibres/fibre_classes.json"},
-        "sources": ["McIntyre, Richardson & Grill 2002, J Neurophysiol 87:995",
+        "sources": ["McIntyre, Richardson & Grill 2002, J Neurophysiol 87:995", "ModelDB 3810 MRGaxon.hoc",
                     "McNeal 1976, IEEE TBME 23:329", "Rattay 1986, IEEE TBME 33:974",
                     "Hodgkin & Huxley 1952, J Physiol 117:500", "Mogyoros et al. 1996, Brain 119:439"],
         "evidence": "computed (model output); inputs as flagged in fibre_classes.json",
         "timing_s": timing,
+        "cpu_s": cpu,
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
     }
     return ThresholdTable(
@@ -471,6 +576,29 @@ def tabulate(grid=None, *, progress=None) -> ThresholdTable:
         follow_rate_hz=np.asarray(g["follow_rate_hz"], float), follow_fraction=fam["follow_fraction"], meta=meta)
 
 
+def merge_tables(base: ThresholdTable, new: ThresholdTable) -> ThresholdTable:
+    """``base`` with the classes of ``new`` replaced or added (the grids must be equal)."""
+    for key in ("pulse_width_s", "gaps_s", "ratios", "carrier_hz", "burst_s", "pair_interval_s", "follow_rate_hz"):
+        if not np.array_equal(getattr(base, key), getattr(new, key)):
+            raise PhysiologyInputError("tables with different grids cannot be merged", path=key,
+                                       value=list(getattr(new, key)), allowed=str(list(getattr(base, key))))
+    classes = tuple(base.classes) + tuple(c for c in new.classes if c not in base.classes)
+    pick = lambda attr: {c: (getattr(new, attr) if c in new.classes else getattr(base, attr))[c]  # noqa: E731
+                         for c in classes}
+    meta = dict(new.meta)
+    meta["classes"] = list(classes)
+    meta["grid"] = dict(new.meta["grid"], classes=list(classes))
+    for key in ("timing_s", "cpu_s", "class_engines"):
+        meta[key] = {c: (new.meta if c in new.classes else base.meta).get(key, {}).get(c) for c in classes}
+    for c in classes:  # tables from before the double cable recorded no engine: they used the membrane's cable
+        meta["class_engines"][c] = meta["class_engines"][c] or fibre_classes()[c].membrane
+    return ThresholdTable(classes=classes, diameters_m=pick("diameters_m"), pulse_width_s=base.pulse_width_s,
+                          gaps_s=base.gaps_s, ratios=base.ratios, mono=pick("mono"), sym=pick("sym"),
+                          asym=pick("asym"), carrier_hz=base.carrier_hz, burst_s=base.burst_s, khz=pick("khz"),
+                          pair_interval_s=base.pair_interval_s, pair_ratio=pick("pair_ratio"),
+                          follow_rate_hz=base.follow_rate_hz, follow_fraction=pick("follow_fraction"), meta=meta)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emsim.physiology.axon",
                                  description="Brian2 fibre models: regenerate models/fibres/thresholds.{npz,json}")
@@ -479,12 +607,23 @@ def main(argv=None) -> int:
     tab.add_argument("--small", action="store_true", help="the reduced grid used by the regeneration test")
     tab.add_argument("--out", default=None, help="output stem (default models/fibres/thresholds)")
     tab.add_argument("--classes", default=None, help="comma-separated subset of classes")
+    tab.add_argument("--model", default=None, choices=MODELS,
+                     help="myelinated cable model for these classes (default: fibre_classes.json)")
+    tab.add_argument("--update", action="store_true",
+                     help="keep the other classes of the existing table at --out (same grid)")
     args = ap.parse_args(argv)
     grid = dict(GRID_SMALL if args.small else GRID_FULL)
     if args.classes:
         grid["classes"] = args.classes.split(",")
-    table = tabulate(grid, progress=lambda m: print(m, flush=True))
+    models = {c: args.model for c in grid["classes"]} if args.model else None
     out = Path(args.out) if args.out else models_dir() / TABLE_STEM
+    base = load_table(out) if args.update else None
+    # Brian2 runs gc.collect() at every Network.run; with numba and Brian2 loaded that full
+    # collection costs ~0.3 s per bisection step. Objects alive now are never garbage here.
+    gc.freeze()
+    table = tabulate(grid, progress=lambda m: print(m, flush=True), models=models)
+    if base is not None:
+        table = merge_tables(base, table)
     table.save(out)
     print(json.dumps({"written": str(out.with_suffix(".npz")), "timing_s": table.meta["timing_s"]}))
     return 0

@@ -3,7 +3,8 @@
 Two kinds of data live in ``models/fibres/``:
 
 * ``fibre_classes.json`` — per class (``motor``, ``abeta``, ``adelta``, ``c``) the membrane
-  model, the cable geometry, the diameter distribution and where the excitable terminal sits
+  model, the myelinated cable model (``model``: ``node_cable`` or the MRG 2002 double cable
+  ``mrg``, whose constants are in ``mrg.json``), the cable geometry, the diameter distribution and where the excitable terminal sits
   and which way it points; every value with its source and evidence level.
 * ``thresholds.npz`` + ``thresholds.json`` — what :mod:`emsim.physiology.axon` (Brian2)
   computed from those classes: the uniform-field threshold ``E_th`` (V/m along the terminal) per
@@ -51,6 +52,7 @@ class FibreClass:
     diameter_min_m: float
     diameter_max_m: float
     terminal_axis: str        # "x" (along the muscle fibres) or "z" (towards the surface)
+    model: str = "node_cable"  # myelinated cable: "node_cable" (lumped internode) or "mrg" (double cable)
     e_internode_v: float = float("nan")   # resting potential the lumped internodal load holds (MRG)
     threshold_scale: float = 1.0          # fast-path calibration of absolute thresholds (recruitment)
     depth_min_m: float = float("nan")
@@ -80,7 +82,7 @@ def fibre_classes() -> dict[str, FibreClass]:
             gnap_scale=float(c["gnap_scale"]["value"]),
             diameter_mean_m=d["mean"] * 1e-6, diameter_sd_m=d["sd"] * 1e-6,
             diameter_min_m=d["min"] * 1e-6, diameter_max_m=d["max"] * 1e-6,
-            terminal_axis=c["terminal_axis"]["value"],
+            terminal_axis=c["terminal_axis"]["value"], model=c.get("model", {}).get("value", "node_cable"),
             e_internode_v=c.get("e_internode_mv", {}).get("value", float("nan")) * 1e-3,
             threshold_scale=float(c.get("threshold_scale", {}).get("value", 1.0)),
             depth_min_m=depth.get("min", float("nan")) * 1e-3, depth_max_m=depth.get("max", float("nan")) * 1e-3,

@@ -1,0 +1,254 @@
+r"""The McIntyre–Richardson–Grill (2002) double cable: compartments and its implicit step.
+
+No Brian2 here: this module turns fibre diameters into the double cable's per-compartment
+constants (``models/fibres/mrg.json``) and holds the compiled linear solve that
+:mod:`emsim.physiology._axon_mrg` calls once per Brian2 time step.
+
+The cable, per fibre (node-to-node pattern repeated ``n_nodes − 1`` times)::
+
+    node │ MYSA │ FLUT │ STIN ×6 │ FLUT │ MYSA │ node …
+
+Every compartment has an axolemma potential ``vm`` and a periaxonal potential ``u`` measured
+against the applied extracellular potential ``Ve`` (so ``u`` is the voltage across the myelin):
+
+* axolemma:   ``C_m dvm/dt + I_ion(vm) = I_a``,
+  ``I_a = Σ_k g_jk (vm_k + u_k − vm_j − u_j) + Σ_k g_jk (Ve_k − Ve_j)`` (intracellular axial);
+* periaxon:   ``C_my du/dt + G_my u = I_a + Σ_k gp_jk (u_k − u_j) + Σ_k gp_jk (Ve_k − Ve_j)``;
+* at a node the periaxonal layer is shorted to the outside (MRG: ``xg = 1e10``), so ``u ≡ 0``.
+
+The ``Ve`` differences are the activating-function sources (Rattay 1986) of both layers.
+
+Why an implicit solve: the 3 µm MYSA's myelin capacitance (~3e-16 F) against its axial
+conductance (~3e-6 S) gives time constants of ~0.1 ns, and node–MYSA coupling ~0.05 µs, so any
+explicit coupling (Brian2 ``Synapses`` with summed variables, as in the node-only cable) would
+need sub-nanosecond steps; a per-compartment implicit update with lagged neighbours (Jacobi)
+is stable but needs ~10 steps to settle each stiff cluster. Backward Euler over the whole
+fibre is a block-tridiagonal system (2 × 2 blocks) solved exactly each step, as NEURON does
+for MRG; the nodal ion channels enter linearised with the gates of the new step (their
+kinetics are integrated by Brian2 just before).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from emsim._data import load_data
+from emsim.physiology._jit import jit
+
+__all__ = ["MrgCable", "cable", "geometry", "step", "node_currents", "SECTIONS_PER_INTERNODE"]
+
+MRG_FILE = "fibres/mrg.json"
+SECTIONS_PER_INTERNODE = 10  # MYSA, FLUT, 6 STIN, FLUT, MYSA
+
+
+@lru_cache(maxsize=None)
+def _params():
+    data = load_data(MRG_FILE)
+    c = {k: v["value"] for k, v in data["cable"].items()}
+    return c, data["geometry"]
+
+
+def geometry(fibre_d_m):
+    """MRG geometry (SI) for fibre diameters (F,): dict of arrays.
+
+    Keys ``node_d, flut_d, axon_d, delta_x, flut_length, lamellae``; linear interpolation in
+    the MRG table, ratios of the 5.7 µm fibre below it and of the 16 µm fibre above it.
+    """
+    _, g = _params()
+    fd = np.asarray(g["fibre_d_um"], float) * 1e-6
+    d = np.atleast_1d(np.asarray(fibre_d_m, float))
+    out = {}
+    for key, name in (("node_d_um", "node_d"), ("flut_d_um", "flut_d"), ("axon_d_um", "axon_d"),
+                      ("delta_x_um", "delta_x"), ("flut_length_um", "flut_length")):
+        out[name] = d * np.interp(d, fd, np.asarray(g[key], float) * 1e-6 / fd)
+    out["lamellae"] = d * np.interp(d, fd, np.asarray(g["lamellae"], float) / fd)
+    return out
+
+
+@dataclass(frozen=True)
+class MrgCable:
+    """Per-compartment constants (SI) of ``F`` fibres with ``N`` compartments each.
+
+    Arrays are (F, N) unless noted: ``cm`` axolemma capacitance (F), ``gm``/``em`` passive
+    axolemma conductance (S) and reversal (V; zero conductance at nodes, whose leak is part of
+    the nodal channels), ``cmy``/``gmy`` myelin capacitance and conductance, ``gi``/``gp``
+    (F, N−1) intracellular and periaxonal conductance to the next compartment, ``ai``/``ap``
+    the intracellular and periaxonal activating current per V/m of uniform field along the
+    fibre (A per V/m), ``x`` compartment centres (m), ``node_col`` (n_nodes,) the column of
+    each node, ``node_area`` (F,) nodal membrane area (m²).
+    """
+
+    cm: np.ndarray
+    gm: np.ndarray
+    em: np.ndarray
+    cmy: np.ndarray
+    gmy: np.ndarray
+    gi: np.ndarray
+    gp: np.ndarray
+    ai: np.ndarray
+    ap: np.ndarray
+    x: np.ndarray
+    is_node: np.ndarray
+    node_col: np.ndarray
+    node_area: np.ndarray
+    delta_x: np.ndarray
+
+    @property
+    def shape(self):
+        return self.cm.shape
+
+
+def cable(fibre_d_m, n_nodes: int) -> MrgCable:
+    """Build the double cable of MRG 2002 (ModelDB 3810 ``MRGaxon.hoc``) for each diameter."""
+    c, _ = _params()
+    geo = geometry(fibre_d_m)
+    d = np.atleast_1d(np.asarray(fibre_d_m, float))
+    F = d.size
+    n_stin = int(c["stin_per_internode"])
+    um = 1e-6
+    l_node, l_mysa = c["node_length_um"] * um, c["mysa_length_um"] * um
+    l_stin = (geo["delta_x"] - l_node - 2 * l_mysa - 2 * geo["flut_length"]) / n_stin
+    # (section type, length, axolemma diameter, periaxonal width, passive g S/cm², myelin?)
+    kinds = [("node", np.full(F, l_node), geo["node_d"], c["space_node_um"], 0.0)]
+    inter = ([("mysa", np.full(F, l_mysa), geo["node_d"], c["space_mysa_um"], c["g_mysa_s_per_cm2"]),
+              ("flut", geo["flut_length"], geo["flut_d"], c["space_flut_um"], c["g_flut_s_per_cm2"])]
+             + [("stin", l_stin, geo["axon_d"], c["space_stin_um"], c["g_stin_s_per_cm2"])] * n_stin
+             + [("flut", geo["flut_length"], geo["flut_d"], c["space_flut_um"], c["g_flut_s_per_cm2"]),
+                ("mysa", np.full(F, l_mysa), geo["node_d"], c["space_mysa_um"], c["g_mysa_s_per_cm2"])])
+    layout = kinds + (inter + kinds) * (n_nodes - 1)
+    N = len(layout)
+    length = np.stack([k[1] for k in layout], axis=1)
+    dax = np.stack([k[2] for k in layout], axis=1)
+    space = np.array([k[3] for k in layout]) * um
+    gpas = np.array([k[4] for k in layout]) * 1e4          # S/m²
+    is_node = np.array([k[0] == "node" for k in layout])
+    rho = c["rho_axoplasm_ohm_cm"] * 1e-2                  # Ω·m
+    cm_area = c["c_m_uf_per_cm2"] * 1e-2                   # F/m²
+    area = math.pi * dax * length
+    outer = math.pi * d[:, None] * length                  # myelin per area of the fibre surface
+    nl = geo["lamellae"][:, None]
+    cmy = np.where(is_node, 0.0, c["myelin_c_uf_per_cm2_per_lamella"] * 1e-2 / (2 * nl) * outer)
+    gmy = np.where(is_node, 0.0, c["myelin_g_s_per_cm2_per_lamella"] * 1e4 / (2 * nl) * outer)
+    half_ri = rho * (length / 2) / (math.pi * dax ** 2 / 4)
+    r = dax / 2
+    half_rp = rho * (length / 2) / (math.pi * ((r + space) ** 2 - r ** 2))
+    gi = 1.0 / (half_ri[:, :-1] + half_ri[:, 1:])
+    gp = 1.0 / (half_rp[:, :-1] + half_rp[:, 1:])
+    x = np.cumsum(length, axis=1) - length / 2
+    dx = np.diff(x, axis=1)
+    # Uniform field E along +x: Ve = −E·x, so the source into j from k is g_jk·(−(x_k − x_j))·E.
+    ai, ap = np.zeros((F, N)), np.zeros((F, N))
+    ai[:, :-1] -= gi * dx
+    ai[:, 1:] += gi * dx
+    ap[:, :-1] -= gp * dx
+    ap[:, 1:] += gp * dx
+    return MrgCable(cm=cm_area * area, gm=np.where(is_node, 0.0, gpas * area),
+                    em=np.full((F, N), c["e_internode_mv"] * 1e-3), cmy=cmy, gmy=gmy, gi=gi, gp=gp,
+                    ai=ai, ap=ap, x=x, is_node=is_node, node_col=np.flatnonzero(is_node),
+                    node_area=area[:, 0].copy(), delta_x=geo["delta_x"])
+
+
+@jit()
+def node_currents(m, h, p, s, gnaf, gnap, gks, gl, ena, ek, el, g_out, i_out):
+    """Nodal channels with the new gates: total conductance (S) and ``Σ g·E`` (A), (n_nodes, F)."""
+    nn, F = m.shape
+    for i in range(nn):
+        for f in range(F):
+            gna = gnaf[f] * m[i, f] ** 3 * h[i, f] + gnap[f] * p[i, f] ** 3
+            gk = gks[f] * s[i, f]
+            g_out[i, f] = gna + gk + gl[f]
+            i_out[i, f] = gna * ena + gk * ek + gl[f] * el
+
+
+@jit()
+def step(dt, cm, gm, em, cmy, gmy, gi, gp, ai, ap, is_node, node_col, vm, u, src,
+         g_ion, i_ion, v_node, scratch):
+    """One backward-Euler step of every fibre's double cable, in place.
+
+    ``src`` (F,) is the field (V/m) of this step; ``g_ion``/``i_ion`` (n_nodes, F) the nodal
+    channels' total conductance (S) and ``Σ g·E`` (A) with this step's gates; ``v_node``
+    (n_nodes, F) receives the new nodal potentials; ``scratch`` (N, 10) is work space.
+    Block-tridiagonal Thomas algorithm with 2 × 2 blocks over (vm, u).
+    """
+    F, N = vm.shape
+    for f in range(F):
+        s = src[f]
+        inode = 0
+        for j in range(N):
+            gl = gi[f, j - 1] if j > 0 else 0.0
+            gr = gi[f, j] if j < N - 1 else 0.0
+            pl = gp[f, j - 1] if j > 0 else 0.0
+            pr = gp[f, j] if j < N - 1 else 0.0
+            sg = gl + gr
+            a = cm[f, j] / dt
+            if is_node[j]:
+                d11 = a + g_ion[inode, f] + sg
+                d12 = sg
+                d21 = 0.0
+                d22 = 1.0
+                r1 = a * vm[f, j] + i_ion[inode, f] + s * ai[f, j]
+                r2 = 0.0
+                l21 = 0.0
+                l22 = 0.0
+                u21 = 0.0
+                u22 = 0.0
+                inode += 1
+            else:
+                b = cmy[f, j] / dt
+                d11 = a + gm[f, j] + sg
+                d12 = sg
+                d21 = sg
+                d22 = b + gmy[f, j] + sg + pl + pr
+                r1 = a * vm[f, j] + gm[f, j] * em[f, j] + s * ai[f, j]
+                r2 = b * u[f, j] + s * (ai[f, j] + ap[f, j])
+                l21 = -gl
+                l22 = -gl - pl
+                u21 = -gr
+                u22 = -gr - pr
+            l11 = -gl
+            l12 = -gl
+            if j > 0:  # eliminate the lower block with the previous modified diagonal
+                q11, q12, q21, q22 = scratch[j - 1, 0], scratch[j - 1, 1], scratch[j - 1, 2], scratch[j - 1, 3]
+                m11 = l11 * q11 + l12 * q21
+                m12 = l11 * q12 + l12 * q22
+                m21 = l21 * q11 + l22 * q21
+                m22 = l21 * q12 + l22 * q22
+                pu11, pu12, pu21, pu22 = scratch[j - 1, 6], scratch[j - 1, 7], scratch[j - 1, 8], scratch[j - 1, 9]
+                d11 -= m11 * pu11 + m12 * pu21
+                d12 -= m11 * pu12 + m12 * pu22
+                d21 -= m21 * pu11 + m22 * pu21
+                d22 -= m21 * pu12 + m22 * pu22
+                pr1, pr2 = scratch[j - 1, 4], scratch[j - 1, 5]
+                r1 -= m11 * pr1 + m12 * pr2
+                r2 -= m21 * pr1 + m22 * pr2
+            det = d11 * d22 - d12 * d21
+            scratch[j, 0] = d22 / det
+            scratch[j, 1] = -d12 / det
+            scratch[j, 2] = -d21 / det
+            scratch[j, 3] = d11 / det
+            scratch[j, 4] = r1
+            scratch[j, 5] = r2
+            scratch[j, 6] = -gr
+            scratch[j, 7] = -gr
+            scratch[j, 8] = u21
+            scratch[j, 9] = u22
+        x1 = 0.0
+        x2 = 0.0
+        inode = node_col.size - 1
+        for j in range(N - 1, -1, -1):
+            r1 = scratch[j, 4]
+            r2 = scratch[j, 5]
+            if j < N - 1:
+                r1 -= scratch[j, 6] * x1 + scratch[j, 7] * x2
+                r2 -= scratch[j, 8] * x1 + scratch[j, 9] * x2
+            x1 = scratch[j, 0] * r1 + scratch[j, 1] * r2
+            x2 = scratch[j, 2] * r1 + scratch[j, 3] * r2
+            vm[f, j] = x1
+            u[f, j] = x2
+            if is_node[j]:
+                v_node[inode, f] = x1
+                inode -= 1
