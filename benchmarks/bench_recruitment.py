@@ -4,7 +4,8 @@
   the example patient; ``recruit(train, site, patient)`` after the tables and the field are
   cached (the target is ≤ 20 ms), and cold (first call: field solve and fibre sampling).
 * ``batch``: 1 000 candidates (amplitude, pulse width, frequency, 4 electrode sizes) in one
-  ``recruit(StimulusSet, ...)`` call (target ≤ 1 s), warm and cold.
+  ``recruit(StimulusSet, ...)`` call (target ≤ 1 s), warm and cold; and 1 000 kHz-burst
+  candidates (carrier, burst duration, amplitude, rate, electrode) with discomfort.
 Both include the afferent side (the discomfort model's skin current-density activation,
 :mod:`emsim.physiology.cutaneous`); ``*_with_discomfort_*`` adds ``discomfort.predict`` on the
 result (the issue's per-program target is field + recruitment + discomfort). Besides wall-clock medians the record holds the process
@@ -98,6 +99,14 @@ def main(argv=None) -> int:
     cold_batch = time.perf_counter() - t0
     warm_batch = timed(lambda: rc.recruit(batch, SITE, patient), args.repeats, cpu_batch)
     warm_batch_nrs = timed(lambda: dsc.predict(rc.recruit(batch, SITE, patient)), args.repeats)
+    # kHz bursts (1-10 kHz, 2-10 ms): the afferents' thresholds come from the Brian2 tables and their
+    # action potentials per burst from the burst-firing table (several activations per class).
+    khz_batch = rc.StimulusSet.from_arrays(rng.uniform(5, 150, n), 300.0, rng.uniform(20, 100, n), channels=chans,
+                                           channel_index=rng.integers(0, 4, n), shape="khz_burst",
+                                           carrier_hz=rng.uniform(1000, 10000, n),
+                                           burst_duration_ms=rng.uniform(2, 10, n))
+    cpu_khz = []
+    warm_khz_nrs = timed(lambda: dsc.predict(rc.recruit(khz_batch, SITE, patient)), args.repeats, cpu_khz)
     publish("recruitment", {
         "benchmark": "recruit: 20-min 2-channel program; 1000-candidate batch", **machine(),
         "repeats": args.repeats, "program_pulses": train.n_pulses,
@@ -112,7 +121,9 @@ def main(argv=None) -> int:
         "batch_candidates": n, "batch_electrode_sets": len(chans),
         "batch_warm_median_s": statistics.median(warm_batch), "batch_warm_cpu_median_s": statistics.median(cpu_batch),
         "batch_cold_s": cold_batch, "batch_target_s": 1.0,
-        "batch_with_discomfort_warm_median_s": statistics.median(warm_batch_nrs)})
+        "batch_with_discomfort_warm_median_s": statistics.median(warm_batch_nrs),
+        "khz_batch_with_discomfort_warm_median_s": statistics.median(warm_khz_nrs),
+        "khz_batch_with_discomfort_warm_cpu_median_s": statistics.median(cpu_khz)})
     return 0
 
 

@@ -377,7 +377,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
             area = np.array([_electrode_areas(program.channels[c])])
             force_frac = _force_fraction_per_pulse(t_p, force_by_channel.get(c))
             drive = dsc.AfferentDrive(times_s=t_p[None], afferent=afferent, electrode_area_m2=area,
-                                      force_fraction=force_frac[None])
+                                      force_fraction=force_frac[None], spike_factor=rec.channel_spike_factor(k))
             pred = dsc.predict(drive, person=person)
             nrs_peak = max(nrs_peak, float(np.nanmax(pred.peak)))
             nrs_mean = max(nrs_mean, float(np.nanmax(pred.mean)))

@@ -11,10 +11,12 @@ the contraction term). Recorded: sensation, motor, pain (NRS 3) and tolerance (N
 thresholds, the current for a 20 % motor-pool contraction and the discomfort there, and the
 contraction reached at NRS 5.
 
-Known limitation shown by the kHz figure: like ``predict_train``, the cutaneous model sees a kHz
-burst as one carrier half-cycle (no summation over the burst, no Na-channel kinetics), so it
-cannot place the published discomfort minimum at 2.5–5 kHz (the strict xfail D1 in
-``tests/validation/test_discomfort_targets.py``).
+kHz bursts: the afferent thresholds come from the Brian2 fibre tables relative to the calibration
+pulse (``waveform=``, :func:`emsim.physiology.cutaneous.waveform_multiplier`) and each active
+afferent fires the number of action potentials per burst of the Brian2 burst-firing table
+(:func:`emsim.physiology.cutaneous.burst_spikes`), as :func:`emsim.physiology.recruitment.recruit`
+computes them. Whether the published discomfort minimum at 2.5–5 kHz is reproduced is the
+validation test D1 in ``tests/validation/test_discomfort_targets.py``.
 
 Run: ``python studies/discomfort.py [--quick]`` or ``emsim study run discomfort``.
 """
@@ -60,6 +62,7 @@ def _at(current_ma, y):
 
 def _sweep(waveform, frequency_hz, electrode, patient):
     """Motor fraction, Aβ fraction and NRS over AMPS_MA for one stimulus."""
+    from emsim.physiology import cutaneous as cut
     from emsim.physiology import discomfort as dsc
     from emsim.physiology.recruitment import StimulusSet, recruit
 
@@ -69,13 +72,18 @@ def _sweep(waveform, frequency_hz, electrode, patient):
                                    carrier_hz=carrier or 2500.0, burst_duration_ms=BURST_MS)
     rec = recruit(stim, SITE, patient)
     motor = rec.force_fraction[:, 0]
-    act = dsc.cutaneous_activation(rec.fields[0].skin_current_density(), stim.amplitude_a,
-                                   stim.waveform["pulse_width_s"], person=dsc.Person.from_patient(patient))
+    person = dsc.Person.from_patient(patient)
+    contact = rec.fields[0].skin_current_density()
+    act = dsc.cutaneous_activation(contact, stim.amplitude_a, stim.waveform["pulse_width_s"], person=person,
+                                   waveform=stim.waveform)
+    spikes = cut.burst_spikes(contact, stim.amplitude_a, stim.waveform, threshold_scale=person.cutaneous_threshold_scale,
+                              threshold_multiplier=cut.waveform_multiplier(stim.waveform))
     n = AMPS_MA.size
     area = np.array([[e.area_cm2 * 1e-4 for e in ch.electrodes]] * n)
     drive = dsc.AfferentDrive(times_s=np.zeros((n, 1)), afferent={k: v[:, :, None] for k, v in act.items()},
                               electrode_area_m2=area, force_fraction=motor[:, None],
-                              steady_rate_hz=np.full(n, float(frequency_hz)))
+                              steady_rate_hz=np.full(n, float(frequency_hz)),
+                              spike_factor={k: v[:, :, None] for k, v in spikes.items()})
     nrs = dsc.predict(drive).peak
     return motor, act["abeta"].mean(axis=1), nrs
 

@@ -22,7 +22,9 @@ discomfort model was calibrated with (reference §4.5)::
   232 µs (S3): shape-aware pulses need the anchors restated for a pulse shape first. A **kHz
   burst** is not a pulse of its half-cycle: :func:`waveform_multiplier` takes its threshold
   relative to the calibration pulse from the Brian2 fibre tables (``models/fibres/thresholds``,
-  carrier × burst duration per class), the same axon-model response the motor units see.
+  carrier × burst duration per class), the same axon-model response the motor units see; how
+  many action potentials an active afferent fires per burst comes from the Brian2 burst-firing
+  table (:func:`burst_spikes`, :mod:`emsim.physiology.burst_firing`).
 * ``s`` is the person's cutaneous threshold scale (sex: Maffiuletti 2008; or fitted to the
   patient's measured sensory threshold by :mod:`emsim.body.calibration`).
 
@@ -61,7 +63,7 @@ from emsim.physiology.fibre_tables import load_table
 
 __all__ = ["AFFERENT_CLASSES", "CLASS_FILE", "SENSATION_LEVEL", "ClassParameters", "class_parameters",
            "sex_threshold_scale", "activation", "threshold_current", "read_value", "reference_waveform",
-           "waveform_multiplier"]
+           "waveform_multiplier", "burst_spikes"]
 
 #: The file holding the class parameters (the discomfort model's calibration).
 CLASS_FILE = "discomfort/discomfort.json"
@@ -352,4 +354,58 @@ def threshold_current(contact, pulse_width_s, *, level: float = SENSATION_LEVEL,
         # F rises strictly through any level in (0, 1): its piecewise-linear inverse is exact.
         y = np.array([np.interp(level, f, grid) for grid, f in _responses(contact, c.sigma_ln)])
         out[name] = np.exp(log_th[..., None] + y)
+    return out
+
+
+def burst_spikes(contact, current_a, waveform: Mapping[str, Any], *, threshold_multiplier: Mapping[str, Any],
+                 classes: Mapping[str, ClassParameters] | None = None, threshold_scale: float = 1.0,
+                 firing=None) -> dict[str, np.ndarray]:
+    """Action potentials per activated afferent per pulse, for each class under each electrode.
+
+    1 for pulsed waveforms (a pulse fires a fibre at most once). For a kHz burst, a fibre driven
+    at ``m`` times its own threshold fires ``n(m)`` action potentials (the Brian2 burst-firing
+    table, :mod:`emsim.physiology.burst_firing`: several at a 1 kHz carrier, where each cycle
+    acts as a pulse; fewer where the fibre cannot follow the carrier); over the log-normal
+    endings under the electrode this is ``Σ_j F(I/m_j) / F(I)`` (the module's step function).
+
+    Parameters
+    ----------
+    contact, current_a : as :func:`activation` (``current_a`` of shape (S,))
+    waveform : mapping
+        Table query arrays of length S (:func:`emsim.physiology.recruitment.waveform_parameters`).
+    threshold_multiplier : mapping class → array (S,)
+        The classes' ``J_th/J_rh`` for these waveforms (:func:`waveform_multiplier`).
+    firing : BurstFiring, optional
+        Default: the shipped table (read only when a kHz burst is present).
+
+    Returns
+    -------
+    dict class → ndarray (S, n_electrodes), ≥ 1 (1 where no fibre of the class is active).
+    """
+    from emsim.physiology.burst_firing import load_burst_firing, spike_weighted_fraction
+
+    classes = class_parameters() if classes is None else classes
+    current = np.asarray(current_a, dtype=float).reshape(-1)
+    khz = np.asarray(waveform["kind"], dtype=int).reshape(-1) == 3
+    n_e = len(contact.electrodes)
+    out = {name: np.ones((current.size, n_e)) for name in classes}
+    if not np.any(khz):
+        return out
+    firing = load_burst_firing() if firing is None else firing
+    pw = np.asarray(waveform["pulse_width_s"], float).reshape(-1)[khz]
+    car = np.asarray(waveform["carrier_hz"], float).reshape(-1)[khz]
+    burst = np.asarray(waveform["burst_s"], float).reshape(-1)[khz]
+    for name, c in classes.items():
+        if name not in firing.counts:
+            continue
+        mult = np.broadcast_to(np.asarray(threshold_multiplier[name], float).reshape(-1), current.shape)[khz]
+
+        def fraction_at(scale, name=name, c=c, mult=mult):
+            return activation(contact, current[khz], pw, classes={name: c}, threshold_scale=threshold_scale,
+                              threshold_multiplier={name: mult * scale})[name]
+
+        spikes = spike_weighted_fraction(fraction_at, firing.steps(name, car, burst))
+        active = fraction_at(np.ones(mult.shape))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name][khz] = np.where(active > 1e-12, np.maximum(spikes / active, 1.0), 1.0)
     return out

@@ -18,7 +18,9 @@ The model (a synthesis, not a published model: shared/reference/nerve_recruitmen
   duration of electrocutaneous sensation): ``Ψ_c = Ā_c · R^q`` where ``Ā_c`` is the
   window-weighted mean drive of recent pulses and ``R = N/(f0 τ)`` the window's pulse count
   relative to the reference rate f0, so a steady train at frequency f gives ``(f/f0)^q``
-  (§4.5, q ≈ 0.3).
+  (§4.5, q ≈ 0.3). A kHz burst can fire an afferent several times (Brian2 burst-firing table,
+  :mod:`emsim.physiology.burst_firing`); those action potentials fall inside the window and
+  count like as many pulses: the class's drive × ``spikes^q`` (``AfferentDrive.spike_factor``).
 * **Partial integration beyond the critical duration** (Bar-Ilan, §4.2 D2): over a running
   train the drive grows as ``u·(d/d_ref)^a`` with ``d`` the time since the train (or the
   current burst of a duty cycle) began, ``d_ref`` the 1 s of the calibration trains, and
@@ -213,6 +215,11 @@ class AfferentDrive:
         For candidate batches: each row's pulses stand for a steady train at this rate, and the
         prediction is the steady state (temporal summation of that rate) instead of the
         response to isolated pulses.
+    spike_factor : mapping of class name → ndarray, shape (B, E, P), optional
+        Action potentials per activated afferent per pulse (≥ 1; 1 when missing): a kHz burst
+        can fire a fibre several times (:func:`emsim.physiology.cutaneous.burst_spikes`). The
+        spikes of one pulse fall inside the integration window, so they count like that many
+        pulses: the class's drive is multiplied by ``spike_factor^q`` (the rate exponent).
     """
 
     times_s: np.ndarray
@@ -221,6 +228,7 @@ class AfferentDrive:
     force_fraction: np.ndarray | None = None
     hotspot_j_rms_a_per_m2: np.ndarray | None = None
     steady_rate_hz: np.ndarray | None = None
+    spike_factor: Mapping[str, np.ndarray] | None = None
 
     def __post_init__(self):
         t = _as_batch(self.times_s, 2, "times_s")
@@ -259,6 +267,19 @@ class AfferentDrive:
                     raise PhysiologyInputError("must be >= 0", path=name, value=float(np.nanmin(arr)),
                                                allowed=">= 0")
                 object.__setattr__(self, name, arr)
+        if self.spike_factor is not None:
+            spikes = {}
+            for name, v in dict(self.spike_factor).items():
+                if name not in aff:
+                    raise PhysiologyInputError("spike factor for a class without activation",
+                                               path=f"spike_factor.{name}", value=name, allowed=", ".join(aff))
+                arr = np.broadcast_to(_as_batch(v, 3, f"spike_factor.{name}"), aff[name].shape)
+                if np.any(~(arr >= 1.0)):
+                    raise PhysiologyInputError("action potentials per active fibre must be >= 1",
+                                               path=f"spike_factor.{name}", value=float(np.nanmin(arr)),
+                                               allowed=">= 1")
+                spikes[name] = arr
+            object.__setattr__(self, "spike_factor", spikes)
         if self.steady_rate_hz is not None:
             rate = np.broadcast_to(np.asarray(self.steady_rate_hz, dtype=float).reshape(-1), (b,))
             if np.any(~(rate > 0)) or np.any(~np.isfinite(rate)):
@@ -313,7 +334,7 @@ def _to_drive(recruitment: Any, **overrides) -> AfferentDrive:
     if base is not None:
         fields = dict(times_s=base.times_s, afferent=base.afferent, electrode_area_m2=base.electrode_area_m2,
                       force_fraction=base.force_fraction, hotspot_j_rms_a_per_m2=base.hotspot_j_rms_a_per_m2,
-                      steady_rate_hz=base.steady_rate_hz)
+                      steady_rate_hz=base.steady_rate_hz, spike_factor=base.spike_factor)
     else:
         def get(*names):  # each attribute read once: a Recruitment computes them on access
             for n in names:
@@ -332,6 +353,7 @@ def _to_drive(recruitment: Any, **overrides) -> AfferentDrive:
                                        allowed="AfferentDrive, or an object with to_afferent_drive()")
         rate = get("steady_rate_hz")
         fields["steady_rate_hz"] = rate if rate is not None else _batch_rate(recruitment, fields["times_s"])
+        fields["spike_factor"] = get("spike_factor")
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return AfferentDrive(**fields)
 
@@ -540,6 +562,14 @@ def _partial_integration(u, duration_s, p: DiscomfortParameters):
     return u * np.power(d / p.reference_duration_s, a)
 
 
+def _with_spikes(a: np.ndarray, spikes: np.ndarray | None, q: float) -> np.ndarray:
+    """Activation weighted by ``spikes^q``: several action potentials of one fibre within the
+    integration window count like as many pulses under the rate-summation law ``(f/f0)^q``."""
+    if spikes is None or not np.any(spikes != 1.0):
+        return a
+    return a * np.power(spikes, q)
+
+
 def nrs_from_drive(u, exponent: float):
     """The transfer ``g``: NRS = 10 u^n/(u^n + 1) (NRS 5 at u = 1)."""
     un = np.power(np.maximum(u, 0.0), exponent)
@@ -580,7 +610,9 @@ def predict(recruitment: Any, *, person: Person | None = None, params: Discomfor
     names = [name for name in p.classes if drive.afferent.get(name) is not None]
     stacked = np.empty((1 + len(names),) + t.shape)  # pulse count, then each class: one leaky sum
     stacked[0] = 1.0
-    per_pulse = {name: _electrode_sum(drive.afferent[name], spatial, out=stacked[1 + i])  # (B, P) each
+    spikes = drive.spike_factor or {}
+    per_pulse = {name: _electrode_sum(_with_spikes(drive.afferent[name], spikes.get(name), p.rate_exponent),
+                                      spatial, out=stacked[1 + i])  # (B, P) each
                  for i, name in enumerate(names)}
     if steady is None:  # one leaky sum for the pulse count and every class (shared exponentials)
         sums = _leaky_sum(t, stacked, tau)

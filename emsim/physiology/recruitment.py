@@ -26,7 +26,9 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   for 5 × 5 cm electrodes over the average lumbar erector spinae at 250 µs). A ``Recruitment``
   therefore feeds :func:`emsim.physiology.discomfort.predict` on its calibrated scale. Afferents
   are counted on every pulse (no refractoriness): the discomfort model's temporal summation
-  carries the rate.
+  carries the rate. A kHz burst can fire an active afferent more than once; how often comes
+  from the Brian2 burst-firing table (``Recruitment.afferent_spikes``,
+  :func:`emsim.physiology.cutaneous.burst_spikes`).
 * **Refractoriness and following.** A unit driven at ``m = I/I_th`` by pulses ``Δt`` apart fires
   on every ``n``-th pulse, with ``n`` the smallest count for which the tabulated recovery
   ratio ``R(n·Δt) ≤ m`` (paired-pulse curves of the Brian2 models; supernormality, ``R < 1``,
@@ -264,6 +266,7 @@ class Recruitment:
     _afferent_distinct: dict             # class -> (A, E) per distinct (stimulus, amplitude)
     _afferent_row: np.ndarray            # (P,) distinct (stimulus, amplitude) of each pulse
     notes: tuple = dc_field(default=())
+    _afferent_spikes_distinct: dict | None = None  # class -> (A, E) action potentials per active afferent
 
     @property
     def n_rows(self) -> int:
@@ -311,6 +314,39 @@ class Recruitment:
     def afferent_fraction(self) -> dict:
         """Fraction of each afferent class excited under each electrode per pulse, class -> (P, E)."""
         return {k: _read_only(np.take(v, self._afferent_row, axis=0)) for k, v in self._afferent_distinct.items()}
+
+    @cached_property
+    def afferent_spikes(self) -> dict:
+        """Action potentials per activated afferent per pulse, class -> (P, E): 1 for pulsed
+        waveforms, the Brian2 burst-firing count for kHz bursts
+        (:func:`emsim.physiology.cutaneous.burst_spikes`)."""
+        src = self._spikes_distinct
+        return {k: _read_only(np.take(v, self._afferent_row, axis=0)) for k, v in src.items()}
+
+    @cached_property
+    def _spikes_distinct(self) -> dict:
+        if self._afferent_spikes_distinct is not None:
+            return self._afferent_spikes_distinct
+        return {k: np.ones_like(v) for k, v in self._afferent_distinct.items()}
+
+    @cached_property
+    def spike_factor(self) -> dict | None:
+        """:attr:`afferent_spikes` in the layout of :attr:`afferent` (the discomfort model's input);
+        ``None`` when every pulse is an ordinary pulse (one action potential per active fibre)."""
+        if self._afferent_spikes_distinct is None:
+            return None
+        rows = self._in_time_order(self._afferent_row)
+        out = {k: np.take(v.T, rows, axis=1) for k, v in self._spikes_distinct.items()}
+        return {k: _read_only(v[None] if self._is_train else v.T[:, :, None]) for k, v in out.items()}
+
+    def channel_spike_factor(self, k: int) -> dict | None:
+        """:attr:`afferent_spikes` under channel ``k``'s electrodes, laid out as :meth:`channel_afferent`
+        (``AfferentDrive.spike_factor``); ``None`` when every pulse is an ordinary pulse."""
+        if self._afferent_spikes_distinct is None:
+            return None
+        rows = self._afferent_row[self.channel == k]
+        return {name: _read_only(np.take(v[:, 2 * k:2 * k + 2].T, rows, axis=1)[None])
+                for name, v in self._spikes_distinct.items()}
 
     @cached_property
     def times_s(self) -> np.ndarray:
@@ -692,7 +728,8 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     electrodes = tuple((channels[c].id, j) for c in range(len(channels)) for j in range(2))
     u_key = amp_key[first_of]
     sa_first, sa_of_u = _groups(np.lexsort((u_key, u_stim)), u_stim, u_key)
-    aff_frac, aff_thr = _afferents(geoms, scales, stim_channel, stim_wave, u_stim[sa_first], u_amp[sa_first])
+    aff_frac, aff_thr, aff_spikes = _afferents(geoms, scales, stim_channel, stim_wave, u_stim[sa_first],
+                                               u_amp[sa_first])
 
     notes = ["motor thresholds: Brian2 node-cable tables (models/fibres/thresholds.json) scaled by a factor fitted "
              "with the terminal depth range to Hmed 2018's quadriceps recruitment curve (models/fibres/"
@@ -707,7 +744,8 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
                        _motor_distinct=f, _motor_above_distinct=a, _motor_row=inverse,
                        _afferent_distinct=aff_frac, _afferent_row=np.take(sa_of_u, inverse),
                        cutaneous_threshold_scale=tuple(scales), fields=tuple(g.field for g in geoms),
-                       notes=tuple(notes))
+                       notes=tuple(notes),
+                       _afferent_spikes_distinct=aff_spikes if np.any(stim_wave["kind"] == 3) else None)
 
 
 def _groups(order, *keys):
@@ -732,7 +770,8 @@ def _groups(order, *keys):
 
 
 def _afferents(geoms, scales, stim_channel, stim_wave, u_stim, u_amp):
-    """Afferent fractions per distinct row (R, E) and 5 % thresholds per stimulus (S, E), per class.
+    """Afferent fractions per distinct row (R, E), 5 % thresholds per stimulus (S, E) and action
+    potentials per active afferent per distinct row (R, E; 1 for pulses), per class.
 
     Each channel's rows use its own skin current-density map and person scale; electrodes of the
     other channels stay at 0 (fractions) and ``inf`` (thresholds). Each stimulus's waveform
@@ -740,6 +779,7 @@ def _afferents(geoms, scales, stim_channel, stim_wave, u_stim, u_amp):
     """
     E, S = 2 * len(geoms), stim_channel.size
     frac = {k: np.zeros((u_amp.size, E)) for k in cut.AFFERENT_CLASSES}
+    spikes = {k: np.ones((u_amp.size, E)) for k in cut.AFFERENT_CLASSES}
     thr = {k: np.full((S, E), np.inf) for k in cut.AFFERENT_CLASSES}
     pulse_width_s = stim_wave["pulse_width_s"]
     mult = cut.waveform_multiplier(stim_wave) if S else {}
@@ -750,16 +790,22 @@ def _afferents(geoms, scales, stim_channel, stim_wave, u_stim, u_amp):
         rows = np.flatnonzero(row_channel == c)
         if rows.size:
             st = u_stim[rows]
+            row_mult = {k: v[st] for k, v in mult.items()}
             act = cut.activation(contact, u_amp[rows], pulse_width_s[st], threshold_scale=scales[c],
-                                 threshold_multiplier={k: v[st] for k, v in mult.items()})
+                                 threshold_multiplier=row_mult)
             for k, v in act.items():
                 frac[k][rows, cols] = v
+            if np.any(stim_wave["kind"][st] == 3):
+                wave = {k: np.asarray(v)[st] for k, v in stim_wave.items()}
+                for k, v in cut.burst_spikes(contact, u_amp[rows], wave, threshold_multiplier=row_mult,
+                                             threshold_scale=scales[c]).items():
+                    spikes[k][rows, cols] = v
         sel = np.flatnonzero(stim_channel == c)
         if sel.size:
             for k, v in cut.threshold_current(contact, pulse_width_s[sel], threshold_scale=scales[c],
                                               threshold_multiplier={k: v[sel] for k, v in mult.items()}).items():
                 thr[k][sel, cols] = v
-    return frac, thr
+    return frac, thr, spikes
 
 
 def _cutaneous_scale(person, patient, channel):

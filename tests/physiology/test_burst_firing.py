@@ -1,0 +1,128 @@
+"""Action potentials per kHz burst (emsim.physiology.burst_firing) and their use in the afferent drive.
+
+Tests without a mark read the shipped table only; the regeneration test runs Brian2
+(``needs_compiler``, ``slow``).
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emsim.physiology import burst_firing as bf
+from emsim.physiology import cutaneous as cut
+from emsim.physiology import discomfort as dsc
+from emsim.physiology import recruitment as rc
+from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
+from emsim.program.model import Channel
+
+SITE = "lumbar_erector_spinae"
+
+
+def channel():
+    return Channel(id="A", site=SITE, side="left", spacing_cm=4.0, orientation="along_fibres",
+                   electrodes=({"shape": "rectangle", "width_cm": 5.0, "length_cm": 5.0},) * 2)
+
+
+def test_shipped_table_covers_the_afferent_classes_and_says_how_it_was_made():
+    t = bf.load_burst_firing()
+    assert {"abeta", "adelta", "c"} <= set(t.counts)
+    assert t.meta["generated_by"] == "python -m emsim.physiology.burst_firing tabulate"
+    for v in t.counts.values():
+        assert v.shape == (t.carrier_hz.size, t.burst_s.size, t.multiples.size)
+        assert np.all(v >= 0)
+
+
+def test_steps_pick_the_nearest_tabulated_burst_and_count_at_least_one_spike():
+    t = dataclasses.replace(bf.load_burst_firing(), carrier_hz=np.array([1000.0, 10000.0]), burst_s=np.array([4e-3]),
+                            multiples=np.array([1.03, 2.0, 5.0]),
+                            counts={"x": np.array([[[1, 2, 4]], [[0, 2, 1]]], float)})
+    m, n = t.steps("x", np.array([1000.0, 9000.0]), np.array([4e-3, 5e-3]))
+    np.testing.assert_array_equal(m[0], [1.0, 2.0, 5.0])  # the first grid multiple stands for threshold
+    np.testing.assert_array_equal(n, [[1, 2, 4], [1, 2, 1]])  # 0 at threshold is search noise -> 1
+    with pytest.raises(ModelParameterError):
+        t.steps("abeta", np.array([1000.0]), np.array([4e-3]))
+
+
+def test_spike_weighted_fraction_sums_the_counts_over_fibres():
+    """Fibres with thresholds uniformly spread over [1, 10] mA at I = 8 mA (F(I/m) = clip((8/m −
+    1)/9)): 1 AP below 2x threshold, 3 from 2x, then 1 again from 4x (onset then block). Fibres at
+    ≥ 4x: F(2) = 1/9; at 2–4x: F(4) − F(2) = 2/9; at 1–2x: F(8) − F(4) = 4/9."""
+    m = np.array([[1.0, 2.0, 4.0]])
+    n = np.array([[1.0, 3.0, 1.0]])
+    frac = lambda scale: np.clip((8.0 / scale - 1.0) / 9.0, 0, 1)  # noqa: E731
+    got = bf.spike_weighted_fraction(frac, (m, n))
+    assert got[0] == pytest.approx((4 * 1 + 2 * 3 + 1 * 1) / 9.0)
+
+
+def test_pulses_fire_once_and_low_carriers_fire_more_often_than_high_ones():
+    """A pulsed waveform fires each active afferent once. At the same multiple of threshold a
+    1 kHz burst of 4 ms (four cycles, each a 0.5 ms phase) fires afferents at least as often as a
+    10 kHz burst (Ward & Robertson 2001: a fibre cannot follow a high carrier cycle by cycle)."""
+    s = rc.StimulusSet.from_arrays(np.array([60.0, 60.0, 60.0]), 300.0, 50.0, channels=channel(),
+                                   shape=np.array(["symmetric_biphasic", "khz_burst", "khz_burst"]),
+                                   carrier_hz=np.array([2500.0, 1000.0, 10000.0]), burst_duration_ms=4.0)
+    r = rc.recruit(s, SITE, person=dsc.Person())
+    for name in ("abeta", "adelta"):
+        sp = r.afferent_spikes[name]
+        assert np.all(sp[0] == 1.0)
+        assert np.all(sp >= 1.0)
+    t = bf.load_burst_firing()
+    _, n1 = t.steps("abeta", np.array([1000.0]), np.array([4e-3]))
+    _, n10 = t.steps("abeta", np.array([10000.0]), np.array([4e-3]))
+    assert np.all(n1 >= n10)
+
+
+def test_spike_factor_raises_the_discomfort_of_a_burst_and_is_checked():
+    s = rc.StimulusSet.from_arrays(np.array([40.0]), channels=channel(), shape="khz_burst", carrier_hz=1000.0,
+                                   burst_duration_ms=4.0)
+    r = rc.recruit(s, SITE, person=dsc.Person())
+    with_spikes = dsc.predict(r).peak[0]
+    drive = dsc.AfferentDrive(times_s=r.times_s, afferent=r.afferent, electrode_area_m2=r.electrode_area_m2,
+                              force_fraction=r.force_fraction, steady_rate_hz=1.0 / r.interval_s)
+    without = dsc.predict(drive).peak[0]
+    if max(np.max(v) for v in r.afferent_spikes.values()) > 1.0:
+        assert with_spikes > without
+    else:
+        assert with_spikes == pytest.approx(without)
+    bad = {k: np.full(v.shape, 0.5) for k, v in r.afferent.items()}
+    with pytest.raises(PhysiologyInputError, match="spike_factor"):
+        dsc.AfferentDrive(times_s=r.times_s, afferent=r.afferent, electrode_area_m2=r.electrode_area_m2,
+                          spike_factor=bad)
+
+
+def test_pulsed_programs_carry_no_spike_factor():
+    s = rc.StimulusSet.from_arrays(np.array([30.0]), 300.0, 50.0, channels=channel())
+    assert rc.recruit(s, SITE).spike_factor is None
+    sc = rc.recruit(s, SITE).fields[0].skin_current_density()
+    w = s.waveform
+    out = cut.burst_spikes(sc, s.amplitude_a, w, threshold_multiplier=cut.waveform_multiplier(w))
+    assert all(np.all(v == 1.0) for v in out.values())
+
+
+@pytest.mark.needs_compiler
+@pytest.mark.slow
+def test_regenerated_small_table_matches_the_shipped_one():
+    """One command regenerates the table (python -m emsim.physiology.burst_firing tabulate); the
+    reduced grid's entries equal the shipped table's at the same grid points (spike counts are
+    integers: exact, except a count may differ by one where the multiple sits at a firing step)."""
+    small = bf.tabulate(bf.GRID_SMALL)
+    shipped = bf.load_burst_firing()
+    for name, block in small["counts"].items():
+        ref = np.asarray(shipped.counts[name])
+        for i, f in enumerate(small["carrier_hz"]):
+            fi = list(shipped.carrier_hz).index(f)
+            for k, b in enumerate(small["burst_ms"]):
+                bi = list(np.round(shipped.burst_s * 1e3, 6)).index(b)
+                for j, m in enumerate(small["multiples"]):
+                    mi = list(shipped.multiples).index(m)
+                    assert abs(block[i][k][j] - ref[fi, bi, mi]) <= 1, (name, f, b, m)
+
+
+def test_channel_spike_factor_matches_the_per_pulse_table():
+    s = rc.StimulusSet.from_arrays(np.array([30.0, 60.0]), channels=channel(), shape="khz_burst", carrier_hz=1000.0,
+                                   burst_duration_ms=4.0)
+    r = rc.recruit(s, SITE, person=dsc.Person())
+    ch = r.channel_spike_factor(0)
+    for name, v in r.afferent_spikes.items():
+        np.testing.assert_array_equal(ch[name][0], v.T)
