@@ -85,7 +85,9 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
 
     State per row: E and CN per recruitment depth group, and per cell the force F and the six
     deficits. Pulse i makes E_d jump by λ_{d,i} R_i / τc and every deficit j of cell c jump by
-    its pulse gain (g_j · κF_ref for the six deficits of the model) · φ_c · λ_{c,i} · capacity_c; between pulses the RHS is smooth
+    its pulse gain (g_j · κF_ref for the six deficits of the model) · w_{i,j} · φ_c · λ_{c,i} ·
+    capacity_c (w the pulse's interval weight, φ_c left out for deficits whose pulse cost does
+    not scale with fatigability); between pulses the RHS is smooth
     and DOP853 integrates it, one pulse interval at a time. Returns the total force of each row
     at ``t_eval`` (shape ``(rows, len(t_eval))``) and the deficits at the end.
     """
@@ -103,6 +105,10 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     lam_d = np.clip((recruitment[:, None, :] - cells.edges[:, :-1, None])
                     / np.where(width > 0, width, np.inf)[:, :, None], 0.0, 1.0)   # (B, D, P)
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
+    # weight of each pulse's cost per deficit: max(0, 1 − Δt/τ_j), 1 where τ_j = 0
+    thr = model.thresholds
+    gap = np.diff(pulses, prepend=-np.inf)[:, None]
+    pw = np.where(thr > 0, np.clip(1.0 - gap / np.where(thr > 0, thr, 1.0), 0.0, None), 1.0)
     tf, phi_g, dep = cells.time_factor, cells.fatigability, cells.depth
     w = np.where(cells.weight > 0, cells.weight, 1e-300)   # padded cells stay at F = 0
     g, g_pulse, mech = model.gains, model.pulse_gains, model.mech
@@ -137,7 +143,9 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
         y[:, :D] += lam_d[:, :, i] * rfac[i] / model.tau_c
         x = y[:, n_e + C:].reshape(B, C, nd)
         cap = np.clip(1.0 - x[..., mech == 0].sum(axis=-1), 0.0, 1.0)
-        x += (g_pulse * (phi_g * lam_d[:, dep, i] * cap)[..., None])
+        # per deficit: the pulse's interval weight, and the class fatigability where it counts
+        phi = np.where(model.pulse_fatigability[None, :], phi_g[:, None], 1.0)   # (C, n)
+        x += g_pulse * pw[i] * phi * (lam_d[:, dep, i] * cap)[..., None]
         t_a, t_b = bounds[i], bounds[i + 1]
         last = i == pulses.size - 1
         lo = np.searchsorted(t_eval, t_a, side="left")

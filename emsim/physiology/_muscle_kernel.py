@@ -21,7 +21,8 @@ The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`march`):
 * the deficits alongside (as many as :mod:`emsim.physiology.fatigue` defines, each with a gain
   on the force drive, a gain per recruited pulse and the parameter it acts on): exact decay over
   the interval plus the trapezoid integral of the force drive, and the per-pulse cost at each
-  pulse, as in the ``solve_ivp`` reference of
+  pulse (weighted per deficit by the pulse's interval weight and, where the deficit says so,
+  the class fatigability), as in the ``solve_ivp`` reference of
   ``benchmarks/bench_muscle.py``; in the relaxation tail after the last pulse (where the drive
   falls fast) they and the parameters are updated at every node step.
 """
@@ -48,7 +49,7 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _mix(h, v):
     # FNV-1a over the 64-bit word, then a multiply-xorshift so nearby floats spread out
     h = (h ^ v) * _FNV_PRIME
@@ -131,15 +132,22 @@ def _over_rows(fn, B, args):
         fut.result()
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _at(a, b, i):
     """``a[b, i]`` of a per-pulse factor stored compactly: shape (1 or B, 1 or P)."""
     return a[b if a.shape[0] > 1 else 0, i if a.shape[1] > 1 else 0]
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _hash_block(lo, hi, bits, first, stop, out):
     for b in range(lo, hi):
+        if bits.shape[1] == 1:
+            # a factor constant along the pulses: each unit's pulses are its one value, so the
+            # value and the unit's pulse count say all (no pass over the pulses)
+            v = _mix(_FNV_OFFSET, _at(bits, b, 0))
+            for u in range(first.size):
+                out[b, u] = _mix(v, np.uint64(stop[u] - first[u]))
+            continue
         for u in range(first.size):
             # four interleaved lanes (the mixing is a serial multiply chain), then combined
             h0 = _FNV_OFFSET
@@ -163,14 +171,16 @@ def block_hashes(bits: np.ndarray, first: np.ndarray, stop: np.ndarray) -> np.nd
     """64-bit hash of each row's pulses ``first[u]:stop[u]`` per unit u, shape (B, U).
 
     ``bits`` is the uint64 view of a compact per-pulse factor (see :func:`_at`) with B rows.
-    Row keys and unit keys both derive from this one pass over the data.
+    Row keys and unit keys both derive from this one pass over the data; a factor constant
+    along the pulses (one column) hashes its value and each unit's pulse count, so hashes are
+    comparable between rows of one array, not between its compact and full forms.
     """
     out = np.empty((bits.shape[0], first.size), dtype=np.uint64)
     _over_rows(_hash_block, bits.shape[0], (bits, first, stop, out))
     return out
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def fold_hashes(h):
     """Hash along the last axis of a (R, K) uint64 array, shape (R,)."""
     out = np.empty(h.shape[0], dtype=np.uint64)
@@ -182,7 +192,7 @@ def fold_hashes(h):
     return out
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _pulses_ok_block(lo, hi, t, ok):
     for b in range(lo, hi):
         seen_nan = False
@@ -206,13 +216,14 @@ def pulses_ok(t: np.ndarray) -> bool:
     return bool(ok.all())
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _values_ok_block(lo, hi, x, t, positive, top, ok):
+    P = max(x.shape[1], t.shape[1])
     for b in range(lo, hi):
-        for i in range(t.shape[1]):
-            if np.isnan(t[b, i]):
+        for i in range(P):
+            if np.isnan(_at(t, b, i)):
                 continue
-            v = x[b, i]
+            v = _at(x, b, i)
             if not (np.isfinite(v) and (v > 0.0 if positive else v >= 0.0) and v <= top):
                 ok[b] = False
                 break
@@ -220,13 +231,15 @@ def _values_ok_block(lo, hi, x, t, positive, top, ok):
 
 def values_ok(x: np.ndarray, t: np.ndarray, positive: bool, top: float = np.inf) -> bool:
     """True when ``x`` is finite, positive (or non-negative) and ≤ ``top`` at every pulse of
-    ``t``."""
-    ok = np.ones(t.shape[0], dtype=np.bool_)
-    _over_rows(_values_ok_block, t.shape[0], (x, t, positive, float(top), ok))
+    ``t``; both may be compact (one row and/or one column standing for all, see
+    :func:`_at`)."""
+    B = max(x.shape[0], t.shape[0])
+    ok = np.ones(B, dtype=np.bool_)
+    _over_rows(_values_ok_block, B, (x, t, positive, float(top), ok))
     return bool(ok.all())
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def recruitment_levels(r):
     """Per row, which levels ``round(r, 3)`` of the positive recruitment values occur:
     (rows, 1001) bool over 0.000 … 1.000 (``r`` is in 0–1)."""
@@ -239,7 +252,7 @@ def recruitment_levels(r):
     return seen
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _mech_sum(X, q, mech, k):
     """Sum of cell q's deficits that act on mechanism k (0: capacity, 1: τ1, 2: Km)."""
     v = 0.0
@@ -249,7 +262,7 @@ def _mech_sum(X, q, mech, k):
     return v
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs, has_pulse,
                  fatigue):
     """Pulse ``gi`` of row b: E jumps per depth group by its firing fraction; each cell pays the
@@ -265,17 +278,21 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
         LD[d] = v * lm
         E[d] += LD[d] * rfac[gi] / tau_c
     if fatigue and has_pulse > 0.0:
-        pgains, mech = defs[1], defs[2]
+        pgains, mech, pw, use_fat = defs[1], defs[2], defs[4], defs[5]
+        # the pulse's interval weight per deficit (the table has one row when every deficit's
+        # threshold is off: all weights 1)
+        wrow = gi if pw.shape[0] > 1 else 0
         for q in range(na):
             cap = 1.0 - _mech_sum(X, q, mech, 0)
             cap = 0.0 if cap < 0.0 else (1.0 if cap > 1.0 else cap)
             amt = phg[q] * LD[dep[q]] * cap
+            bare = LD[dep[q]] * cap
             for j in range(mech.size):
-                X[q, j] += pgains[j] * amt
+                X[q, j] += pgains[j] * ((amt if use_fat[j] else bare) * pw[wrow, j])
     return _at(afac, gb, gi)
 
 
-@jit(nogil=True, fastmath=True, inline="always")
+@jit(error_model="numpy", nogil=True, fastmath=True, inline="always")
 def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, fnod, dfnod,
               tangent):
     """Integrate interval i of a unit for row b (pulse i, then the node steps to pulse i+1 or,
@@ -453,7 +470,7 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     return area, pk
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _pack(S, F, X):
     """S[q] = (F[q], X[q, 0…]): a cell's state as one row."""
     for q in range(F.size):
@@ -462,12 +479,12 @@ def _pack(S, F, X):
             S[q, j + 1] = X[q, j]
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _steps_of(pulse_node, i, last):
     return (pulse_node[i + 1] if i + 1 < pulse_node.size else last) - pulse_node[i]
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _sum_weights(x0, x1, x2, m, w):
     """``w[k] = Σ_{r=1}^{m−1} L_k(r)``: weights that sum a quadratic through the values at
     x0, x1, x2 over the integers 1 … m−1 (with x0 = x1, the line through x1 and x2: w[0] = 0).
@@ -485,7 +502,7 @@ def _sum_weights(x0, x1, x2, m, w):
     w[2] = (s2 - (x0 + x1) * s1 + x0 * x1 * n0) / ((x2 - x0) * (x2 - x1))
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _ecn_ahead(E1, CN1, J, rho, dt, n, E, CN):
     """E and CN n identical intervals after (E1, CN1), exactly: each interval maps
     ``E → ρ·(E + J)``, ``CN → ρ·(CN + Δ·(E + J))``, whose deviations from the fixed point
@@ -499,7 +516,7 @@ def _ecn_ahead(E1, CN1, J, rho, dt, n, E, CN):
         CN[d] = cs + rn * (CN1[d] - cs + n * dt * e1)
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _corrected(wc, d1, d2, dm, pred, gm1, j):
     """Corrected sum of the skipped increments (relative to the step's start): the quadratic
     through d1, d2 and the new increment dm; for the force (j = 0) with dm taken at the
@@ -509,7 +526,7 @@ def _corrected(wc, d1, d2, dm, pred, gm1, j):
     return wc[0] * d1 + wc[1] * d2 + wc[2] * dm
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _quad_max(x0, y0, x1, y1, x2, y2, m):
     """Largest value over r = 1 … m−1 of the quadratic through (x0, y0), (x1, y1), (x2, y2)."""
     # as c0 + c1·r + c2·r²: its largest value on [1, m−1] is at an end or at the vertex
@@ -531,7 +548,7 @@ def _quad_max(x0, y0, x1, y1, x2, y2, m):
     return best
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk):
     """Append an integrated interval (its increment from ``S0`` to (F, X), position, force-time
     integral and peak) to the stepping history, dropping the oldest."""
@@ -549,7 +566,7 @@ def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk):
     hist[2, 2] = pos
 
 
-@jit(nogil=True, fastmath=True)
+@jit(error_model="numpy", nogil=True, fastmath=True)
 def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, sbuf,
                  fnod, dfnod, cpk_all, fend, t1end):
     """Integrate one contraction of row b and the rest after it, in place: ``st`` =
@@ -568,7 +585,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     """
     h_step, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm, grid_run_end = grid
     a_rest, tau1_rest, tau2, km_rest, tau_c, has_pulse, occl_a, occl_b, tol = prm
-    gains, pgains, mech, taus = defs
+    gains, mech, taus = defs[0], defs[2], defs[3]
     nd = mech.size
     W, aw, t1c, t2c, phg, dep, redges, width = cw
     F, X, E, CN, dXc = st
@@ -784,14 +801,14 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     return area, pk, n_steps
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _capacity(X, q, mech):
     """Remaining force capacity of cell q, clipped to [1e-12, 1] (the contraction stepping)."""
     cap = 1.0 - _mech_sum(X, q, mech, 0)
     return 1e-12 if cap < 1e-12 else (1.0 if cap > 1.0 else cap)
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _envelope(M, m, x, u0, slope, mech, out):
     """``out`` = x after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1
     (per integrated cell)."""
@@ -805,7 +822,7 @@ def _envelope(M, m, x, u0, slope, mech, out):
                 out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * cap
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _per_capacity(xn, M, x, mech, out):
     """A cycle's deficit increments per unit of the capacity it started with.
 
@@ -822,7 +839,7 @@ def _per_capacity(xn, M, x, mech, out):
             out[q, j] = (xn[q, j] - M[j] * x[q, j]) / cap
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _seg_grid(g, tabs):
     """Views of grid g's tables (see :func:`march`)."""
     (n_off, p_off, n_nodes, n_pulses, rem, nodes, h, dc, dch, sdec, sgm, pn, idec, igm, same,
@@ -833,7 +850,7 @@ def _seg_grid(g, tabs):
              sgm[o:o + N - 1], run_end[po:po + P]), rem[g], nodes[o:o + N])
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _record(b, k, sa, sb, th, o, segs, tabs, cells, na, outs):
     """Contraction k's outputs: those of slot ``sa`` (an integrated contraction) or, with
     ``th > 0``, ``(1 − th)·sa + th·sb`` (one stepped over, between two integrated ones); its
@@ -898,7 +915,7 @@ def _record(b, k, sa, sb, th, o, segs, tabs, cells, na, outs):
             force[b, s] = tot
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _run(b, k, slot, tabs, segs, rows, prm, defs, fatigue, trace, work, outs):
     """Integrate contraction k of row b from the row's state into output slot ``slot``."""
     cw, st, ws, sbuf, o = work
@@ -914,7 +931,7 @@ def _run(b, k, slot, tabs, segs, rows, prm, defs, fatigue, trace, work, outs):
     n_full[b] += nodes.size - 1
 
 
-@jit(nogil=True, inline="always")
+@jit(error_model="numpy", nogil=True, inline="always")
 def _copy_state(F, X, E, CN, F2, X2, E2, CN2):
     """(F2, X2, E2, CN2) ← (F, X, E, CN)."""
     for q in range(F.size):
@@ -926,7 +943,7 @@ def _copy_state(F, X, E, CN, F2, X2, E2, CN2):
         CN2[d] = CN[d]
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     """Every contraction of row b in order, stepping over runs of identical contractions by
     envelope following (see :func:`march`)."""
@@ -1100,7 +1117,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
         cn_out[b, d] = CN[d]
 
 
-@jit(nogil=True)
+@jit(error_model="numpy", nogil=True)
 def _march_rows(lo, hi, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     for b in range(lo, hi):
         _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs)
@@ -1138,9 +1155,13 @@ def march(tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
         ``(A_rest, τ1_rest, τ2, Km_rest, τc, 1 if any pulse gain else 0, 1 − γ, γ/F_max,
         interval-stepping tolerance)``; a tolerance of 0 integrates every interval.
     defs : tuple
-        ``(force_gain, pulse_gain, mechanism, tau)``, each (n,): the deficits' gains on the
-        force drive and per recruited pulse, the parameter each acts on (0: A capacity, 1: τ1,
-        2: Km) and their recovery time constants (:mod:`emsim.physiology.fatigue`).
+        ``(force_gain, pulse_gain, mechanism, tau, pulse_weight, pulse_fatigability)``: the
+        deficits' gains on the force drive and per recruited pulse, the parameter each acts on
+        (0: A capacity, 1: τ1, 2: Km) and their recovery time constants, each (n,); the weight
+        of each pulse's cost per deficit, (P, n), or (1, n) when every weight is 1
+        (:func:`emsim.physiology._muscle_solver.pulse_weights`); whether the per-pulse cost of
+        each deficit scales with the class fatigability, bool (n,)
+        (:mod:`emsim.physiology.fatigue`).
     skip_tol : float
         Tolerance of the stepping over identical contractions; 0 integrates every one.
     outs : tuple

@@ -114,6 +114,17 @@ class Model:
     occlusion: float          # γ
     f_max: float              # N
     fatigue: bool
+    # (n,) interval threshold τ_j of each deficit's per-pulse cost, s (0: off), and whether
+    # that cost scales with the class fatigability (fatigue.deficit_interval_thresholds, …)
+    thresholds: np.ndarray | None = None
+    pulse_fatigability: np.ndarray | None = None
+
+    def __post_init__(self):
+        n = self.mech.size
+        if self.thresholds is None:
+            self.thresholds = np.zeros(n)
+        if self.pulse_fatigability is None:
+            self.pulse_fatigability = np.ones(n, dtype=np.bool_)
 
 
 @dataclass
@@ -318,19 +329,39 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
                        node_steps_full=g.node_steps_full)
 
 
-def _unit_ids(segs: list[Segment], rfac: np.ndarray) -> np.ndarray:
-    """Per contraction, an id shared by the contractions with the same node grid, period and R
-    factors (the row-independent part of being identical)."""
+def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Weight of each pulse's cost per deficit, ``max(0, 1 − Δt/τ_j)`` with Δt the interval
+    since the previous pulse (the first pulse: Δt = ∞, weight 0) and τ_j the deficit's interval
+    threshold (0: off, weight 1); shape (P, n), or (1, n) of ones when every threshold is off."""
+    thr = np.asarray(thresholds, dtype=np.float64)
+    if not np.any(thr > 0.0):
+        return np.ones((1, thr.size))
+    gap = np.diff(pulses, prepend=-np.inf)[:, None]
+    on = thr > 0.0
+    w = np.maximum(0.0, 1.0 - gap / np.where(on, thr, 1.0)[None, :])
+    return np.ascontiguousarray(np.where(on[None, :], w, 1.0))
+
+
+def _pulse_keys(rfac: np.ndarray, pw: np.ndarray) -> np.ndarray:
+    """What must agree pulse by pulse for two pulse intervals to be integrated alike, (P, k):
+    the R factor and, when the pulse costs are weighted, the weights."""
+    return rfac[:, None] if pw.shape[0] == 1 else np.column_stack([rfac, pw])
+
+
+def _unit_ids(segs: list[Segment], pkey: np.ndarray) -> np.ndarray:
+    """Per contraction, an id shared by the contractions with the same node grid, period and
+    per-pulse keys (R factors, cost weights: :func:`_pulse_keys`; the row-independent part of
+    being identical)."""
     ids: dict[bytes, int] = {}
     # periods are rounded: cycles built from ``k·period + pattern`` differ in the last bits
-    r = np.round(rfac, 12)
+    r = np.round(pkey, 12)
     periods = np.round(np.array([s.period for s in segs]), 9)
     return np.array([ids.setdefault(b"".join([np.int64(s.grid).tobytes(), periods[k].tobytes(),
                                               r[s.pulse_index[0]:s.pulse_index[-1] + 1].tobytes()]),
                                     len(ids)) for k, s in enumerate(segs)], dtype=np.int64)
 
 
-def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, rfac: np.ndarray) -> tuple:
+def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.ndarray) -> tuple:
     """The kernel's step and interval tables of every distinct node grid, concatenated (the
     ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows)."""
     first = {}
@@ -348,16 +379,19 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, rfac: np.nda
         n_sub = ends - pn
         same = np.zeros(pn.size, dtype=np.bool_)
         if pn.size > 2:
-            # an interval repeats the previous one when its node steps and R factor do
-            # (the last interval carries the tail and never repeats): then each of its steps
-            # equals the step n_sub before it
-            r = np.round(rfac[seg.pulse_index], 12)
+            # an interval repeats the previous one when its node steps and pulse keys (R
+            # factor, cost weights) do (the last interval carries the tail and never repeats):
+            # then each of its steps equals the step n_sub before it. Keys are compared to
+            # 1e-9, not rounded: pulse times of later cycles lose bits, and a rounding boundary
+            # between two equal keys would break the run
+            r = pkey[seg.pulse_index]
             hr = np.round(h[:-1], 12)
             back = np.repeat(n_sub, n_sub)
             k = np.arange(hr.size)
             step_same = (k >= back) & (hr == hr[np.maximum(k - back, 0)])
             all_same = np.logical_and.reduceat(np.append(step_same, True), pn)
-            same[1:-1] = (n_sub[1:-1] == n_sub[:-2]) & (r[1:-1] == r[:-2]) & all_same[1:-1]
+            same[1:-1] = (n_sub[1:-1] == n_sub[:-2]) \
+                & np.all(np.abs(r[1:-1] - r[:-2]) <= 1e-9, axis=1) & all_same[1:-1]
         # the last interval of the run of identical intervals that starts at each interval
         idx = np.arange(pn.size)
         stops = np.where(np.append(~same[1:], True), idx, pn.size - 1)
@@ -391,7 +425,9 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     rc = merge_cells(cells, recr, B)
     K = c_start.size
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
-    uid = _unit_ids(segs, rfac)
+    pw = pulse_weights(pulses, model.thresholds)
+    pkey = _pulse_keys(rfac, pw)
+    uid = _unit_ids(segs, pkey)
     # per row, the last unit of the run of identical units starting at each unit: the same node
     # grid, period and R factors, and the same hashes of the row's own factors. Periods and R
     # factors are compared with a tolerance, not by their rounded keys: pulse times past 1024 s
@@ -401,7 +437,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     for k in range(K - 1):
         a, b = segs[k], segs[k + 1]
         near[k] = (a.grid == b.grid and abs(a.period - b.period) <= 1e-9 * max(1.0, a.period)
-                   and np.max(np.abs(rfac[a.pulse_index] - rfac[b.pulse_index])) <= 1e-9)
+                   and np.max(np.abs(pkey[a.pulse_index] - pkey[b.pulse_index])) <= 1e-9)
     same_next = near[None, :] & np.all(row_hash[:, 1:] == row_hash[:, :-1], axis=2)
     idx = np.arange(K)
     stops = np.where(np.concatenate([~same_next, np.ones((B, 1), bool)], axis=1), idx, K - 1)
@@ -426,12 +462,13 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
            float(np.any(model.pulse_gains != 0.0)), 1.0 - model.occlusion,
            model.occlusion / model.f_max, tol)
     defs = (f64(model.gains), f64(model.pulse_gains),
-            np.ascontiguousarray(model.mech, dtype=np.int64), f64(model.taus))
+            np.ascontiguousarray(model.mech, dtype=np.int64), f64(model.taus), pw,
+            np.ascontiguousarray(model.pulse_fatigability, dtype=np.bool_))
     outs = (np.zeros((B, K)), np.zeros((B, K)), np.zeros((B, K, C)), np.zeros((B, C, nd)),
             np.zeros((B, C)), np.zeros((B, D)), np.zeros((B, D)),
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
             np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
-    kernel.march(_pack_grids(segs, uid, model, rfac), seg_tabs,
+    kernel.march(_pack_grids(segs, uid, model, pkey), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
                  bool(model.fatigue), 0.0 if skip_tol is None else float(skip_tol), outs)
     peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs

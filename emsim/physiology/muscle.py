@@ -43,7 +43,9 @@ from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_max_ste
                                    read_entries)
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
 from emsim.physiology.fatigue import (FATIGUE_SPEC, MECH_CAPACITY, FatigueParameters,
-                                      deficit_gains, deficit_mechanisms, deficit_time_constants)
+                                      deficit_gains, deficit_interval_thresholds,
+                                      deficit_mechanisms, deficit_time_constants,
+                                      deficit_uses_fatigability)
 from emsim.physiology.pool import POOL_SPEC, MotorUnitPool, PoolParameters, build_pool
 
 __all__ = ["MuscleParameters", "ForceResult", "load_muscle", "muscle_names", "simulate", "warm_up",
@@ -256,11 +258,13 @@ def _unpadded(pulses: np.ndarray) -> bool:
 
 
 def _pulses(arr: np.ndarray, batch: bool) -> np.ndarray:
-    """Checked pulse times as (rows, pulses); one compiled pass when they are fine, else the
-    ding checker names the first problem."""
+    """Checked pulse times as (rows, pulses); one compiled pass over the distinct rows (a
+    broadcast batch is checked once) when they are fine, else the ding checker names the first
+    problem."""
     a2 = arr if batch else arr[None, :]
     if (isinstance(arr, np.ndarray) and arr.dtype == np.float64 and arr.ndim == (2 if batch else 1)
-            and a2.shape[0] and kernel.pulses_ok(a2) and (batch or not np.isnan(arr[-1]))):
+            and a2.shape[0] and a2.shape[1] and kernel.pulses_ok(solver.compact(a2))
+            and (batch or not np.isnan(arr[-1]))):
         return a2
     return _check_pulses(arr, batch)
 
@@ -268,12 +272,15 @@ def _pulses(arr: np.ndarray, batch: bool) -> np.ndarray:
 def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: str,
                top: float = np.inf) -> tuple[np.ndarray, bool]:
     """:func:`~emsim.physiology.ding._check_per_pulse` without copies when the values are fine;
-    also says whether they were found ≤ ``top`` (one pass over large arrays, not two)."""
+    also says whether they were found ≤ ``top`` (one pass over large arrays, not two; values
+    constant along the pulses, a broadcast column, are checked once per row)."""
     if isinstance(x, np.ndarray) and x.dtype == np.float64 and _unpadded(pulses):
         x2 = x if batch else (x[None, :] if x.ndim == 1 else None)
-        if x2 is not None and x2.shape == pulses.shape \
-                and kernel.values_ok(x2, pulses, check == "positive", top):
-            return x2, True
+        if x2 is not None and x2.shape == pulses.shape:
+            xc = solver.compact(x2)
+            if kernel.values_ok(xc, solver.compact(pulses[:, :xc.shape[1]]),
+                                check == "positive", top):
+                return x2, True
     return _check_per_pulse(x, name, pulses, batch, check, unit), top == np.inf
 
 
@@ -381,10 +388,23 @@ def _cells(muscle: MuscleParameters, recr: np.ndarray) -> solver.Cells:
 def _model(muscle: MuscleParameters, fatigue: bool) -> solver.Model:
     d, f = muscle.ding, muscle.fatigue
     force_gain, pulse_gain = deficit_gains(d, f, muscle.max_force)
+    mech = deficit_mechanisms(f)
+    thr = np.asarray(deficit_interval_thresholds(f), dtype=np.float64)
+    use_fat = np.asarray(deficit_uses_fatigability(f))
+    n = mech.size
+    for name, a in (("deficit_interval_thresholds", thr), ("deficit_uses_fatigability", use_fat)):
+        if a.shape != (n,):
+            raise ModelParameterError(f"{name} must give one value per deficit", path=name,
+                                      value=a.shape, allowed=f"shape ({n},)")
+    if not np.all(np.isfinite(thr) & (thr >= 0.0)):
+        raise ModelParameterError("deficit interval thresholds must be finite and ≥ 0",
+                                  path="deficit_interval_thresholds", value=thr.tolist(),
+                                  allowed="≥ 0 s (0: off)")
     return solver.Model(tau_c=d.tau_c, a_rest=d.a_rest, tau1=d.tau1_rest, tau2=d.tau2, km=d.km_rest,
                         r0=d.km_rest + d.r0_km_offset, gains=force_gain, pulse_gains=pulse_gain,
-                        mech=deficit_mechanisms(f), taus=deficit_time_constants(f),
-                        occlusion=f.occlusion_gain, f_max=muscle.max_force, fatigue=bool(fatigue))
+                        mech=mech, taus=deficit_time_constants(f),
+                        occlusion=f.occlusion_gain, f_max=muscle.max_force, fatigue=bool(fatigue),
+                        thresholds=thr, pulse_fatigability=use_fat.astype(np.bool_))
 
 
 def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003", *,
@@ -475,7 +495,9 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         width = None if width is None else np.broadcast_to(width, pulses.shape)
         amp = None if amp is None else np.broadcast_to(amp, pulses.shape)
     B = pulses.shape[0]
-    valid = ~np.isnan(pulses)
+    # from the distinct rows: a broadcast batch of one timing is looked at once
+    valid_c = ~np.isnan(solver.compact(pulses))
+    valid = np.broadcast_to(valid_c, pulses.shape)
     d = m.ding
     if d.has_pulse_duration_term:
         if width is None:
@@ -490,7 +512,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         lam = np.broadcast_to(1.0, pulses.shape)
     recr = _recruitment(recruitment, pulses, valid, batch, amp, d)
 
-    n_valid = valid.sum(axis=1)
+    n_valid = np.broadcast_to(valid_c.sum(axis=1), (B,))
     has = n_valid > 0
     last = float(pulses[has, n_valid[has] - 1].max()) if has.any() else 0.0
     first = float(pulses[has, 0].min()) if has.any() else 0.0

@@ -35,3 +35,25 @@ def recruitment_for(muscle, freq_hz: float, on_s: float, fraction_of_max: float)
 def decline(result) -> float:
     """1 − last/first contraction peak (0 = no fatigue)."""
     return float(1.0 - result.fatigue_index[0])
+
+
+def ramp(f_start_hz: float, f_end_hz: float, dur_s: float) -> np.ndarray:
+    """Continuous stimulation whose rate changes linearly from ``f_start_hz`` to ``f_end_hz``."""
+    times, t = [], 0.0
+    while t < dur_s:
+        times.append(t)
+        t += 1.0 / (f_start_hz + (f_end_hz - f_start_hz) * t / dur_s)
+    return np.array(times)
+
+
+def sustained(result, dur_s: float) -> tuple[float, float]:
+    """Endurance index and end force of one sustained contraction (trace needed).
+
+    Endurance index: force-time integral over ``dur_s`` divided by the first-second peak times
+    ``dur_s`` (Fuglevand & Keen 2003); end force: peak of the last second over the same peak.
+    """
+    f, t = result.force_n[0], result.t
+    ref = f[t <= 1.0].max()
+    inside = t <= dur_s
+    return (float(np.trapezoid(f[inside], t[inside]) / (ref * dur_s)),
+            float(f[(t > dur_s - 1.0) & inside].max() / ref))

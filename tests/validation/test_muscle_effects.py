@@ -16,7 +16,7 @@ import pytest
 
 from emsim.physiology.muscle import load_muscle, simulate
 
-from ._muscle_protocols import decline, recruitment_for, repeated, train
+from ._muscle_protocols import decline, ramp, recruitment_for, repeated, sustained, train
 
 pytestmark = pytest.mark.validation
 
@@ -120,7 +120,7 @@ def test_low_frequency_fatigue_ratio_falls_binder_macleod_mcdermond1992():
     assert ratio_after <= ratio_before - 0.05, (ratio_before, ratio_after)
 
 
-def _guerin_gain():
+def _guerin_gain(per_train=False):
     freqs, fq = [], 60
     for k in range(30):
         if k + 1 in (2, 3, 5, 8, 12, 20):
@@ -132,22 +132,28 @@ def _guerin_gain():
     b = simulate(stepped, QUAD, recruitment=0.5, trace=False)
     # the study compared average force: the force-time integral of the train (8 s on, plus the
     # same short relaxation tail in both arms) is its average force times 8 s
-    return b.fti_ns[0, -1] / a.fti_ns[0, -1] - 1.0
+    gains = b.fti_ns[0] / a.fti_ns[0] - 1.0
+    return (gains[-1], gains) if per_train else gains[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="model +10 % average force at train 30 (peak +6 %), "
-                   "the study +46 % (20-75 %). Needs high-frequency fatigue that grows steeply "
-                   "with the pulse rate and recovers in seconds (Jones 1996); a deficit linear in "
-                   "the pulse count (what the kernel drives) gets +22 % only with a gain that takes "
-                   "Burke's S units to 0.71. A per-pulse weight max(0, 1 - interval/25 ms), not "
-                   "scaled by class fatigability, 20 s recovery: +45 % in a prototype kernel")
 def test_stepwise_frequency_reduction_preserves_force_binder_macleod_guerin1990():
     """B4a. Binder-Macleod & Guerin 1990 (Phys Ther 70:619): 30 trains of 8 s on / 12 s off;
     reducing 60 → 30 pps in 5-pps steps at trains 2, 3, 5, 8, 12, 20 gave 46 % more force in the
     last train than constant 60 pps. The abstract compares average force per train, so the test
-    compares the trains' force-time integrals (both 8 s). Tolerance: +20 to +75 %."""
-    gain = _guerin_gain()
+    compares the trains' force-time integrals (both 8 s). Tolerance: +20 to +75 %.
+
+    Partly fitted: the high-frequency-fatigue cost (``fatigue.hff_pulse_cost``) was chosen by
+    hand on this protocol (model +37 %; without that deficit +4 %) under the limit of
+    :func:`test_frequency_at_matched_initial_force_bickel2012`. Its rate threshold (25 ms) is
+    assumed (Jones 1996), its recovery (86.6 s) extrapolated from the ~1 min half time of
+    propagation failure after a sustained MVC (Bellemare & Garzaniti 1988); neither is fitted. The
+    independent checks are the separation from the fifth train on (Guerin: significant from
+    contraction 5), the recovery test and the within-train fade tests below."""
+    gain, per_train = _guerin_gain(per_train=True)
     assert 0.20 <= gain <= 0.75, gain
+    # the arms are identical at train 1 and must have separated by train 5 (Guerin: p < .05
+    # from the 5th contraction), by at least 5 % of average force
+    assert per_train[0] == pytest.approx(0.0, abs=1e-9) and per_train[4] >= 0.05, per_train
 
 
 def _doublet_gain(fatigued: bool):
@@ -171,11 +177,13 @@ def test_doublet_augmentation_larger_when_fatigued_binder_macleod1998():
     assert _doublet_gain(True) > _doublet_gain(False)
 
 
-@pytest.mark.xfail(strict=True, reason="model: VFT torque-time integral -12 % rested, -10 % "
-                   "fatigued vs the CFT; published +18 % fatigued. The Ding 2003 core alone (R0 = "
-                   "Km + 1.04 following the fatigued Km) gives -9.5 %, with R0 = Km + 4 (Ding 2007 "
-                   "used 5) -4.7 %, with tau2 60-125 ms -10 %: the CN-F model's catch-like gain lasts "
-                   "only tau_c (20 ms) and cannot make up the 65 ms shorter train")
+@pytest.mark.xfail(strict=True, reason="model: VFT torque-time integral -12.1 % rested, -10.6 % "
+                   "fatigued vs the CFT; published +18 % fatigued. The Ding core alone gives "
+                   "-9.5 % (its catch-like gain lasts tau_c = 20 ms; the VFT is 65 ms shorter). A "
+                   "persistent catch-like gain on A set by intervals < 10 ms (Burke 1970; "
+                   "stiffness, Binder-Macleod & Lee 1996), decaying in 1 s, gives +19.7 % fatigued "
+                   "/ +17.9 % rested in a prototype; it needs a bounded (saturating) kernel state, "
+                   "requested in session 5")
 def test_doublet_augments_torque_time_integral_in_fatigued_muscle_bickel2004():
     """B5a. Bickel et al. 2004 (J Rehabil Res Dev 41:33): in fatigued able-bodied quadriceps an
     initial 5 ms doublet raised the torque–time integral by 18 % over the constant train.
@@ -214,10 +222,10 @@ def test_unit_classes_in_the_burke_fatigue_test_burke1973():
 
     Partly fitted: the class fatigue rates (``pool.fatigability_*``, S:FR:FF = 1:3:10) were
     chosen by hand with ``fatigue.drive_scale`` (fitted to Bickel 2004) so that S ends above
-    0.75 and FF below 0.25 with its decline spread over the 2 min. Model S 0.78, FR 0.44,
-    FF 0.15 (FF 0.75 at 10 s, 0.33 at 30 s): FR sits below Burke's FR band (> 0.75), in
-    Goslow's intermediate band. The independent check is
-    :func:`test_fewer_type_I_fibres_fatigue_more_bickel2004`."""
+    0.75 and FF below 0.25 with its decline spread over the 2 min; ``fatigue.pulse_cost`` was
+    refitted with this test as a constraint (session 5). Model S 0.86, FR 0.57, FF 0.20: FR
+    sits below Burke's FR band (> 0.75), in Goslow's intermediate band. The independent check
+    is :func:`test_fewer_type_I_fibres_fatigue_more_bickel2004`."""
     p = np.concatenate([k + np.arange(0, 0.33, 1 / 40) for k in range(120)])
     r = simulate(p, QUAD, recruitment=0.05, trace=False)
     fi = r.cell_peak_force_n[0, -1] / r.cell_peak_force_n[0, 0]
@@ -234,8 +242,9 @@ def test_fewer_type_I_fibres_fatigue_more_bickel2004():
     shift to fast type II fibres (review PMC4693289), declined 67 % against 44 % in able-bodied
     muscle. Not fitted: the model muscle with its type I area fraction cut from 0.45 to 0.10
     (assumed for chronic SCI; everything else unchanged) must decline more. Tolerance: at least
-    5 points more (the able-bodied/SCI difference was 23 points; model +6 points; the continuous
-    Potvin spread this replaced gave +0.4, because a force-weighted mean of 1 hides fibre type)."""
+    5 points more (the able-bodied/SCI difference was 23 points; model +5.6 points (0.39 →
+    0.45); the continuous Potvin spread this replaced gave +0.4, because a force-weighted mean
+    of 1 hides fibre type)."""
     n = 6
     p = np.concatenate([k * 2 * n * 0.070 + np.arange(n) * 0.070 for k in range(180)])
     fast = dataclasses.replace(QUAD, pool=dataclasses.replace(QUAD.pool, type1_area_fraction=0.10))
@@ -271,3 +280,136 @@ def test_erector_spinae_twitch_endurance_mccully2019():
     quad = index(QUAD)
     assert np.all(np.abs(es - [0.70, 0.33, 0.19]) <= [0.15, 0.10, 0.08]), es
     assert np.all(quad > es), (quad, es)
+
+
+def test_high_frequency_fatigue_recovers_within_minutes():
+    """B7b. Froyd, Millet & Noakes 2013 (J Physiol 591:1339): evoked knee-extensor force recovers
+    significantly within the first 1–2 min after a fatiguing bout; Jones 1996: high-frequency
+    fatigue recovers within seconds to a minute. Protocol: 10 trains of 8 s at 60 Hz every 20 s
+    (recruitment 0.5), 1 s test trains at 60 Hz 3 s and 120 s after the bout. Tolerance (the
+    abstracts give no size; "significant" taken as): the 2-min test recovers at least 10 % of
+    the rested force over the 3-s test, and at least a fifth of what was lost."""
+    bout = repeated(60, 8, 20, 10)
+    end = bout[-1]
+    rested = simulate(train(60, 1.0), QUAD, recruitment=0.5, trace=False).peak_force_n[0, 0]
+    early, late = (simulate(np.concatenate([bout, train(60, 1.0, start=end + d)]), QUAD,
+                            recruitment=0.5, trace=False).peak_force_n[0, -1] for d in (3.0, 120.0))
+    assert late - early >= 0.10 * rested, (rested, early, late)
+    assert late - early >= 0.2 * (rested - early), (rested, early, late)
+
+
+# --- Within-train fade and sustained stimulation (B10). Few studies publish the force course of a
+# single rested train at 40-100 Hz; these are the ones whose numbers were read (abstracts). ---
+
+
+def test_sustained_high_rate_loses_more_force_than_an_mvc_bigland_ritchie1979():
+    """B10a. Bigland-Ritchie, Jones & Woods 1979 (Exp Neurol 64:414): maximal ulnar-nerve
+    stimulation of adductor pollicis; during continuous 50 and 80 Hz stimulation force was lost
+    faster than in a sustained MVC, and a rate reduced progressively from 80 to 20 Hz lost force
+    like the MVC. A 60 s MVC loses 30–50 % (Bigland-Ritchie et al. 1982, J Physiol 330:265).
+    Simulated: 60 s of continuous 50, 80 and 80 → 20 Hz at full recruitment (quadriceps
+    parameters; no adductor pollicis set). Tolerance: at 50 and 80 Hz the force at 60 s is below
+    0.70 of the first second (more loss than the smallest MVC loss), and the reduced rate keeps a
+    larger force-time integral than constant 80 Hz ("muscle wisdom", Marsden et al. 1983)."""
+    res = {name: sustained(simulate(p, QUAD, recruitment=1.0, dt=2e-3), 60.0)
+           for name, p in (("50", np.arange(0, 60, 1 / 50)), ("80", np.arange(0, 60, 1 / 80)),
+                           ("80-20", ramp(80, 20, 60.0)))}
+    assert res["50"][1] < 0.70 and res["80"][1] < 0.70, res
+    assert res["80-20"][0] > res["80"][0], res
+
+
+@pytest.mark.xfail(strict=True, reason="model: force at 60 s of an 80 -> 20 Hz ramp 0.23 of the "
+                   "first second (published: like a 60 s MVC, 0.50-0.70). The Ding-mechanism "
+                   "deficits are driven by force x time, so a sustained full-recruitment "
+                   "contraction fatigues far more than the intermittent protocols they were "
+                   "fitted to (Bickel 2004, Bickel 2012); see also Fuglevand & Keen 2003 below")
+def test_progressively_reduced_rate_loses_force_like_an_mvc_bigland_ritchie1979():
+    """B10b. Bigland-Ritchie, Jones & Woods 1979: maximal nerve stimulation at a rate reduced
+    progressively from 80 to 20 Hz lost force like a sustained MVC, which loses 30–50 % in 60 s
+    (Bigland-Ritchie et al. 1982). Simulated: linear 80 → 20 Hz ramp over 60 s, full recruitment.
+    Tolerance: force at 60 s 0.50–0.70 of the first second, ± 0.10 (the ramp's exact time course
+    and the MVC duration were not read)."""
+    _, end = sustained(simulate(ramp(80, 20, 60.0), QUAD, recruitment=1.0, dt=2e-3), 60.0)
+    assert 0.40 <= end <= 0.80, end
+
+
+def _fuglevand_keen():
+    const = sustained(simulate(np.arange(0, 60, 1 / 30), QUAD, recruitment=1.0, dt=2e-3), 60.0)
+    falling = sustained(simulate(ramp(30, 15, 60.0), QUAD, recruitment=1.0, dt=2e-3), 60.0)
+    return const[0], falling[0]
+
+
+def test_declining_rate_lowers_the_endurance_index_fuglevand_keen2003():
+    """B10c. Fuglevand & Keen 2003 (J Physiol 549:865): supramaximal ulnar-nerve stimulation of
+    adductor pollicis for 60 s; endurance index (force-time integral over first-second force ×
+    60 s) 0.90 ± 0.13 at a constant 30 Hz, 0.76 ± 0.16 with the rate falling from 30 to 15 Hz: at
+    physiological rates, slowing the rate does not preserve force. Tolerance: ordering."""
+    const, falling = _fuglevand_keen()
+    assert const > falling, (const, falling)
+
+
+@pytest.mark.xfail(strict=True, reason="model (quadriceps parameters, full recruitment): endurance "
+                   "index 0.58 at a constant 30 Hz, 0.55 for 30 -> 15 Hz (published 0.90 and 0.76). "
+                   "No high-frequency fatigue at 30 Hz: the force-driven Ding-mechanism deficits "
+                   "overshoot under continuous stimulation. The adductor pollicis (about 80 % type I) "
+                   "is more fatigue resistant than the quadriceps, but the pool's class rates are "
+                   "normalised to a force-weighted mean of 1, so the type I fraction hardly moves "
+                   "the whole-muscle rate (0.58 at 80 % type I)")
+def test_endurance_index_of_sustained_30_hz_stimulation_fuglevand_keen2003():
+    """B10c. Fuglevand & Keen 2003: endurance index 0.90 ± 0.13 (constant 30 Hz) and
+    0.76 ± 0.16 (30 → 15 Hz) over 60 s. Tolerance: mean ± 1 SD."""
+    const, falling = _fuglevand_keen()
+    assert 0.77 <= const <= 1.0 and 0.60 <= falling <= 0.92, (const, falling)
+
+
+@pytest.mark.xfail(strict=True, reason="model: declines 0.67 (80 Hz) vs 0.73 (100 Hz), 6.2 points "
+                   "apart. The high-frequency-fatigue weight max(0, 1 - dt/25 ms) makes the cost per "
+                   "second linear in the rate above 40 Hz, so 100 Hz pays 1.5x 80 Hz; without that "
+                   "deficit the gap is 4.1 points. A rate dependence that saturates between 80 and "
+                   "100 Hz would pass both this and Binder-Macleod & Guerin 1990; the kernel's "
+                   "interval weight cannot express it")
+def test_80_and_100_hz_at_matched_force_fatigue_alike_russ2002():
+    """B10d. Russ, Vandenborne, Walter, Elliott & Binder-Macleod 2002 (J Appl Physiol 92:1978):
+    medial gastrocnemius, 150 trains at 80 or 100 Hz with equal initial force; 600 more pulses
+    (23.5 %) at 100 Hz gave similar rates and amounts of fatigue. Trains of 200 ms (17 vs 21
+    pulses, derived from those two numbers), one per second (assumed, Binder-Macleod laboratory
+    timing), initial peak 30 % of F_max (assumed); quadriceps parameters. Tolerance: the two
+    declines within 5 points."""
+    d = {}
+    for f in (80, 100):
+        one = np.arange(0, 0.2 + 1e-9, 1 / f)
+        r = 0.3 * QUAD.max_force / simulate(one, QUAD, fatigue=False, trace=False).peak_force_n[0, 0]
+        d[f] = decline(simulate(np.concatenate([k + one for k in range(150)]), QUAD,
+                                recruitment=r, trace=False))
+    assert abs(d[100] - d[80]) <= 0.05, d
+
+
+def _russ_2002b():
+    rows = []
+    for f in (20, 40, 80):
+        for on in (0.3, 0.6, 1.2):
+            res = simulate(repeated(f, on, 2.0, 150), QUAD, recruitment=0.5, trace=False)
+            rows.append((res.peak_force_n[0, 0], res.fti_ns[0, 0], decline(res)))
+    peak, fti, d = np.array(rows).T
+    return np.corrcoef(peak, d)[0, 1] ** 2, np.corrcoef(fti, d)[0, 1] ** 2
+
+
+def test_fatigue_follows_peak_force_more_than_fti_russ2002():
+    """B10e. Russ, Vandenborne & Binder-Macleod 2002 (J Appl Physiol 93:469): medial
+    gastrocnemius, 150 trains of 20, 40 or 80 Hz lasting 300, 600 or 1 200 ms; fatigue correlated
+    with the initial peak force (r² 0.74–0.85), not with the initial or total force-time
+    integral. Simulated: all nine combinations, one train every 2 s, recruitment 0.5 (the same
+    intensity; both assumed). Tolerance: r² with peak force above r² with the first train's FTI."""
+    r2_peak, r2_fti = _russ_2002b()
+    assert r2_peak > r2_fti, (r2_peak, r2_fti)
+
+
+@pytest.mark.xfail(strict=True, reason="model: r2 with initial peak force 0.68, with FTI 0.55 "
+                   "(published 0.74-0.85 and no correlation): the Ding-mechanism deficits are driven "
+                   "by force x time, so 1 200 ms trains fatigue far more than 300 ms trains of the "
+                   "same peak (20 Hz: 0.55 vs 0.31)")
+def test_fatigue_correlates_with_peak_force_russ2002():
+    """B10e. Russ, Vandenborne & Binder-Macleod 2002: r² between fatigue and initial peak force
+    0.74–0.85. Protocol as above. Tolerance: r² ≥ 0.74."""
+    r2_peak, _ = _russ_2002b()
+    assert r2_peak >= 0.74, r2_peak
