@@ -11,8 +11,10 @@ Reports, with the real model (``emsim.simulate.evaluate``) on the example patien
    per second over the whole run (start-up included) and in the steady state (after the
    first batch, which pays start-up, shipping the problem and warming the workers);
 3. per-evaluation overhead of the search library (optuna, in memory) and of the storage
-   (SQLite file) next to the evaluation time itself; the machinery is timed with the
-   surrogate evaluator (median of ``--repeats`` runs), the real evaluation is timed apart.
+   (a new SQLite file: the journal layout ``emsim optimise`` writes; ``bench_storage.py``
+   compares layouts, backends and study sizes) next to the evaluation time itself; the
+   machinery is timed with the surrogate evaluator (median of ``--repeats`` runs), the real
+   evaluation is timed apart.
 
 The main phase is shortened to ``--session-s`` (default 60 s) so that a front fits in the
 time limit; the evaluation cost grows with the number of pulses.
@@ -86,7 +88,7 @@ def steady_rate(marks) -> float | None:
 
 
 def overhead(repeats: int, n: int = 96, n_long: int = 3552):
-    """Seconds per evaluation spent in optuna (in memory) and in the SQLite storage, surrogate model.
+    """Seconds per evaluation spent in optuna (in memory) and in the SQLite storage (journal), surrogate model.
 
     The search library is also timed over ``n_long`` evaluations (the size of a 60 s search on
     the quiet 2-core machine): its cost per evaluation grew with the study before the sampler's

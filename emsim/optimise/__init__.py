@@ -4,7 +4,8 @@ The shape follows pymoo (a :class:`Problem` evaluated by the batch, kept apart f
 algorithm, one front door returning one :class:`Result`) and the vocabulary follows optuna
 (studies, trials, samplers, storages), which does the searching: NSGA-II, NSGA-III, TPE or
 random sampling with constraints, in a study stored through SQLAlchemy (a SQLite file, or
-PostgreSQL) so that runs resume after an interruption and several workers can share one.
+PostgreSQL; :func:`open_storage` opens one for optuna) so that runs resume after an
+interruption and several workers can share one.
 
 >>> from emsim.body import load_patient
 >>> from emsim.optimise import Problem, optimise
@@ -22,8 +23,9 @@ from emsim.optimise._problem import CONSTRAINTS, Evaluation, Problem
 from emsim.optimise._result import Candidate, Result
 from emsim.optimise._search import METHODS, SETTINGS, Progress, optimise
 from emsim.optimise._space import DEFAULT_FIELDS, DesignSpace, Variable
+from emsim.optimise._storage import open_storage
 from emsim.optimise._template import lumbar_template
 
 __all__ = ["optimise", "Problem", "DesignSpace", "Variable", "Result", "Candidate", "Evaluation", "Progress",
            "Objective", "OBJECTIVES", "DEFAULT_OBJECTIVES", "DEFAULT_FIELDS", "CONSTRAINTS", "METHODS",
-           "SETTINGS", "lumbar_template", "export_pareto"]
+           "SETTINGS", "lumbar_template", "export_pareto", "open_storage"]

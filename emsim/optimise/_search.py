@@ -137,28 +137,50 @@ def optimise(problem: Problem, method: str = "nsga2", *, budget: int, seed: int 
 class _Mirror:
     """This worker's in-memory copy of the shared study, where the sampler asks and is told.
 
-    Finished trials go to the shared storage in one transaction each (``add_trial``); trials
-    other workers finished are pulled in before every batch.
+    Each batch of finished trials goes to the shared storage at once: one transaction in the
+    journal layout (a trial per transaction in the RDB layout, which has no batched write).
+    Trials other workers finished are pulled in before every batch; the shared study only ever
+    grows by finished trials, so the ones looked at before are not looked at again.
     """
 
     def __init__(self, shared, sampler, directions):
         self.shared = shared
         self.local = optuna.create_study(directions=list(directions), sampler=sampler)
         self._known: set[str] = set()
+        self._n_seen = 0
+        self._unfinished: list[int] = []
+        self.n_complete = 0
 
-    def pull(self) -> list:
-        trials = self.shared.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-        for t in trials:
+    def pull(self) -> int:
+        """Add the trials other workers finished; returns the completed trials in the shared study."""
+        trials = self.shared.get_trials(deepcopy=False)
+        unfinished = []
+        for i in [*self._unfinished, *range(self._n_seen, len(trials))]:
+            t = trials[i]
+            if not t.state.is_finished():  # not written by emsim: look at it again next time
+                unfinished.append(i)
+                continue
+            self.n_complete += t.state == TrialState.COMPLETE
             uid = t.user_attrs.get(UID_KEY) or f"shared-{t._trial_id}"
-            if uid not in self._known:
+            if uid not in self._known and t.state in (TrialState.COMPLETE, TrialState.FAIL):
                 self._known.add(uid)
                 self.local.add_trial(t)
-        return trials
+        self._n_seen, self._unfinished = len(trials), unfinished
+        return self.n_complete
 
-    def push(self, trial_number: int) -> None:
-        frozen = self.local.get_trials(deepcopy=False)[trial_number]
-        self.shared.add_trial(frozen)
-        self._known.add(frozen.user_attrs[UID_KEY])
+    def push(self, trial_numbers: list[int], user_attrs: dict) -> None:
+        """Store the finished local trials ``trial_numbers``, then set the study's ``user_attrs``."""
+        local = self.local.get_trials(deepcopy=False)
+        frozen = [local[n] for n in trial_numbers]
+        add_trials = getattr(self.shared._storage, "add_trials", None)
+        if add_trials is not None:
+            add_trials(self.shared._study_id, frozen, user_attrs)
+        else:
+            for t in frozen:
+                self.shared.add_trial(t)
+            for key, value in user_attrs.items():
+                self.shared.set_user_attr(key, value)
+        self._known.update(t.user_attrs[UID_KEY] for t in frozen)
 
 
 def _loop(problem, study, mirror, lease, executor, budget, batch_size, callback, t0) -> int:
@@ -167,8 +189,7 @@ def _loop(problem, study, mirror, lease, executor, budget, batch_size, callback,
     while True:
         if lease.error is not None:
             raise OptimiseError(f"storage lost during the search ({type(lease.error).__name__})", path="storage")
-        shared = mirror.pull()
-        n_done = sum(1 for t in shared if t.state == TrialState.COMPLETE)
+        n_done = mirror.pull()
         if n_done >= budget:
             return n_evaluated
         n_ask = min(batch_size, budget - n_done - lease.others_in_flight())
@@ -187,9 +208,8 @@ def _loop(problem, study, mirror, lease, executor, budget, batch_size, callback,
             if ev.reason:
                 trial.set_user_attr(REASON_KEY, ev.reason[:500])
             mirror.local.tell(trial, list(ev.values))
-            mirror.push(trial.number)
             n_feasible += ev.feasible
-        lease.beat(in_flight=0)
+        mirror.push([t.number for t in asked], lease.heartbeat(in_flight=0))
         n_evaluated += len(asked)
         if callback is not None:
             done = n_done + len(asked)

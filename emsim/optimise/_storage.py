@@ -1,38 +1,57 @@
-"""Where studies live: optuna's RDB storage through SQLAlchemy (SQLite file or PostgreSQL URL).
+"""Where studies live: a SQLite file or a PostgreSQL database, through SQLAlchemy.
+
+A new database holds the study as optuna journal records in one table
+(:mod:`emsim.optimise._journal`): a batch of finished trials is one transaction, and each
+worker keeps the study in memory, reading only the records added since it last looked.
+Databases that already hold optuna's RDB tables (``studies``, ``trials``, ...: written by
+emsim before the journal, or by optuna itself) keep that layout and open with optuna's
+:class:`~optuna.storages.RDBStorage` as before; other SQLAlchemy dialects (MySQL, ...) use it
+too. Either way only finished trials are written, a batch at a time (RDB layout: a trial at a
+time), so killing a worker at any moment loses at most the batch it had in flight and never
+leaves a trial half-written.
 
 A study records the problem's fingerprint in its user attributes and refuses to be resumed
-by a different problem. Only finished trials are written, one transaction each, so killing a
-worker at any moment loses at most the batch it had in flight and never leaves a trial
-half-written. SQLite files run in WAL mode with ``synchronous=NORMAL``: crash-safe (a
-killed process loses nothing committed) without an fsync per commit.
+by a different problem.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
 from typing import Any
 
 import optuna
+
 from emsim.errors import OptimiseError
 from emsim.optimise._spec import SPEC_KEY
 
-__all__ = ["open_storage", "open_study", "WorkerLease", "FINGERPRINT_KEY", "PROBLEM_KEY", "UID_KEY"]
+__all__ = ["open_storage", "journal_engine", "close_storage", "storage_layout", "open_study", "WorkerLease",
+           "FINGERPRINT_KEY", "PROBLEM_KEY", "UID_KEY", "RDB_TABLES"]
 
 FINGERPRINT_KEY = "emsim.problem_fingerprint"
 PROBLEM_KEY = "emsim.problem"
 _WORKER_PREFIX = "emsim.worker:"
 UID_KEY = "emsim.uid"  # identity of a trial across the shared study and each worker's mirror
+#: Tables of optuna's RDB storage whose presence means "this database uses the RDB layout".
+RDB_TABLES = ("studies", "trials", "version_info")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_OPEN_ATTEMPTS = 5
+_RACES = ("IntegrityError", "database is locked")
+_URLS = "sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB"
 
 
 def open_storage(url: str | None):
     """An optuna storage for ``url`` (``None``: in memory, not persistent).
 
-    SQLite gets a generous lock timeout so that several local worker processes can share a
-    file; PostgreSQL URLs (``postgresql+psycopg://user@host:port/db``) work the same.
+    The layout is read from the database: the journal table (or an empty database of a
+    supported dialect) → the journal storage; optuna's RDB tables, or another dialect →
+    :class:`optuna.storages.RDBStorage`. SQLite gets a generous lock timeout so that several
+    local worker processes can share a file; PostgreSQL URLs
+    (``postgresql+psycopg://user@host:port/db``) work the same.
 
     Raises
     ------
@@ -42,23 +61,18 @@ def open_storage(url: str | None):
     if url is None:
         return optuna.storages.InMemoryStorage()
     if not isinstance(url, str) or "://" not in url:
-        raise OptimiseError("not a storage URL", path="storage", value=url,
-                            allowed="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB")
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 120}
-    else:
-        kwargs["pool_pre_ping"] = True
-    for attempt in range(3):
+        raise OptimiseError("not a storage URL", path="storage", value=url, allowed=_URLS)
+    for attempt in range(_OPEN_ATTEMPTS):
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-            if url.startswith("sqlite"):
-                _sqlite_wal(storage.engine)
-            return storage
+            return _open(url)
+        except OptimiseError:
+            raise
         except Exception as exc:  # sqlalchemy/driver errors come in many types; all mean "cannot open"
-            # Workers starting together race to create the tables; the loser finds them next time.
-            if attempt < 2 and "IntegrityError" in type(exc).__name__ + repr(exc):
-                time.sleep(0.5 * (attempt + 1))
+            # Workers starting together race to create the tables, and to switch a new SQLite file
+            # to WAL (which SQLite refuses at once, without waiting, while another connection
+            # upgrades its lock): the loser finds the tables, or WAL, next time.
+            if attempt < _OPEN_ATTEMPTS - 1 and any(m in type(exc).__name__ + repr(exc) for m in _RACES):
+                time.sleep(0.2 * (attempt + 1) * (1.0 + random.random()))
                 continue
             raise OptimiseError(f"storage cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
                                 path="storage", value=_redact(url),
@@ -66,16 +80,64 @@ def open_storage(url: str | None):
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    return {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+
+def _open(url: str):
+    import sqlalchemy
+
+    from emsim.optimise._journal import JOURNAL_DIALECTS, JOURNAL_TABLE, BatchJournalStorage, SQLJournalBackend
+
+    engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
+    tables = set(sqlalchemy.inspect(engine).get_table_names())
+    engine.dispose()
+    if JOURNAL_TABLE in tables or (engine.dialect.name in JOURNAL_DIALECTS and not tables & set(RDB_TABLES)):
+        return BatchJournalStorage(SQLJournalBackend(journal_engine(url)))
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    if url.startswith("sqlite"):
+        _sqlite_wal(storage.engine)
+    return storage
+
+
+def journal_engine(url: str):
+    """A SQLAlchemy engine on ``url`` set up for :class:`~emsim.optimise._journal.SQLJournalBackend`."""
+    import sqlalchemy
+
+    from emsim.optimise._journal import prepare_sqlite
+
+    kwargs = _engine_kwargs(url)
+    if url.startswith("sqlite"):
+        # the lease's heartbeat thread writes too; the pool hands a connection to one thread at a time
+        kwargs["connect_args"]["check_same_thread"] = False
+    engine = sqlalchemy.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        prepare_sqlite(engine)
+    return engine
+
+
+def storage_layout(storage) -> str:
+    """``"journal"``, ``"rdb"`` (optuna's tables) or ``"memory"``."""
+    if isinstance(storage, optuna.storages.JournalStorage):
+        return "journal"
+    if isinstance(storage, optuna.storages._CachedStorage):  # how optuna wraps an RDB storage in a study
+        storage = storage._backend
+    return "rdb" if isinstance(storage, optuna.storages.RDBStorage) else "memory"
+
+
+def close_storage(storage) -> None:
+    """Close the database connections of a storage from :func:`open_storage` (it may open them again)."""
+    engine = getattr(storage, "engine", None) or getattr(getattr(storage, "_backend", None), "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _sqlite_wal(engine) -> None:
     from sqlalchemy import event
 
-    def on_connect(dbapi_conn, _record):
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+    from emsim.optimise._journal import sqlite_wal
 
-    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "connect", lambda dbapi_conn, _record: sqlite_wal(dbapi_conn))
     engine.dispose()  # connections opened before the listener existed
 
 
@@ -107,9 +169,14 @@ def open_study(storage, name: str, problem, *, sampler, resume: bool, spec: dict
         raise OptimiseError("a study of this name exists already", path="study", value=name,
                             allowed="resume=True (--resume) to continue it, or another study name")
     try:
-        study = optuna.create_study(storage=storage, sampler=sampler, study_name=name,
-                                    directions=list(problem.directions), load_if_exists=True)
-    except ValueError as exc:  # optuna: directions differ from the stored study
+        if name in existing:  # loading writes nothing (creating would log a refused creation in a journal)
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+            if [d.name.lower() for d in study.directions] != list(problem.directions):
+                raise ValueError(f"directions {[d.name.lower() for d in study.directions]}")
+        else:  # another worker may create it at the same moment
+            study = optuna.create_study(storage=storage, sampler=sampler, study_name=name,
+                                        directions=list(problem.directions), load_if_exists=True)
+    except ValueError as exc:  # the directions differ from the stored study's
         raise OptimiseError(f"study {name!r} belongs to a different problem ({exc})", path="study",
                             value=name, allowed="the same problem, or another study name") from None
     attrs = study.user_attrs
@@ -171,10 +238,19 @@ class WorkerLease:
         except Exception:  # the storage may be what failed; nothing more to do
             pass
 
-    def beat(self, in_flight: int | None = None) -> None:
+    def heartbeat(self, in_flight: int | None = None) -> dict:
+        """The study attribute a beat writes now (to write it with other records: ``_Mirror.push``)."""
         if in_flight is not None:
             self.in_flight = in_flight
-        self.study.set_user_attr(_WORKER_PREFIX + self.token, [time.time(), self.in_flight])
+        return {_WORKER_PREFIX + self.token: [time.time(), self.in_flight]}
+
+    def beat(self, in_flight: int | None = None) -> None:
+        for key, value in self.heartbeat(in_flight).items():
+            self.study.set_user_attr(key, value)
+
+    def _attrs(self) -> dict:
+        # read-only: Study.user_attrs would deep-copy every attribute (the stored patient document too)
+        return self.study._storage.get_study_user_attrs(self.study._study_id)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -185,13 +261,13 @@ class WorkerLease:
                 return
 
     def n_workers_seen(self) -> int:
-        return sum(1 for k in self.study.user_attrs if k.startswith(_WORKER_PREFIX))
+        return sum(1 for k in self._attrs() if k.startswith(_WORKER_PREFIX))
 
     def others_in_flight(self) -> int:
         """Candidates other live workers are evaluating now."""
         now = time.time()
         n = 0
-        for key, value in self.study.user_attrs.items():
+        for key, value in self._attrs().items():
             if not key.startswith(_WORKER_PREFIX) or key == _WORKER_PREFIX + self.token:
                 continue
             last, count = value

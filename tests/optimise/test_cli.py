@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from emsim.optimise._storage import open_storage
 from emsim.optimise.cli import main
 from emsim.program import load
 from emsim.testing.documents import PATIENTS, ROOT
-from tests.optimise._db import trial_counts
+from tests.optimise._db import n_complete_now, trial_counts
 
 PATIENT = str(PATIENTS / "example_measured.json")
 # A 60 s main phase keeps each real evaluation well under a second.
@@ -23,8 +24,8 @@ FAST = ["--session-s", "60", "--batch-size", "4", "--no-progress"]
 
 def _n_complete(db: Path) -> int:
     try:
-        return trial_counts(db).get("COMPLETE", 0)
-    except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+        return n_complete_now(db)
+    except sqlite3.OperationalError:  # no table yet, or locked for a moment
         return 0
 
 
@@ -68,9 +69,9 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
 def test_sigkill_mid_run_then_resume_without_the_original_arguments(tmp_path):
     out = tmp_path / "out"
     db = tmp_path / "study.sqlite3"
-    budget = 16
+    budget = 24
     where = ["--storage", f"sqlite:///{db}", "--study", "killed"]
-    # 10-min sessions (~0.25 s per evaluation) so that the kill lands before the budget is reached
+    # 10-min sessions (~0.1 s per evaluation) so that the kill lands before the budget is reached
     cmd = [sys.executable, "-m", "emsim.optimise.cli", "optimise", "--patient", PATIENT, "--budget", str(budget),
            "--seed", "4", "--out", str(out), *where, "--session-s", "600", "--batch-size", "4", "--no-progress"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -85,7 +86,7 @@ def test_sigkill_mid_run_then_resume_without_the_original_arguments(tmp_path):
             time.sleep(0.05)
         else:
             pytest.fail("no batch stored in time")
-        time.sleep(0.3)
+        time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -126,7 +127,8 @@ def test_resume_refuses_contradicting_arguments_and_leaves_the_study_alone(tmp_p
     assert trial_counts(db) == {"COMPLETE": 4} and before == {"COMPLETE": 2}
     import optuna
 
-    assert optuna.load_study(study_name="s", storage=f"sqlite:///{db}").user_attrs["emsim.spec"]["budget"] == 4
+    study = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{db}"))
+    assert study.user_attrs["emsim.spec"]["budget"] == 4
     assert main(["optimise", "--resume", *where, "--no-progress"]) == 0
     assert "0 in this run" in capsys.readouterr().out
     # nothing stored under that name: the patient and the budget are needed (usage error)
@@ -153,7 +155,7 @@ def test_robust_mode_over_a_virtual_cohort(tmp_path, capsys, statistic):
     exported = sorted(out.glob("pareto_*.json"))
     assert exported
     # the stored objective values are the statistic over the file's patient and the 2 virtual ones
-    study = optuna.load_study(study_name="emsim-optimise", storage=f"sqlite:///{out / 'study.sqlite3'}")
+    study = optuna.load_study(study_name="emsim-optimise", storage=open_storage(f"sqlite:///{out / 'study.sqlite3'}"))
     assert study.user_attrs["emsim.spec"]["statistic"] == check_statistic(statistic)
     best = study.trials[int(load(exported[0]).provenance.created_with.rsplit("trial ", 1)[1])]
     people = [load_patient(PATIENTS / "lbp_average.json"), *cohort(2, seed=3)]

@@ -5,8 +5,6 @@ be opened, and a study name that exists with a different problem.
 """
 
 import contextlib
-import sqlite3
-
 import pytest
 
 from emsim.errors import OptimiseError
@@ -14,7 +12,7 @@ from emsim.optimise import Problem, optimise
 from emsim.optimise.cli import main
 from emsim.optimise.testing import surrogate_evaluate_batch
 from emsim.testing.documents import PATIENTS
-from tests.optimise._db import trial_counts
+from tests.optimise._db import studies, trial_counts
 
 PATIENT = str(PATIENTS / "example_measured.json")
 FAST = ["--session-s", "60", "--batch-size", "4", "--no-progress"]
@@ -28,11 +26,7 @@ def _run(capsys, *argv):
 
 
 def _studies(db) -> list:
-    con = sqlite3.connect(db)
-    try:
-        return [r[0] for r in con.execute("SELECT study_name FROM studies")]
-    finally:
-        con.close()
+    return sorted(studies(f"sqlite:///{db}"))
 
 
 def test_infeasible_constraints(tmp_path, capsys):

@@ -1,61 +1,34 @@
 """A real PostgreSQL server on loopback: two worker processes share one resumable study.
 
-Needs Debian's ``postgresql`` package (initdb/pg_ctl under /usr/lib/postgresql/*/bin) and the
-``psycopg`` driver (``pip install emsim[postgres]``). PostgreSQL refuses to run as root, so as
-root the server runs as the ``postgres`` system user.
+Needs Debian's ``postgresql`` package and the ``psycopg`` driver
+(:mod:`emsim.optimise.loopback_postgres`); skipped without them.
 """
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
+from emsim.optimise.loopback_postgres import PG_BIN, loopback_postgres
 from emsim.testing.documents import PATIENTS, ROOT
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def postgres_url(tmp_path_factory):
+@pytest.fixture(scope="module")
+def postgres_server(tmp_path_factory):
     if not PG_BIN:
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
     pytest.importorskip("psycopg")
-    bindir = os.path.dirname(PG_BIN[-1])
-    base = tmp_path_factory.mktemp("pg")
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-        os.chmod(base.parent, 0o755)
-        os.chmod(base.parent.parent, 0o755)
-    port = _free_port()
-    run = dict(check=True, capture_output=True, timeout=120)
-    subprocess.run(as_user + [f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "emsim"], **run)
-    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                              f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"], **run)
-    try:
-        subprocess.run(as_user + [f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "emsim", "emsim"],
-                       **run)
-        yield f"postgresql+psycopg://emsim@127.0.0.1:{port}/emsim"
-    finally:
-        subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=120)
+    with loopback_postgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh database on the module's server."""
+    return postgres_server.create_database()
 
 
 def _worker(url, out, budget):
@@ -71,8 +44,11 @@ def _worker(url, out, budget):
 def _states(url):
     import optuna
 
-    study = optuna.load_study(study_name="pg-study", storage=url)
-    trials = study.get_trials(deepcopy=False)
+    from emsim.optimise._storage import open_storage, storage_layout
+
+    storage = open_storage(url)
+    assert storage_layout(storage) == "journal"
+    trials = optuna.load_study(study_name="pg-study", storage=storage).get_trials(deepcopy=False)
     return [t.state.name for t in trials], len({t.user_attrs["emsim.uid"] for t in trials})
 
 
@@ -96,3 +72,26 @@ def test_two_workers_share_a_resumable_postgres_study(postgres_url, tmp_path):
     states, _ = _states(postgres_url)
     assert len(states) == n0 + 8 and set(states) == {"COMPLETE"}
     assert list((tmp_path / "w3").glob("pareto_*.json"))
+
+
+def test_concurrent_appends_keep_one_total_order_on_postgres(postgres_url, tmp_path):
+    """Writers and incremental readers at once (tests/optimise/_journal_workers.py): one total order."""
+    from tests.optimise._journal_workers import concurrent_appends
+
+    seen = concurrent_appends(postgres_url, tmp_path)
+    assert seen["writer_switches"] > 10 and min(seen["reads"]) > 2, seen
+
+
+def test_workers_racing_to_create_the_journal_on_postgres(postgres_url):
+    import multiprocessing
+
+    from tests.optimise._journal_workers import backend, batch_sizes, write
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=write, args=(postgres_url, w, 5)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    assert len(backend(postgres_url).read_logs(0)) == sum(sum(batch_sizes(w, 5)) for w in range(4))
