@@ -40,7 +40,8 @@ How it is fast
   the (log) peaks and force-time integrals interpolated for the skipped cycles, below
   ``skip_tol``. Contractions are identical when their node grids and the row's per-pulse factors
   are (compared by 64-bit hashes of the factors,
-  :func:`~emsim.physiology._muscle_kernel.block_hashes`; periods and R factors to 1e-9). Each row
+  :func:`~emsim.physiology._muscle_kernel.block_hashes`; periods, R factors and per-pulse cost
+  weights to 1e-9). Each row
   decides for itself.
 * **Identical rows** (the channels of a symmetric program) are integrated once.
 
