@@ -14,7 +14,11 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   ``k`` the class's fitted calibration (motor: Hmed 2018's quadriceps onset; reference §2.6). The
   order of recruitment therefore follows distance to the electrodes, not unit size
   (non-selective, spatially fixed NMES recruitment: Gregory & Bickel 2005; Bickel 2011);
-  diameter enters only through ``E_th ∝ ~1/d``.
+  diameter enters only through ``E_th ∝ ~1/d``. With ``excitation="terminal_or_passing"`` each
+  unit's parent axon, passing straight along the fibres, may fire it instead: its nodes are
+  driven by the second difference of the potential (Rattay's activating function, the quantity
+  of the reference's G1 numbers). At the calibrated thresholds it never wins under the usual
+  electrodes (its drive is ~10× weaker), which is the reference's own §2.6 argument, measured.
 * **Cutaneous afferents** (Aβ, Aδ, C): the fraction of each class activated under each electrode
   comes from :func:`emsim.physiology.cutaneous.activation` — log-normal endings under the local
   skin current density (edge concentration and gel included), each class with its Weiss
@@ -47,6 +51,8 @@ References
 .. [Gregory2005] Gregory CM, Bickel CS (2005). Phys Ther 85:358–364.
 .. [Bickel2011] Bickel CS, Gregory CM, Dean JC (2011). Eur J Appl Physiol 111:2399–2407.
 .. [Rattay1986] Rattay F (1986). IEEE Trans Biomed Eng 33:974–977.
+.. [Rattay1989] Rattay F (1989). Analysis of models for extracellular fiber stimulation.
+   IEEE Trans Biomed Eng 36:676–682.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ __all__ = ["Recruitment", "StimulusSet", "recruit", "clear_cache", "waveform_par
 POOLS_FILE = "fibres/motor_pools.json"
 MOTOR_POINTS_FILE = "sites/motor_points.json"
 N_FOLLOW_TERMS = 4           # units firing on every 1st … 4th pulse; slower ones counted at 1/5
+EXCITATIONS = ("terminal", "terminal_or_passing")
 _KIND = {"monophasic": 0, "symmetric_biphasic": 1, "asymmetric_biphasic": 2, "khz_burst": 3}
 
 
@@ -202,6 +209,10 @@ class Recruitment:
     unit_field_v_per_m : ndarray (U,)
         Field along the fibres at that terminal per ampere of current (V/m per A), averaged over
         its internode: the geometric part of the threshold.
+    unit_passing_field_v_per_m : ndarray (U,) or None
+        With ``excitation="terminal_or_passing"``: the drive of each unit's passing parent axon
+        as a terminal-equivalent field (V/m per A, :func:`_passing_drive`); the unit's threshold
+        uses the larger of this and ``unit_field_v_per_m``. ``None`` otherwise.
     unit_threshold_a : ndarray (S, U)
         Recruitment threshold current (A) of each unit for each stimulus (``inf``: the stimulus's
         channel does not reach this pool). A unit is recruited by a pulse of amplitude ``I`` of
@@ -266,6 +277,7 @@ class Recruitment:
     _afferent_distinct: dict             # class -> (A, E) per distinct (stimulus, amplitude)
     _afferent_row: np.ndarray            # (P,) distinct (stimulus, amplitude) of each pulse
     notes: tuple = dc_field(default=())
+    unit_passing_field_v_per_m: np.ndarray | None = None
     _afferent_spikes_distinct: dict | None = None  # class -> (A, E) action potentials per active afferent
 
     @property
@@ -406,6 +418,7 @@ class _Geometry:
     unit_drive: np.ndarray         # (U,) V/m per A
     unit_position_m: np.ndarray    # (U, 3) the most strongly driven terminal of each unit
     pools: tuple
+    unit_passing_drive: np.ndarray | None = None  # (U,) parent axon, terminal-equivalent V/m per A
 
 
 _GEOM_CACHE: "OrderedDict[tuple, _Geometry]" = OrderedDict()
@@ -482,11 +495,12 @@ def _electrodes(channel) -> "fld.Electrodes":
     return hit
 
 
-def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=None) -> _Geometry:
+def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=None,
+              excitation="terminal") -> _Geometry:
     if layers is None:
         layers = fld.Layers.for_site(site, patient=patient, side=side)
     electrodes = _electrodes(channel)
-    key = (site, side, layers.key(), electrodes.key(), tuple(motor_point_offset_m), int(seed))
+    key = (site, side, layers.key(), electrodes.key(), tuple(motor_point_offset_m), int(seed), excitation)
     if key in _GEOM_CACHE:
         _GEOM_CACHE.move_to_end(key)
         return _GEOM_CACHE[key]
@@ -501,7 +515,7 @@ def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=N
     active = electrodes.electrodes[0]
     motor = fibre_classes()["motor"]
     x_axis = np.array([1.0, 0.0, 0.0])
-    names, mus, dia, drive, pos = [], [], [], [], []
+    names, mus, dia, drive, pos, centres = [], [], [], [], [], []
     reach = 0.9 * getattr(sol, "reach_m", np.inf) - 0.01
     for m, spec in enumerate(muscles):
         get = lambda k: spec.get(k, defaults[k])  # noqa: E731
@@ -525,12 +539,52 @@ def _geometry(site, side, channel, patient, motor_point_offset_m, seed, layers=N
         drive.append(e.max(axis=1))
         best = np.argmax(e, axis=1)
         pos.append(pts.reshape(n, k, 3)[np.arange(n), best])
-    geom = _Geometry(field=sol, unit_muscle=np.concatenate(mus), unit_diameter_m=np.concatenate(dia),
-                     unit_drive=np.concatenate(drive), unit_position_m=np.concatenate(pos), pools=tuple(names))
+        centres.append(np.stack([cy, cz], axis=1) + np.array([active.y_m + motor_point_offset_m[1], 0.0]))
+    dia = np.concatenate(dia)
+    passing = None
+    if excitation == "terminal_or_passing":
+        passing = _passing_drive(sol, electrodes, np.concatenate(centres), dia, defaults,
+                                 np.random.default_rng([int(seed), 7]))
+    geom = _Geometry(field=sol, unit_muscle=np.concatenate(mus), unit_diameter_m=dia,
+                     unit_drive=np.concatenate(drive), unit_position_m=np.concatenate(pos), pools=tuple(names),
+                     unit_passing_drive=passing)
     _GEOM_CACHE[key] = geom
     while len(_GEOM_CACHE) > _GEOM_CACHE_SIZE:
         _GEOM_CACHE.popitem(last=False)
     return geom
+
+
+def _passing_drive(sol, electrodes, centres, terminal_diameter_m, defaults, rng):
+    """Drive of each unit's parent axon passing along the fibres, as a terminal-equivalent field.
+
+    The parent is a straight myelinated axon along x through the unit's territory centre
+    ``centres`` (U, 2: y, depth), diameter from ``parent_axon_diameter_um``
+    (``models/fibres/motor_pools.json``), nodes ``Δx_p`` apart (MRG 2002 spacing) at a random
+    phase. Its node n is driven by the second difference ``Δ²φ_n = φ_{n−1} − 2φ_n + φ_{n+1}``
+    (Rattay 1986, 1989; McNeal 1976), a terminal's end node by ``E·Δx_t``: both inject
+    ``G_a × drive`` into the node they excite, so a pulse that just fires a terminal with
+    ``E·Δx_t`` fires a passing node with ``|Δ²φ| = E·Δx_t`` (the short-pulse equivalence of
+    Rattay's activating function). The tabulated critical node drive ``E_th·Δx`` is the same for
+    every tabulated terminal diameter (12.9–13.1 mV at 300 µs over 3–7 µm) and is taken to hold
+    for the thicker parent axon too [extrapolated]. Returns ``max_n |Δ²φ_n| / Δx_t`` (V/m per A),
+    directly comparable with the terminal drive of the same unit.
+    """
+    spec = defaults["parent_axon_diameter_um"]
+    U = centres.shape[0]
+    d = np.clip(rng.normal(spec["mean"], spec["sd"], U), spec["min"], spec["max"]) * 1e-6
+    dx_p = mrg_geometry(d)[2]
+    x0, x1, _, _ = electrodes.span_m
+    margin = defaults["parent_axon_margin_mm"] * 1e-3
+    # The fine grid's edge is a seam of the interpolation: stay inside it.
+    edge = getattr(sol, "half_width_m", np.inf) - 0.005
+    lo, hi = max(x0 - margin, -edge), min(x1 + margin, edge)
+    n = int(np.ceil((hi - lo) / dx_p.min())) + 1
+    xs = lo + (rng.uniform(0.0, 1.0, U)[:, None] + np.arange(n)[None, :]) * dx_p[:, None]
+    inside = xs <= hi
+    phi = sol.potential(np.minimum(xs, hi), np.repeat(centres[:, :1], n, axis=1), np.repeat(centres[:, 1:], n, axis=1))
+    second = np.abs(phi[:, :-2] - 2.0 * phi[:, 1:-1] + phi[:, 2:])
+    second = np.where(inside[:, 2:], second, 0.0)
+    return second.max(axis=1) / mrg_geometry(terminal_diameter_m)[2]
 
 
 # ------------------------------------------------------------------------ thresholds
@@ -622,7 +676,7 @@ def _dense_fraction(thr, row_stim, groups, n_groups, amps, intervals, recovery):
 
 def recruit(train_or_params, site: str, patient=None, *, side: str | None = None,
             motor_point_offset_m=None, seed: int = 0, table=None, layers=None,
-            person=None, motor_gain=1.0) -> Recruitment:
+            person=None, motor_gain=1.0, excitation: str = "terminal") -> Recruitment:
     """Motor units and cutaneous afferents recruited at ``site``.
 
     Parameters
@@ -656,6 +710,14 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     motor_gain : float or mapping channel id → float
         Multiplies the current the motor units see (a patient calibration's ``motor_gain``);
         the afferents see the delivered current.
+    excitation : {"terminal", "terminal_or_passing"}
+        ``"terminal"`` (default): a unit fires when its most strongly driven terminal branch
+        does (E·Δx; reference §2.6). ``"terminal_or_passing"``: also the unit's parent axon
+        passing along the fibres, driven by the second difference of the potential (Rattay's
+        activating function, :func:`_passing_drive`); each unit takes whichever needs less
+        current. At the calibrated thresholds the parent axon almost never wins
+        (``models/fibres/motor_pools.json`` ``passing_vs_terminal``), so the default leaves it
+        out (about 0.5 s of CPU per new quadriceps geometry).
 
     Returns
     -------
@@ -665,8 +727,11 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     ------
     PhysiologyInputError
         Unknown site, no channel of the train at the site, bad stimulus values, a
-        non-positive motor gain or cutaneous threshold scale.
+        non-positive motor gain or cutaneous threshold scale, an unknown ``excitation``.
     """
+    if excitation not in EXCITATIONS:
+        raise PhysiologyInputError("unknown motor excitation", path="excitation", value=excitation,
+                                   allowed=", ".join(EXCITATIONS))
     table = load_table() if table is None else table
     _pool_spec(site)
     motor_point_offset_m = _offset_pair(motor_point_offset_m, site)
@@ -681,12 +746,12 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     gains = [_per_channel(motor_gain, ch, "motor_gain") for ch in channels]
     scales = [_per_channel(_cutaneous_scale(person, patient, ch), ch, "person.cutaneous_threshold_scale")
               for ch in channels]
-    geoms = [_geometry(site, s, ch, patient, motor_point_offset_m, seed, layers)
+    geoms = [_geometry(site, s, ch, patient, motor_point_offset_m, seed, layers, excitation)
              for ch, s in zip(channels, chan_side)]
 
     # Motor pools: one per (muscle, side); each channel reaches the pools of its side only.
     sides = list(dict.fromkeys(chan_side))
-    pool_names, unit_muscle, unit_d, unit_owner, unit_pos, unit_e = [], [], [], [], [], []
+    pool_names, unit_muscle, unit_d, unit_owner, unit_pos, unit_e, unit_p = [], [], [], [], [], [], []
     for s in sides:
         g = geoms[chan_side.index(s)]
         base = len(pool_names)
@@ -695,11 +760,13 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
         unit_d.append(g.unit_diameter_m)
         unit_pos.append(g.unit_position_m)
         unit_e.append(g.unit_drive)
+        unit_p.append(g.unit_passing_drive if g.unit_passing_drive is not None else np.zeros(g.unit_drive.size))
         unit_owner.append(np.full(g.unit_muscle.size, sides.index(s)))
     unit_muscle = np.concatenate(unit_muscle)
     unit_d = np.concatenate(unit_d)
     unit_pos = np.concatenate(unit_pos)
     unit_e = np.concatenate(unit_e)
+    unit_p = np.concatenate(unit_p)
     unit_owner = np.concatenate(unit_owner)
     S = stim_channel.size
     thr = np.full((S, unit_muscle.size), np.inf)
@@ -709,7 +776,8 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
             continue
         cols = np.flatnonzero(unit_owner == sides.index(chan_side[c]))
         wave = {k: v[sel] for k, v in stim_wave.items()}
-        thr[np.ix_(sel, cols)] = _thresholds(table, "motor", wave, g.unit_diameter_m, g.unit_drive) / gains[c]
+        drive = g.unit_drive if g.unit_passing_drive is None else np.maximum(g.unit_drive, g.unit_passing_drive)
+        thr[np.ix_(sel, cols)] = _thresholds(table, "motor", wave, g.unit_diameter_m, drive) / gains[c]
 
     # Pulses repeat few (stimulus, amplitude, interval) combinations (plateaus, ramps, fixed
     # rates): fractions are computed once per distinct combination and spread back.
@@ -745,6 +813,7 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
                        _afferent_distinct=aff_frac, _afferent_row=np.take(sa_of_u, inverse),
                        cutaneous_threshold_scale=tuple(scales), fields=tuple(g.field for g in geoms),
                        notes=tuple(notes),
+                       unit_passing_field_v_per_m=unit_p if excitation == "terminal_or_passing" else None,
                        _afferent_spikes_distinct=aff_spikes if np.any(stim_wave["kind"] == 3) else None)
 
 

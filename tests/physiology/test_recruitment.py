@@ -207,3 +207,54 @@ def test_bad_motor_point_offset_is_a_typed_error(bad):
     with pytest.raises(PhysiologyInputError) as e:
         rc.recruit(s, SITE, motor_point_offset_m=bad)
     assert e.value.path == "motor_point_offset_m"
+
+
+# ----------------------------------------------------------------------------- passing parent axons
+
+def _passing_pair():
+    s = rc.StimulusSet.from_arrays(30.0, 300.0, 40.0, channels=channel())
+    return rc.recruit(s, SITE), rc.recruit(s, SITE, excitation="terminal_or_passing")
+
+
+def test_passing_axons_are_off_by_default_and_only_ever_lower_a_threshold():
+    term, both = _passing_pair()
+    assert term.unit_passing_field_v_per_m is None
+    p = both.unit_passing_field_v_per_m
+    assert p.shape == term.unit_field_v_per_m.shape and np.all(p > 0)
+    # the same units (same seed, separate generator for the parent axons)
+    np.testing.assert_array_equal(both.unit_field_v_per_m, term.unit_field_v_per_m)
+    assert np.all(both.unit_threshold_a <= term.unit_threshold_a)
+    # a unit's threshold changes exactly where its parent axon is driven harder than its terminal
+    wins = p > term.unit_field_v_per_m
+    changed = both.unit_threshold_a[0] < term.unit_threshold_a[0]
+    np.testing.assert_array_equal(changed, wins)
+
+
+def test_passing_drive_is_the_second_difference_over_the_parent_node_spacing():
+    """In a field whose potential is a parabola along x, φ = a·x², every node sees the same
+    second difference 2a·Δx_p²; the terminal-equivalent drive is that over the terminal's Δx."""
+    from emsim.physiology.fibre_tables import mrg_geometry
+
+    class Parabola:
+        half_width_m = 0.2
+
+        @staticmethod
+        def potential(x, y, z):
+            return 3.0 * np.asarray(x) ** 2
+
+    e = fld.Electrodes.from_channel(channel())
+    defaults, _ = rc._pool_spec(SITE)
+    centres = np.array([[0.0, 0.01], [0.01, 0.02]])
+    d_t = np.array([5e-6, 4e-6])
+    got = rc._passing_drive(Parabola(), e, centres, d_t, defaults, np.random.default_rng(0))
+    spec = defaults["parent_axon_diameter_um"]
+    d_p = np.clip(np.random.default_rng(0).normal(spec["mean"], spec["sd"], 2), spec["min"], spec["max"]) * 1e-6
+    want = 2 * 3.0 * mrg_geometry(d_p)[2] ** 2 / mrg_geometry(d_t)[2]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_unknown_excitation_is_a_typed_error():
+    s = rc.StimulusSet.from_arrays(10.0, channels=channel())
+    with pytest.raises(PhysiologyInputError) as e:
+        rc.recruit(s, SITE, excitation="passing")
+    assert e.value.path == "excitation"

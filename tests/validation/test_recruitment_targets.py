@@ -91,21 +91,28 @@ def test_thresholds_fall_with_pulse_width_and_plateau(site):
         assert (t[2] - t[3]) < (t[0] - t[1]) / 3, name
 
 
-def _fat_ratios():
-    """Median per-unit threshold ratios (10 mm and 20 mm of fat vs 2 mm) for units 8–12 mm into
-    muscle, under the reference's G1 electrode set."""
+G1_FATS_M = (0.002, 0.010, 0.020)
+
+
+def _g1_units(seed=0):
+    """Per fat thickness (2, 10, 20 mm): the recruit result under the reference's G1 electrode set
+    (two 20 cm² discs 8 cm apart centre to centre, skin 1.5 mm, 40 mm of muscle, 300 µs), with
+    passing parent axons, and the mask of units whose terminal lies 8–12 mm into muscle."""
     disc = Channel(id="A", site="quadriceps", side="left", spacing_cm=8.0 - 5.05, orientation="along_fibres",
                    electrodes=({"shape": "circle", "diameter_cm": 5.05},) * 2)
     s = rc.StimulusSet.from_arrays(20.0, 300.0, 20.0, channels=disc)
-    thr = []
-    for fat in (0.002, 0.010, 0.020):
+    out = []
+    for fat in G1_FATS_M:
         lay = fld.Layers.standard(skin_m=0.0015, fat_m=fat, muscle_m=0.04)
-        r = rc.recruit(s, "quadriceps", layers=lay)
+        r = rc.recruit(s, "quadriceps", layers=lay, seed=seed, excitation="terminal_or_passing")
         into = r.unit_position_m[:, 2] - (0.0015 + fat)
-        thr.append((r.unit_threshold_a[0], (into > 0.008) & (into < 0.012)))
-    sel = thr[0][1] & thr[1][1] & thr[2][1]
-    assert sel.sum() >= 10
-    return (np.median(thr[1][0][sel] / thr[0][0][sel]), np.median(thr[2][0][sel] / thr[0][0][sel]))
+        out.append((r, (into > 0.008) & (into < 0.012)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def g1_units():
+    return _g1_units()
 
 
 def test_fat_thickness_raises_the_motor_threshold():
@@ -119,28 +126,47 @@ def test_fat_thickness_raises_the_motor_threshold():
     assert t[1] > 1.1 * t[0] and t[2] > 1.1 * t[1], t
 
 
-@pytest.mark.xfail(strict=True, reason="per-unit ratios 1.14 (10 mm) and 1.39 (20 mm) vs the reference's 1.46/2.4 "
-                   "(20 mm is outside +-30 %). The reference's numbers are the activating function (second difference "
-                   "of Ve over 1 mm nodes) of straight fibres on the axis between two uniform-current discs over a muscle "
-                   "half-space; this solver reproduces them (1.45/2.43 isotropic, 1.45/2.37 anisotropic; "
-                   "test_field_targets.py). Recruitment drives terminals by E x internode (reference 2.6 'insight'), "
-                   "and E along the fibres is less fat-sensitive: its peak on the axis (midway between the electrodes) "
-                   "gives 1.33/1.93 (1.33/1.90 with bone below 40 mm of muscle and the hydrogel contact), the ceiling "
-                   "for any terminal. The units sit around the motor point under the active electrode, where E is "
-                   "24-36 % of its peak and rises only 1.09/1.27 with fat; their most strongly driven terminals spread "
-                   "towards the peak (median x -17 mm from the midpoint): 1.14/1.39 (units within 10 mm of the peak "
-                   "1.20/1.59). The 5 % motor threshold (set by units ~7 mm into muscle in the gap, ~6 mm beyond the "
-                   "active electrode's inner edge) rises 1.26-1.32/1.68-1.78 over fibre seeds 0-2. G1 as written needs passing-axon "
-                   "(second-difference) excitation, which the reference itself rules out at 20 mA")
-def test_g1_fat_thickness_raises_the_motor_threshold():
+def test_g1_fat_thickness_raises_the_motor_threshold(g1_units):
     """G1 (reference §2.6/§6, layered model [computed]: two 20 cm² discs 8 cm apart centre to
     centre, skin 1.5 mm): the threshold 10 mm into muscle rises ≈ 1.46× for 10 mm and ≈ 2.4× for
-    20 mm of fat relative to 2 mm. Here: the median per-unit threshold ratio of the motor units
-    whose terminal lies 8–12 mm into muscle (same seed: same positions relative to the muscle),
-    within ±30 % of those factors."""
-    r10, r20 = _fat_ratios()
-    assert 1.46 * 0.7 <= r10 <= 1.46 * 1.3, r10
-    assert 2.4 * 0.7 <= r20 <= 2.4 * 1.3, r20
+    20 mm of fat relative to 2 mm. The reference's number is the threshold of the most excitable
+    fibre at that depth (its drive peak on the axis between the discs); here: the 5th percentile
+    of the thresholds of the units whose terminal lies 8–12 mm into muscle (every unit may fire by
+    its terminal or its passing parent axon), within ±30 % of those factors (the tolerance fixed
+    in session 5).
+
+    Model (seeds 0–3): 1.30–1.32 / 1.80–1.88 — 10 % and 22–25 % below the reference, because
+    terminals see E·Δx (peak E on the axis rises only 1.33/1.93) and passing axons, which see
+    the activating function the reference used, need ~10× more current (they set no
+    threshold: ``test_g1_passing_axons_follow_the_activating_function``). The median over every
+    unit of the band (up to 50 mm off the axis, where the reference computed nothing) rises only
+    1.14/1.39; the units within 15 mm of the axis 1.31–1.32 / 1.82–1.86."""
+    q = [np.quantile(r.unit_threshold_a[0][b], 0.05) for r, b in g1_units]
+    r10_, r20_ = q[1] / q[0], q[2] / q[0]
+    assert 1.46 * 0.7 <= r10_ <= 1.46 * 1.3, r10_
+    assert 2.4 * 0.7 <= r20_ <= 2.4 * 1.3, r20_
+
+
+def test_g1_passing_axons_follow_the_activating_function(g1_units):
+    """G1's own quantity (reference §2.6: peak second difference of Ve along straight fibres, 10 mm
+    into muscle, on the axis between the discs): the passing parent axons of recruit
+    (``excitation="terminal_or_passing"``) are driven by it. Their drive falls 1.46× and 2.4× from
+    2 mm to 10 and 20 mm of fat in the reference; here the median over units 8–12 mm into muscle
+    within 15 mm of the axis (same units at every fat: same seed) must fall by those factors
+    ±15 % (the parent's node spacing is ~1.3 mm instead of the reference's 1 mm, and the units
+    are spread around the axis). Model: 1.43 / 2.21. They set none of the G1 thresholds: no unit
+    of the band has its parent axon driven harder than its terminal (model, seeds 0–2: terminal
+    drive 1.6–3.6× the parent's at the closest unit, median 9–11×)."""
+    sel = np.ones(g1_units[0][1].shape, bool)
+    for r, b in g1_units:
+        sel &= b & (np.abs(r.unit_position_m[:, 1]) < 0.015)
+    assert sel.sum() >= 10
+    p = [r.unit_passing_field_v_per_m[sel] for r, _ in g1_units]
+    f10, f20 = np.median(p[0] / p[1]), np.median(p[0] / p[2])
+    assert 1.46 * 0.85 <= f10 <= 1.46 * 1.15, f10
+    assert 2.4 * 0.85 <= f20 <= 2.4 * 1.15, f20
+    for r, b in g1_units:
+        assert np.all(r.unit_field_v_per_m[b] > r.unit_passing_field_v_per_m[b])
 
 
 def test_larger_electrodes_need_less_current_density_for_a_contraction():
@@ -186,8 +212,14 @@ def test_r1_amplitude_recruitment_hmed2018():
                    "motor one. Alon 1983 (selectivity improves at shorter widths) and Gracanin & Trnkoczy 1975 (0.3 ms "
                    "less painful than 1 ms at equal torque) point to a pain chronaxie longer than motor, which would "
                    "keep S4 at short widths, but it removes the model's only route to wider-pulses-hurt-less "
-                   "(test_pulse_width_effect_changes_sign_with_electrode_area_and_depth). Ding's SCI set-up (amplitude, "
-                   "electrodes, force rather than unit count) is assumed")
+                   "(test_pulse_width_effect_changes_sign_with_electrode_area_and_depth). Passing parent axons do not help "
+                   "(excitation='terminal_or_passing' gives the same 0.10/0.29/0.48/0.65: they set no threshold), nor "
+                   "does a spread of chronaxies: Hmed's curve as the rheobase distribution with a log-normal chronaxie "
+                   "of median 459 us gives 0.14/0.29/0.43/0.56 for sigma_ln 0 and 0.27 (Mogyoros's SD), worst error "
+                   "0.26 at sigma 1.0, 0.18 at 1.5, 0.13 only at 2.0 (a x7.4 geometric SD; the onset then falls to 16 "
+                   "mA); even an amplitude curve linear from its onset gives 0.21/0.40/0.55/0.66 (c = 459 us). R2 needs "
+                   "amplitude recruitment concave from onset or a motor chronaxie near 100-230 us. Ding's SCI set-up "
+                   "(amplitude, electrodes, force rather than unit count) is assumed")
 def test_r2_pulse_width_recruitment_ding2007():
     """R2 (Ding et al. 2007, Muscle Nerve 36:214): A(PW)/A_max = 0.30, 0.58, 0.75, 0.85 at 200,
     300, 400, 500 µs and zero below 131 µs. The amplitude is chosen where 131 µs just starts to
@@ -257,3 +289,60 @@ def test_motor_point_placement_gobbo2011():
     (mp5, mp20, mp_nrs), (rc5, rc20, rc_nrs) = out
     assert mp5 < rc5 and mp20 < rc20, out
     assert mp_nrs < rc_nrs, out
+
+
+# ----------------------------------------------------------------------------- fat: measured person factor
+
+MEDEIROS_FAT_M = (20.7e-3 / 2 - 1.5e-3, 29.4e-3 / 2 - 1.5e-3)   # thinner, thicker skinfold groups
+TOLERATED_NRS = 8.0
+
+
+@pytest.fixture(scope="module")
+def medeiros():
+    """Current and motor fraction at the tolerated discomfort for the two skinfold groups of
+    Medeiros et al. 2015 (quadriceps, women): ``[(current_ma, motor_fraction), ...]``."""
+    from types import SimpleNamespace
+
+    amps = np.geomspace(5.0, 200.0, 400)
+    person = dsc.Person.from_patient(SimpleNamespace(sex="female"))
+    out = []
+    for fat in MEDEIROS_FAT_M:
+        lay = fld.Layers.standard(skin_m=0.0015, fat_m=fat, muscle_m=0.045)
+        s = rc.StimulusSet.from_arrays(amps, 300.0, 50.0, channels=channel("quadriceps"))
+        r = rc.recruit(s, "quadriceps", layers=lay, person=person)
+        nrs = dsc.predict(r, person=person).peak
+        assert nrs[-1] >= TOLERATED_NRS
+        k = int(np.argmax(nrs >= TOLERATED_NRS))
+        out.append((amps[k], r.motor_fraction_above[k, 0]))
+    return out
+
+
+def test_thicker_fat_gives_a_weaker_contraction_at_the_tolerated_intensity(medeiros):
+    """Medeiros et al. 2015 (Braz J Phys Ther 19(6):466, SciELO S1413-35552015000600466; 20
+    healthy women, quadriceps; abstract): at the maximal tolerated NMES intensity the group with
+    the thicker thigh skinfold (29.4 vs 20.7 mm) received a higher current and produced 27.5 %
+    less torque, with no difference in discomfort. Skinfold → fat with layers.json's rule (fold/2
+    − skin 1.5 mm: 8.9 and 13.2 mm). Set-up [assumed; not in the abstract]: 5 × 9 cm pair 3 cm
+    apart, 300 µs, 50 Hz; "maximal tolerated" = NRS 8 (reference §4.2 tolerance anchor 8–10);
+    torque read as the recruited motor fraction. Tolerance (direction only; the magnitudes are
+    the strict xfail below): the thicker group needs no less current and recruits fewer units.
+    Model: 47.7 mA in both groups (×1.00), fraction 0.24 → 0.20 (×0.84)."""
+    (i_thin, f_thin), (i_thick, f_thick) = medeiros
+    assert i_thick >= i_thin, medeiros
+    assert f_thick < f_thin, medeiros
+
+
+@pytest.mark.xfail(strict=True, reason="model current x1.00 (47.7 mA in both groups) vs Medeiros 2015's x1.32; the motor "
+                   "fraction ratio x0.84 is within tolerance of the measured torque ratio x0.725. The discomfort model "
+                   "sees the skin current density, which fat barely changes, so both groups reach NRS 8 at the same "
+                   "current; the measured groups tolerated 32 % more current with thicker fat at an equal VAS "
+                   "(current ratio x1.00-1.03 at NRS 3-9, 300-400 us, for two cutaneous threshold scales). "
+                   "Needs a person factor linking skinfold to cutaneous sensitivity or tolerance (discomfort model, "
+                   "not recruitment)")
+def test_thicker_fat_magnitudes_medeiros2015(medeiros):
+    """Medeiros et al. 2015 magnitudes (see the test above; group means of 10 women each): the
+    thinner group's maximal current was 24.2 % lower (thicker/thinner ×1.32) and the thicker
+    group's torque 27.5 % lower (×0.725). Tolerance ±0.15 on each ratio (no SDs in the abstract)."""
+    (i_thin, f_thin), (i_thick, f_thick) = medeiros
+    assert abs(i_thick / i_thin - 1.32) <= 0.15, medeiros
+    assert abs(f_thick / f_thin - 0.725) <= 0.15, medeiros
