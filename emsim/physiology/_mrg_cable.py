@@ -39,10 +39,14 @@ import numpy as np
 from emsim._data import load_data
 from emsim.physiology._jit import jit
 
-__all__ = ["MrgCable", "cable", "geometry", "step", "node_currents", "SECTIONS_PER_INTERNODE"]
+__all__ = ["MrgCable", "cable", "geometry", "step", "node_currents", "internode_channels", "SECTIONS_PER_INTERNODE",
+           "KINDS", "GAINES_VARIANTS", "gaines_parameters", "gaines_internode"]
 
 MRG_FILE = "fibres/mrg.json"
+GAINES_FILE = "fibres/gaines2018.json"
+GAINES_VARIANTS = ("gaines_motor", "gaines_sensory")
 SECTIONS_PER_INTERNODE = 10  # MYSA, FLUT, 6 STIN, FLUT, MYSA
+KINDS = ("node", "mysa", "flut", "stin")  # codes of MrgCable.kind
 
 
 @lru_cache(maxsize=None)
@@ -50,6 +54,46 @@ def _params():
     data = load_data(MRG_FILE)
     c = {k: v["value"] for k, v in data["cable"].items()}
     return c, data["geometry"]
+
+
+@lru_cache(maxsize=None)
+def gaines_parameters(variant: str) -> dict:
+    """Gaines 2018 constants of ``variant`` (``models/fibres/gaines2018.json``) as plain values.
+
+    Keys: ``v_init_mv``, ``node`` (the ``*_s_per_cm2`` and ``*_mv`` values), ``rates`` (the
+    nodal and fast-K⁺ (A, B, C) triples), ``internode`` (section → densities S/cm², reversal
+    potentials, HCN half-activation) and ``hcn`` (rate ms⁻¹, slope mV).
+    """
+    data = load_data(GAINES_FILE)
+    v = data["variants"][variant]
+    shared = data["shared_rates"]
+    rates = {k: tuple(float(x) for x in val) for k, val in v["node_rates"].items() if isinstance(val, list)}
+    rates.update({k: tuple(float(x) for x in shared[k]) for k in ("alpha_n", "beta_n")})
+    return {"v_init_mv": float(v["v_init_mv"]["value"]),
+            "node": {k: float(val["value"]) for k, val in v["node"].items()},
+            "rates": rates, "internode": v["internode"],
+            "hcn": (float(shared["hcn_rate_per_ms"]), float(shared["hcn_slope_mv"]))}
+
+
+def gaines_internode(cab: "MrgCable", variant: str, temperature_c: float = 37.0) -> dict:
+    """Internodal channel arrays of ``variant`` for the cable ``cab`` (the ``internode``
+    argument of :class:`emsim.physiology._axon_mrg.MrgNetwork`).
+
+    Densities act on the fibre's outer surface over each compartment: Gaines's hoc inserts the
+    MYSA/FLUT/STIN mechanisms in sections of ``diam = fiberD`` without MRG's paraD/fiberD
+    scaling (models/fibres/gaines2018.json, ``modeldb243841_hoc``).
+    """
+    p = gaines_parameters(variant)
+    sec = p["internode"]
+    out = {}
+    for key in ("g_ks", "g_kf", "g_q", "g_l"):
+        dens = np.array([0.0] + [float(sec[k][key]) for k in KINDS[1:]]) * 1e4   # S/m² by kind, node 0
+        out[key.replace("_", "")] = dens[cab.kind][None, :] * cab.outer_area
+    out.update(ek=sec["e_k_mv"] * 1e-3, eq=sec["e_q_mv"] * 1e-3, el=sec["e_l_mv"] * 1e-3,
+               q3=3.0 ** ((temperature_c - 36.0) / 10.0),
+               fast_k=np.array(p["rates"]["alpha_n"] + p["rates"]["beta_n"]),
+               hcn=np.array([p["hcn"][0], float(sec["hcn_half_mv"]), p["hcn"][1]]))
+    return out
 
 
 def geometry(fibre_d_m):
@@ -79,7 +123,9 @@ class MrgCable:
     (F, N−1) intracellular and periaxonal conductance to the next compartment, ``ai``/``ap``
     the intracellular and periaxonal activating current per V/m of uniform field along the
     fibre (A per V/m), ``x`` compartment centres (m), ``node_col`` (n_nodes,) the column of
-    each node, ``node_area`` (F,) nodal membrane area (m²).
+    each node, ``node_area`` (F,) nodal membrane area (m²), ``kind`` (N,) the section type of
+    each compartment (index into :data:`KINDS`), ``outer_area`` (F, N) the area of the fibre's
+    outer surface over each compartment (m²; NEURON's section area with ``diam = fiberD``).
     """
 
     cm: np.ndarray
@@ -96,6 +142,8 @@ class MrgCable:
     node_col: np.ndarray
     node_area: np.ndarray
     delta_x: np.ndarray
+    kind: np.ndarray
+    outer_area: np.ndarray
 
     @property
     def shape(self):
@@ -149,26 +197,78 @@ def cable(fibre_d_m, n_nodes: int) -> MrgCable:
     return MrgCable(cm=cm_area * area, gm=np.where(is_node, 0.0, gpas * area),
                     em=np.full((F, N), c["e_internode_mv"] * 1e-3), cmy=cmy, gmy=gmy, gi=gi, gp=gp,
                     ai=ai, ap=ap, x=x, is_node=is_node, node_col=np.flatnonzero(is_node),
-                    node_area=area[:, 0].copy(), delta_x=geo["delta_x"])
+                    node_area=area[:, 0].copy(), delta_x=geo["delta_x"],
+                    kind=np.array([KINDS.index(k[0]) for k in layout]), outer_area=outer)
 
 
 @jit()
-def node_currents(m, h, p, s, gnaf, gnap, gks, gl, ena, ek, el, g_out, i_out):
-    """Nodal channels with the new gates: total conductance (S) and ``Σ g·E`` (A), (n_nodes, F)."""
+def node_currents(m, h, p, s, n, gnaf, gnap, gks, gkf, gl, ena, ek, el, g_out, i_out):
+    """Nodal channels with the new gates: total conductance (S) and ``Σ g·E`` (A), (n_nodes, F).
+
+    ``n``/``gkf``: the fast K⁺ channel of Gaines 2018 (zero conductance in MRG 2002).
+    """
     nn, F = m.shape
     for i in range(nn):
         for f in range(F):
             gna = gnaf[f] * m[i, f] ** 3 * h[i, f] + gnap[f] * p[i, f] ** 3
-            gk = gks[f] * s[i, f]
+            gk = gks[f] * s[i, f] + gkf[f] * n[i, f] ** 4
             g_out[i, f] = gna + gk + gl[f]
             i_out[i, f] = gna * ena + gk * ek + gl[f] * el
 
 
 @jit()
-def step(dt, cm, gm, em, cmy, gmy, gi, gp, ai, ap, is_node, node_col, vm, u, src,
+def _x_over_1_minus_exp(x):
+    """``x / (1 − exp(−x))``, continuous at 0 (NEURON's vtrap)."""
+    if abs(x) < 1e-6:
+        return 1.0 + 0.5 * x
+    return x / (1.0 - math.exp(-x))
+
+
+@jit()
+def internode_channels(dt, vm, s, q, n, gks, gkf, gq, gl, ek, eq, el, q3, fast_k, hcn, g_out, i_out):
+    """Advance the internodal gates of Gaines 2018 one step and return their membrane terms.
+
+    Exponential Euler from the potentials ``vm`` (V, (F, N)) of the previous step, as Brian2
+    advances the nodal gates. Gates ``s`` (slow K⁺), ``q`` (HCN), ``n`` (fast K⁺) in place;
+    conductances (S, (F, N); zero at nodes, which are skipped) ``gks, gkf, gq, gl``; reversal
+    potentials (V) ``ek, eq, el``; ``q3`` the 36 °C-referenced Q10 factor; ``fast_k`` =
+    (αA, αB, αC, βA, βB, βC) in ms⁻¹·mV⁻¹ and mV; ``hcn`` = (rate ms⁻¹, half-activation mV,
+    slope mV). Writes the total conductance (S) into ``g_out`` and ``Σ g·E`` (A) into ``i_out``.
+    A step ``dt`` far longer than every time constant sets each gate to its steady state.
+    """
+    F, N = vm.shape
+    dt_ms = dt * 1e3
+    aA, aB, aC, bA, bB, bC = fast_k
+    qr, qh, qk = hcn
+    for f in range(F):
+        for j in range(N):
+            if gl[f, j] == 0.0:
+                continue
+            v = min(max(vm[f, j] * 1e3, -200.0), 200.0)  # as Brian2's clipped vr
+            a = q3 * 0.3 / (1.0 + math.exp(-(v + 53.0) / 5.0))
+            b = q3 * 0.03 / (1.0 + math.exp(-(v + 90.0)))
+            s[f, j] = a / (a + b) + (s[f, j] - a / (a + b)) * math.exp(-dt_ms * (a + b))
+            a = q3 * qr * math.exp(-(v - qh) / qk)
+            b = q3 * qr * math.exp((v - qh) / qk)
+            q[f, j] = a / (a + b) + (q[f, j] - a / (a + b)) * math.exp(-dt_ms * (a + b))
+            a = q3 * aA * aC * _x_over_1_minus_exp((v - aB) / aC)
+            b = q3 * bA * bC * _x_over_1_minus_exp(-(v - bB) / bC)
+            n[f, j] = a / (a + b) + (n[f, j] - a / (a + b)) * math.exp(-dt_ms * (a + b))
+            g_s = gks[f, j] * s[f, j]
+            g_f = gkf[f, j] * n[f, j] ** 4
+            g_q = gq[f, j] * q[f, j]
+            g_out[f, j] = g_s + g_f + g_q + gl[f, j]
+            i_out[f, j] = (g_s + g_f) * ek + g_q * eq + gl[f, j] * el
+
+
+@jit()
+def step(dt, cm, g_memb, i_memb, cmy, gmy, gi, gp, ai, ap, is_node, node_col, vm, u, src,
          g_ion, i_ion, v_node, scratch):
     """One backward-Euler step of every fibre's double cable, in place.
 
+    ``g_memb``/``i_memb`` (F, N) are the internodal axolemma's conductance (S) and ``Σ g·E``
+    (A): MRG's passive ``gm`` and ``gm·em``, or Gaines's channels of this step
+    (:func:`internode_channels`); ignored at nodes.
     ``src`` (F,) is the field (V/m) of this step; ``g_ion``/``i_ion`` (n_nodes, F) the nodal
     channels' total conductance (S) and ``Σ g·E`` (A) with this step's gates; ``v_node``
     (n_nodes, F) receives the new nodal potentials; ``scratch`` (N, 10) is work space.
@@ -199,11 +299,11 @@ def step(dt, cm, gm, em, cmy, gmy, gi, gp, ai, ap, is_node, node_col, vm, u, src
                 inode += 1
             else:
                 b = cmy[f, j] / dt
-                d11 = a + gm[f, j] + sg
+                d11 = a + g_memb[f, j] + sg
                 d12 = sg
                 d21 = sg
                 d22 = b + gmy[f, j] + sg + pl + pr
-                r1 = a * vm[f, j] + gm[f, j] * em[f, j] + s * ai[f, j]
+                r1 = a * vm[f, j] + i_memb[f, j] + s * ai[f, j]
                 r2 = b * u[f, j] + s * (ai[f, j] + ap[f, j])
                 l21 = -gl
                 l22 = -gl - pl

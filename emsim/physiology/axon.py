@@ -35,6 +35,13 @@ Model, and why
   backward-Euler cable step, :mod:`emsim.physiology._mrg_cable`). It replaces the lumped load
   and the sensory resting-potential fit by MRG's own structure, so its absolute thresholds,
   chronaxies and recovery cycle are predictions rather than fits.
+* **Or Gaines et al. 2018's motor and sensory variants of that cable** (``"gaines_motor"``,
+  ``"gaines_sensory"``; ``models/fibres/gaines2018.json``, from ModelDB 243841): a nodal fast
+  K⁺ channel, new nodal conductances (sensory: slow K⁺ 0.04106, fast K⁺ 0.02737, leak
+  0.006005 S/cm²) and sensory Na⁺ rate constants, and slow K⁺/fast K⁺/HCN/leak channels on the
+  MYSA, FLUT and STIN axolemma instead of MRG's passive one. The sensory axon rests at
+  −79.4 mV (motor −85.9 mV), has the lower threshold at equal diameter (Gaines's abstract) and
+  the longer chronaxie (uniform field, 8.49 µm: 319 vs 168 µs; MRG 368 µs).
 * **Motor vs sensory.** Sensory axons have longer τSD, attributed to more persistent Na⁺ and
   HCN current and a more depolarised rest (Mogyoros 1996; Gaines 2018). In the node cable the
   ``gNaP`` scale barely changes τSD before the node turns unstable, so the Aβ/Aδ classes carry
@@ -67,7 +74,8 @@ References
 .. [Rattay1986] Rattay F (1986). IEEE Trans Biomed Eng 33:974–977.
 .. [HH1952] Hodgkin AL, Huxley AF (1952). J Physiol 117:500–544.
 .. [Mogyoros1996] Mogyoros I, Kiernan MC, Burke D (1996). Brain 119:439–447.
-.. [Gaines2018] Gaines JL et al. (2018). J Comput Neurosci 45:29.
+.. [Gaines2018] Gaines JL, Finn KE, Slopsema JP, Heyboer LA, Polasek KH (2018). J Comput Neurosci
+   45:29–43 (ModelDB 243841).
 .. [Ward2007] Ward AR, Lucas-Toumbourou S (2007). Arch Phys Med Rehabil 88:1036.
 """
 
@@ -98,10 +106,12 @@ __all__ = ["thresholds", "strength_duration", "paired_pulse", "following", "khz_
            "GRID_FULL", "GRID_SMALL", "main"]
 
 T_LEAD = 20e-6            # s of rest before every stimulus
-# Keyed by engine: "mrg_node" (node-only cable), "mrg" (double cable), "hh_unmyelinated".
-TAIL = {"mrg_node": 1.5e-3, "mrg": 1.5e-3, "hh_unmyelinated": 4.0e-3}   # s after the stimulus for conduction
-DT = {"mrg_node": 1e-6, "mrg": 1e-6, "hh_unmyelinated": 2e-6}
-MODELS = ("node_cable", "mrg")
+# Keyed by engine: "mrg_node" (node-only cable), the double cables ("mrg" and Gaines's variants),
+# "hh_unmyelinated".
+DOUBLE_CABLES = ("mrg", "gaines_motor", "gaines_sensory")
+TAIL = {"mrg_node": 1.5e-3, "hh_unmyelinated": 4.0e-3, **{m: 1.5e-3 for m in DOUBLE_CABLES}}  # s after the stimulus
+DT = {"mrg_node": 1e-6, "hh_unmyelinated": 2e-6, **{m: 1e-6 for m in DOUBLE_CABLES}}
+MODELS = ("node_cable",) + DOUBLE_CABLES
 CAP_FACTOR = 300.0        # search cap: guess × this; beyond it a fibre counts as not excitable
 
 
@@ -231,56 +241,73 @@ def _engine(class_name, model=None):
     m = cls.model if model is None else model
     if m not in MODELS:
         raise PhysiologyInputError("unknown myelinated fibre model", path="model", value=m, allowed=", ".join(MODELS))
-    return "mrg" if m == "mrg" else "mrg_node"
+    return m if m in DOUBLE_CABLES else "mrg_node"
 
 
 _MRG_REST: dict = {}
+_FIBRE_FIRST = ("vm", "u", "s_i", "q_i", "n_i")   # double-cable state arrays shaped (F, ...); the rest (n_nodes, F)
 
 
-def _mrg_node_channels(cls, cab):
-    """Nodal channel constants of the double cable (MRG 2002 node membrane, absolute units)."""
+def _mrg_node_channels(cls, cab, variant="mrg"):
+    """Nodal channel constants of the double cable (MRG 2002 node membrane or a Gaines 2018
+    variant's, absolute units)."""
     mem = membrane_parameters("mrg_node")
     area = cab.node_area
     temp = mem["temperature_c"]
-    return {"gnaf": mem["g_naf_s_per_cm2"] * 1e4 * area,
-            "gnap": cls.gnap_scale * mem["g_nap_s_per_cm2"] * 1e4 * area,
-            "gks": mem["g_ks_s_per_cm2"] * 1e4 * area, "gl": mem["g_l_s_per_cm2"] * 1e4 * area,
-            "ena": mem["e_na_mv"] * 1e-3, "ek": mem["e_k_mv"] * 1e-3, "el": mem["e_l_mv"] * 1e-3,
+    if variant == "mrg":
+        g = {k: mem[f"{k}_s_per_cm2"] for k in ("g_naf", "g_nap", "g_ks", "g_l")}
+        e = {k: mem[f"{k}_mv"] for k in ("e_na", "e_k", "e_l")}
+        extra = {}
+    else:
+        from emsim.physiology._mrg_cable import gaines_parameters
+        p = gaines_parameters(variant)
+        g = {k: p["node"][f"{k}_s_per_cm2"] for k in ("g_naf", "g_nap", "g_ks", "g_l", "g_kf")}
+        e = {k: p["node"][f"{k}_mv"] for k in ("e_na", "e_k", "e_l")}
+        extra = {"gkf": g["g_kf"] * 1e4 * area, "rates": p["rates"]}
+    return {"gnaf": g["g_naf"] * 1e4 * area, "gnap": cls.gnap_scale * g["g_nap"] * 1e4 * area,
+            "gks": g["g_ks"] * 1e4 * area, "gl": g["g_l"] * 1e4 * area,
+            "ena": e["e_na"] * 1e-3, "ek": e["e_k"] * 1e-3, "el": e["e_l"] * 1e-3,
             "q_mp": 2.2 ** ((temp - 20.0) / 10.0), "q_h": 2.9 ** ((temp - 20.0) / 10.0),
-            "q_s": 3.0 ** ((temp - 36.0) / 10.0)}
+            "q_s": 3.0 ** ((temp - 36.0) / 10.0), **extra}
 
 
-def _mrg_network(class_name, diameter_m, wave_index, waves, waves2, duration, monitor_all=False):
+def _mrg_network(class_name, diameter_m, wave_index, waves, waves2, duration, monitor_all=False, variant="mrg"):
     from emsim.physiology import _axon_mrg as engine
     from emsim.physiology import _mrg_cable as mc
     cls = fibre_classes()[class_name]
     d = np.asarray(diameter_m, float)
+
+    def build(dia, **kw):
+        cab = mc.cable(dia, cls.n_nodes)
+        extra = {}
+        if variant != "mrg":
+            extra = {"internode": mc.gaines_internode(cab, variant),
+                     "v_init": mc.gaines_parameters(variant)["v_init_mv"] * 1e-3}
+        return engine.MrgNetwork(cab, _mrg_node_channels(cls, cab, variant), dt_s=DT[variant], **extra, **kw)
+
     uniq, inv = np.unique(d, return_inverse=True)
-    key = lambda dia: (cls.n_nodes, cls.gnap_scale, float(dia))  # noqa: E731
+    key = lambda dia: (variant, cls.n_nodes, cls.gnap_scale, float(dia))  # noqa: E731
     todo = [x for x in uniq if key(x) not in _MRG_REST]
     if todo:  # rest depends on geometry: settle each new diameter once per process
-        cab = mc.cable(np.array(todo), cls.n_nodes)
-        probe = engine.MrgNetwork(cab, _mrg_node_channels(cls, cab), np.zeros((2, 1)), None, np.zeros(len(todo), int),
-                                  dt_s=DT["mrg"], duration_s=0.0)
-        st = probe.state()
+        st = build(np.array(todo), waves=np.zeros((2, 1)), waves2=None, k=np.zeros(len(todo), int),
+                   duration_s=0.0).state()
         for j, x in enumerate(todo):
-            _MRG_REST[key(x)] = {k: (v[j] if k in ("vm", "u") else v[:, j]) for k, v in st.items()}
+            _MRG_REST[key(x)] = {k: (v[j] if k in _FIBRE_FIRST else v[:, j]) for k, v in st.items()}
     rest = {}
-    for k in ("vm", "u", "v", "m", "h", "p", "s"):
+    for k in _MRG_REST[key(uniq[0])]:
         cols = [_MRG_REST[key(x)][k] for x in uniq]
-        stacked = np.stack(cols, axis=0 if k in ("vm", "u") else 1)
-        rest[k] = stacked[inv] if k in ("vm", "u") else stacked[:, inv]
-    cab = mc.cable(d, cls.n_nodes)
-    return engine.MrgNetwork(cab, _mrg_node_channels(cls, cab), waves, waves2, wave_index, dt_s=DT["mrg"],
-                             duration_s=duration, rest=rest, monitor_all=monitor_all)
+        stacked = np.stack(cols, axis=0 if k in _FIBRE_FIRST else 1)
+        rest[k] = stacked[inv] if k in _FIBRE_FIRST else stacked[:, inv]
+    return build(d, waves=waves, waves2=waves2, k=wave_index, duration_s=duration, rest=rest,
+                 monitor_all=monitor_all)
 
 
 def _network(class_name, diameter_m, wave_index, waves, waves2=None, model=None):
     eng = _engine(class_name, model)
     dt = DT[eng]
     duration = waves.shape[0] * dt + TAIL[eng]
-    if eng == "mrg":
-        return _mrg_network(class_name, diameter_m, wave_index, waves, waves2, duration)
+    if eng in DOUBLE_CABLES:
+        return _mrg_network(class_name, diameter_m, wave_index, waves, waves2, duration, variant=eng)
     from emsim.physiology import _axon_brian as engine
     b = _batch(class_name, diameter_m, wave_index)
     return engine.build(b.model, b.rows, b.gext, b.gax, b.rest, waves, waves2, dt_s=dt, duration_s=duration)
@@ -335,7 +362,7 @@ def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005, model=None):
     waveforms : sequence of waveform objects (emsim.program.model), length n_w
     rtol : float
         Relative bracket width at which the search stops.
-    model : {"node_cable", "mrg"}, optional
+    model : {"node_cable", "mrg", "gaines_motor", "gaines_sensory"}, optional
         Myelinated cable model; default the class's (``model`` in ``fibre_classes.json``).
 
     Returns
@@ -420,15 +447,16 @@ def conduction_velocity(class_name, diameters_m, *, multiple=3.0, pulse_width_us
     """Conduction velocity (m/s) of double-cable fibres, from spike times between the 5th nodes
     from either end (``multiple`` × single-pulse threshold, monophasic pulse)."""
     _check_class(class_name)
-    if _engine(class_name, model) != "mrg":
-        raise PhysiologyInputError("conduction velocity is measured on the double-cable model only",
-                                   path="model", value=model, allowed="mrg")
+    eng = _engine(class_name, model)
+    if eng not in DOUBLE_CABLES:
+        raise PhysiologyInputError("conduction velocity is measured on the double-cable models only",
+                                   path="model", value=model, allowed=", ".join(DOUBLE_CABLES))
     d = np.atleast_1d(np.asarray(diameters_m, float))
     e = thresholds(class_name, d, [monophasic(pulse_width_us)], rtol=0.02, model=model)[:, 0]
-    dt = DT["mrg"]
+    dt = DT[eng]
     waves = _wave_matrix([waveform_samples(monophasic(pulse_width_us), dt)], dt)
     net = _mrg_network(class_name, d, np.zeros(d.size, int), waves, None, waves.shape[0] * dt + 3e-3,
-                       monitor_all=True)
+                       monitor_all=True, variant=eng)
     _, rows, times = net.run(multiple * e, return_times=True)
     nn, F = net.n_nodes, d.size
     first = np.full((nn, F), np.nan)
@@ -556,10 +584,14 @@ def tabulate(grid=None, *, progress=None, models=None) -> ThresholdTable:
                                 "tau_SD, see fibre_classes.json): absolute thresholds are calibrated",
                   "mrg": "MRG 2002 double cable (node, MYSA, FLUT, 6 STIN per internode, periaxonal and myelin "
                          "layer; models/fibres/mrg.json), backward Euler; classes with engine 'mrg' in class_engines",
+                  "gaines": "Gaines et al. 2018 motor/sensory variants of the MRG double cable (nodal fast K+, "
+                            "internodal slow K+/fast K+/HCN/leak; models/fibres/gaines2018.json, ModelDB 243841); "
+                            "classes with engine 'gaines_motor' or 'gaines_sensory' in class_engines",
                   "unmyelinated": "Hodgkin-Huxley 1952 membrane on a continuous cable",
                   "stimulus": "uniform field along a straight fibre with two sealed ends; threshold = AP at the middle node",
                   "dt_s": DT, "classes_file": "models/fibres/fibre_classes.json"},
         "sources": ["McIntyre, Richardson & Grill 2002, J Neurophysiol 87:995", "ModelDB 3810 MRGaxon.hoc",
+                    "Gaines et al. 2018, J Comput Neurosci 45:29 (ModelDB 243841)",
                     "McNeal 1976, IEEE TBME 23:329", "Rattay 1986, IEEE TBME 33:974",
                     "Hodgkin & Huxley 1952, J Physiol 117:500", "Mogyoros et al. 1996, Brain 119:439"],
         "evidence": "computed (model output); inputs as flagged in fibre_classes.json",

@@ -3,8 +3,9 @@
 Two kinds of data live in ``models/fibres/``:
 
 * ``fibre_classes.json`` — per class (``motor``, ``abeta``, ``adelta``, ``c``) the membrane
-  model, the myelinated cable model (``model``: ``node_cable`` or the MRG 2002 double cable
-  ``mrg``, whose constants are in ``mrg.json``), the cable geometry, the diameter distribution and where the excitable terminal sits
+  model, the myelinated cable model (``model``: ``node_cable``, the MRG 2002 double cable
+  ``mrg``, whose constants are in ``mrg.json``, or its Gaines 2018 variants ``gaines_motor`` /
+  ``gaines_sensory``, ``gaines2018.json``), the cable geometry, the diameter distribution and where the excitable terminal sits
   and which way it points; every value with its source and evidence level.
 * ``thresholds.npz`` + ``thresholds.json`` — what :mod:`emsim.physiology.axon` (Brian2)
   computed from those classes: the uniform-field threshold ``E_th`` (V/m along the terminal) per
@@ -52,7 +53,8 @@ class FibreClass:
     diameter_min_m: float
     diameter_max_m: float
     terminal_axis: str        # "x" (along the muscle fibres) or "z" (towards the surface)
-    model: str = "node_cable"  # myelinated cable: "node_cable" (lumped internode) or "mrg" (double cable)
+    model: str = "node_cable"  # myelinated cable: "node_cable" (lumped internode), "mrg" (double cable),
+    #                            "gaines_motor" / "gaines_sensory" (Gaines 2018 variants of the double cable)
     e_internode_v: float = float("nan")   # resting potential the lumped internodal load holds (MRG)
     threshold_scale: float = 1.0          # fast-path calibration of absolute thresholds (recruitment)
     depth_min_m: float = float("nan")
