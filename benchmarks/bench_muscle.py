@@ -83,11 +83,13 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     """Fine-step ``solve_ivp`` solution of the pool model (the equations of
     :mod:`emsim.physiology.fatigue`), for rows sharing one pulse timing.
 
-    State per row: E and CN per recruitment depth group, and per cell the force F and the six
-    deficits. Pulse i makes E_d jump by λ_{d,i} R_i / τc and every deficit j of cell c jump by
-    its pulse gain (g_j · κF_ref for the six deficits of the model) · w_{i,j} · φ_c · λ_{c,i} ·
-    capacity_c (w the pulse's interval weight, φ_c left out for deficits whose pulse cost does
-    not scale with fatigability); between pulses the RHS is smooth
+    State per row: E and CN per recruitment depth group, and per cell the force F and the
+    deficits. Pulse i makes E_d jump by λ_{d,i} R_i / τc and every deficit j of cell c take its
+    increment k = pulse gain (g_j · κF_ref for the six Ding-mechanism deficits) · w_{i,j} · φ_c ·
+    λ_{c,i} · capacity_c (w the pulse's interval weight, φ_c left out for deficits whose pulse
+    cost does not scale with fatigability, capacity left out for a gain on A), added as it is
+    or, for a deficit with a saturation level S_j, as X ← X + min(1, k)·(S_j − X). A is
+    ``A_rest · (1 − ΣX_capacity) · (1 + ΣX_gain)``. Between pulses the RHS is smooth
     and DOP853 integrates it, one pulse interval at a time. Returns the total force of each row
     at ``t_eval`` (shape ``(rows, len(t_eval))``) and the deficits at the end.
     """
@@ -105,10 +107,14 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     lam_d = np.clip((recruitment[:, None, :] - cells.edges[:, :-1, None])
                     / np.where(width > 0, width, np.inf)[:, :, None], 0.0, 1.0)   # (B, D, P)
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
-    # weight of each pulse's cost per deficit: max(0, 1 − Δt/τ_j), 1 where τ_j = 0
-    thr = model.thresholds
+    # weight of each pulse's cost per deficit: clip((τ_j − Δt)/(τ_j − τ_R,j), 0, 1), 1 where
+    # τ_j = 0; times Δt/τ_R,j below the rate-cap interval τ_R,j (when it is set)
+    thr, cap = model.thresholds, model.rate_cap
     gap = np.diff(pulses, prepend=-np.inf)[:, None]
-    pw = np.where(thr > 0, np.clip(1.0 - gap / np.where(thr > 0, thr, 1.0), 0.0, None), 1.0)
+    pw = np.where(thr > 0, np.clip((thr - np.maximum(gap, cap)) / np.where(thr > 0, thr - cap, 1.0),
+                                   0.0, 1.0), 1.0)
+    pw = np.where(cap > 0, pw * np.minimum(1.0, gap / np.where(cap > 0, cap, 1.0)), pw)
+    pw = np.where(pw < 1e-9, 0.0, pw)   # intervals at the threshold, up to rounding
     tf, phi_g, dep = cells.time_factor, cells.fatigability, cells.depth
     w = np.where(cells.weight > 0, cells.weight, 1e-300)   # padded cells stay at F = 0
     g, g_pulse, mech = model.gains, model.pulse_gains, model.mech
@@ -124,7 +130,8 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
 
     def rhs(_t, y):
         e, cn, f, x = unpack(y)
-        a = model.a_rest * w / tf * np.maximum(0.0, 1.0 - x[..., mech == 0].sum(axis=-1))
+        a = (model.a_rest * w / tf * np.maximum(0.0, 1.0 - x[..., mech == 0].sum(axis=-1))
+             * (1.0 + x[..., mech == 3].sum(axis=-1)))
         t1 = model.tau1 * tf * (1.0 + x[..., mech == 1].sum(axis=-1))
         km = model.km * (1.0 + x[..., mech == 2].sum(axis=-1))
         c = cn[:, dep]
@@ -145,7 +152,10 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
         cap = np.clip(1.0 - x[..., mech == 0].sum(axis=-1), 0.0, 1.0)
         # per deficit: the pulse's interval weight, and the class fatigability where it counts
         phi = np.where(model.pulse_fatigability[None, :], phi_g[:, None], 1.0)   # (C, n)
-        x += g_pulse * pw[i] * phi * (lam_d[:, dep, i] * cap)[..., None]
+        capj = np.where(mech == 3, 1.0, cap[..., None])   # a gain on A ignores capacity
+        k = g_pulse * pw[i] * phi * lam_d[:, dep, i][..., None] * capj
+        sat = model.saturation
+        x += np.where(sat > 0, np.minimum(k, 1.0) * (sat - x), k)
         t_a, t_b = bounds[i], bounds[i + 1]
         last = i == pulses.size - 1
         lo = np.searchsorted(t_eval, t_a, side="left")

@@ -22,7 +22,8 @@ The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`march`):
   on the force drive, a gain per recruited pulse and the parameter it acts on): exact decay over
   the interval plus the trapezoid integral of the force drive, and the per-pulse cost at each
   pulse (weighted per deficit by the pulse's interval weight and, where the deficit says so,
-  the class fatigability), as in the ``solve_ivp`` reference of
+  the class fatigability; scaled by the remaining capacity except for a gain on A; linear, or
+  saturating at a level per deficit), as in the ``solve_ivp`` reference of
   ``benchmarks/bench_muscle.py``; in the relaxation tail after the last pulse (where the drive
   falls fast) they and the parameters are updated at every node step.
 """
@@ -262,6 +263,28 @@ def _mech_sum(X, q, mech, k):
     return v
 
 
+#: Relative change of A over a pulse interval, from the decay of a gain on A (mechanism 3),
+#: above which the interval updates A at every node step instead of holding its midpoint value
+#: (a freshly set catch-like gain decays by ~5 % per 50 ms: held, the force is off by 0.2 %).
+GAIN_STEP_TOL = 1e-4
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _gain_moves(X, mech, idec, na):
+    """Whether a gain on A of any cell changes A by more than ``GAIN_STEP_TOL`` (relative)
+    over an interval whose deficit decay factors are ``idec``."""
+    for q in range(na):
+        g = 0.0
+        dg = 0.0
+        for j in range(mech.size):
+            if mech[j] == 3:
+                g += X[q, j]
+                dg += X[q, j] * (1.0 - idec[j])
+        if dg > GAIN_STEP_TOL * (1.0 + g):
+            return True
+    return False
+
+
 @jit(error_model="numpy", nogil=True, inline="always")
 def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs, has_pulse,
                  fatigue):
@@ -278,7 +301,7 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
         LD[d] = v * lm
         E[d] += LD[d] * rfac[gi] / tau_c
     if fatigue and has_pulse > 0.0:
-        pgains, mech, pw, use_fat = defs[1], defs[2], defs[4], defs[5]
+        pgains, mech, pw, use_fat, sat = defs[1], defs[2], defs[4], defs[5], defs[6]
         # the pulse's interval weight per deficit (the table has one row when every deficit's
         # threshold is off: all weights 1)
         wrow = gi if pw.shape[0] > 1 else 0
@@ -288,7 +311,15 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
             amt = phg[q] * LD[dep[q]] * cap
             bare = LD[dep[q]] * cap
             for j in range(mech.size):
-                X[q, j] += pgains[j] * ((amt if use_fat[j] else bare) * pw[wrow, j])
+                if mech[j] == 3:
+                    # a gain on A (catch-like) is not fatigue: a fatigued cell sets it alike
+                    v = pgains[j] * ((phg[q] if use_fat[j] else 1.0) * LD[dep[q]] * pw[wrow, j])
+                else:
+                    v = pgains[j] * ((amt if use_fat[j] else bare) * pw[wrow, j])
+                if sat[j] > 0.0:
+                    # a fraction of the way to the saturation level: 0 ≤ X ≤ S for any pattern
+                    v = (v if v < 1.0 else 1.0) * (sat[j] - X[q, j])
+                X[q, j] += v
     return _at(afac, gb, gi)
 
 
@@ -324,14 +355,18 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     if i > 0 and ilen[i - 1] > 0.0:
         ratio = 0.5 * ilen[i] / ilen[i - 1]
     # in the relaxation tail the force, and so the drive, falls within the interval: the
-    # deficits and parameters are updated at every step there instead
-    per_step = i + 1 == n_p and fatigue
+    # deficits and parameters are updated at every step there instead; so too where a gain on A
+    # (catch-like, decaying in about a second) moves A within the interval
+    per_step = fatigue and (i + 1 == n_p or _gain_moves(X, mech, idec[i], na))
     if per_step:
-        ratio = 0.0
+        # the first step's parameters at its predicted midpoint (the previous interval's drift)
+        ratio = 0.5 * h_step[k0] / ilen[i - 1] if i > 0 and ilen[i - 1] > 0.0 and k0 < k1 \
+            else 0.0
     for q in range(na):
         x0 = 0.0
         x1 = 0.0
         x2 = 0.0
+        x3 = 0.0
         for j in range(nd):
             Xs[q, j] = X[q, j]
             v = X[q, j] + ratio * dXc[q, j]
@@ -340,10 +375,15 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
                 x0 += v
             elif mj == 1:
                 x1 += v
-            else:
+            elif mj == 2:
                 x2 += v
+            else:
+                # a gain on A only decays between pulses: its midpoint value is exact (of the
+                # first node step where A is updated per step)
+                x3 += X[q, j] * np.sqrt((sdec[k0, j] if k0 < k1 else 1.0) if per_step
+                                        else idec[i, j])
         cap = 1.0 - x0
-        a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0)
+        a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0) * (1.0 + x3)
         t1[q] = t1c[q] * (1.0 + x1)
         km[q] = km_rest * (1.0 + x2)
         gt[q] = 1.0
@@ -434,17 +474,26 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
                 x0 = 0.0
                 x1 = 0.0
                 x2 = 0.0
+                x3 = 0.0
+                kn = k + 1 if k + 1 < k1 else k
+                hr = 0.5 * h_step[kn] / h
                 for j in range(nd):
+                    xo = X[q, j]
                     X[q, j] = X[q, j] * sdec[k, j] + sgm[k, j] * dr
+                    # held over the next step at its predicted midpoint value (this step's
+                    # drift; exact for a gain on A, which only decays)
+                    v = X[q, j] + hr * (X[q, j] - xo)
                     mj = mech[j]
                     if mj == 0:
-                        x0 += X[q, j]
+                        x0 += v
                     elif mj == 1:
-                        x1 += X[q, j]
+                        x1 += v
+                    elif mj == 2:
+                        x2 += v
                     else:
-                        x2 += X[q, j]
+                        x3 += X[q, j] * np.sqrt(sdec[kn, j])
                 cap = 1.0 - x0
-                a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0)
+                a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0) * (1.0 + x3)
                 t1[q] = t1c[q] * (1.0 + x1)
                 km[q] = km_rest * (1.0 + x2)
                 c0 = CE[dep[q]]
@@ -466,6 +515,11 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
             dr = phg[q] / W[q] * I[q]
             for j in range(nd):
                 X[q, j] = X[q, j] * idec[i, j] + igm[i, j] * dr
+                dXc[q, j] = X[q, j] - Xs[q, j]
+    elif per_step:
+        # the drift the next interval's midpoint prediction uses
+        for q in range(na):
+            for j in range(nd):
                 dXc[q, j] = X[q, j] - Xs[q, j]
     return area, pk
 
@@ -811,7 +865,7 @@ def _capacity(X, q, mech):
 @jit(error_model="numpy", nogil=True)
 def _envelope(M, m, x, u0, slope, mech, out):
     """``out`` = x after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1
-    (per integrated cell)."""
+    (per integrated cell; without the capacity factor for gains on A, mechanism 3)."""
     for q in range(x.shape[0]):
         for j in range(x.shape[1]):
             out[q, j] = x[q, j]
@@ -819,7 +873,9 @@ def _envelope(M, m, x, u0, slope, mech, out):
         for q in range(x.shape[0]):
             cap = _capacity(out, q, mech)
             for j in range(x.shape[1]):
-                out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * cap
+                # a gain on A (mechanism 3) is set alike in fatigued and fresh cells
+                c = 1.0 if mech[j] == 3 else cap
+                out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * c
 
 
 @jit(error_model="numpy", nogil=True)
@@ -827,7 +883,8 @@ def _per_capacity(xn, M, x, mech, out):
     """A cycle's deficit increments per unit of the capacity it started with.
 
     Every deficit is driven by the cell's force and pulses, and both scale with the cell's
-    capacity, which the cycle itself depletes multiplicatively: ``b ≈ u · capacity(x)`` with
+    capacity (except a gain on A, mechanism 3: its increments are taken as they are), which
+    the cycle itself depletes multiplicatively: ``b ≈ u · capacity(x)`` with
     ``u`` a smooth function of the slower states. Extrapolating ``u`` instead of ``b`` makes
     this strong, fast feedback (a fatigued cell's capacity regulates itself within a few
     cycles) implicit in the envelope recursion, so long runs of cycles can be stepped over
@@ -836,7 +893,8 @@ def _per_capacity(xn, M, x, mech, out):
     for q in range(x.shape[0]):
         cap = _capacity(x, q, mech)
         for j in range(x.shape[1]):
-            out[q, j] = (xn[q, j] - M[j] * x[q, j]) / cap
+            c = 1.0 if mech[j] == 3 else cap
+            out[q, j] = (xn[q, j] - M[j] * x[q, j]) / c
 
 
 @jit(error_model="numpy", nogil=True)
@@ -1089,7 +1147,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
                 cap = _capacity(x_corr, q, mech)
                 nF[q] = F[q]
                 for j in range(nd):
-                    nX[q, j] = M[j] * x_corr[q, j] + u_k[q, j] * cap
+                    nX[q, j] = M[j] * x_corr[q, j] + u_k[q, j] * (1.0 if mech[j] == 3 else cap)
             for d in range(D):
                 nE[d] = E[d]
                 nCN[d] = CN[d]
@@ -1155,12 +1213,16 @@ def march(tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
         ``(A_rest, τ1_rest, τ2, Km_rest, τc, 1 if any pulse gain else 0, 1 − γ, γ/F_max,
         interval-stepping tolerance)``; a tolerance of 0 integrates every interval.
     defs : tuple
-        ``(force_gain, pulse_gain, mechanism, tau, pulse_weight, pulse_fatigability)``: the
-        deficits' gains on the force drive and per recruited pulse, the parameter each acts on
-        (0: A capacity, 1: τ1, 2: Km) and their recovery time constants, each (n,); the weight
+        ``(force_gain, pulse_gain, mechanism, tau, pulse_weight, pulse_fatigability,
+        saturation)``: the deficits' gains on the force drive and per recruited pulse, the
+        parameter each acts on (0: A capacity, 1: τ1, 2: Km, 3: a gain on A,
+        ``A = A_rest·(1 − ΣX_cap)·(1 + ΣX_gain)``, whose per-pulse increment is not scaled by
+        capacity) and their recovery time constants, each (n,); the weight
         of each pulse's cost per deficit, (P, n), or (1, n) when every weight is 1
         (:func:`emsim.physiology._muscle_solver.pulse_weights`); whether the per-pulse cost of
-        each deficit scales with the class fatigability, bool (n,)
+        each deficit scales with the class fatigability, bool (n,); the saturation level of
+        each deficit (n,): 0 adds the per-pulse increment k = gain·weight·firing as it is,
+        S > 0 moves the deficit a fraction min(1, k) of the way to S
         (:mod:`emsim.physiology.fatigue`).
     skip_tol : float
         Tolerance of the stepping over identical contractions; 0 integrates every one.

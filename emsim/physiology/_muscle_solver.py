@@ -54,7 +54,7 @@ trace 0.5 %, per-contraction peaks and force-time integrals 0.1 %, deficits 1e-3
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,6 +69,8 @@ TAIL = 0.5
 #: Largest node step in the tail (RK4 of dF/dt = −F/τ1 needs h well below 2.7 τ1).
 TAIL_STEP = 0.02
 TAIL_GROWTH = 1.5
+#: Pulse weights below this are 0 (:func:`pulse_weights`).
+WEIGHT_FLOOR = 1e-9
 #: Tolerance of the stepping over identical pulse intervals inside a contraction, relative to
 #: ``skip_tol`` (the contraction-level tolerance).
 PLATEAU_TOL = 0.05
@@ -119,6 +121,11 @@ class Model:
     # that cost scales with the class fatigability (fatigue.deficit_interval_thresholds, …)
     thresholds: np.ndarray | None = None
     pulse_fatigability: np.ndarray | None = None
+    # (n,) interval below which a pulse's cost per unit time is capped (0: off) and saturation
+    # level of each deficit (0: none) (fatigue.deficit_rate_cap_intervals,
+    # deficit_saturation_levels)
+    rate_cap: np.ndarray | None = None
+    saturation: np.ndarray | None = None
 
     def __post_init__(self):
         n = self.mech.size
@@ -126,6 +133,25 @@ class Model:
             self.thresholds = np.zeros(n)
         if self.pulse_fatigability is None:
             self.pulse_fatigability = np.ones(n, dtype=np.bool_)
+        if self.rate_cap is None:
+            self.rate_cap = np.zeros(n)
+        if self.saturation is None:
+            self.saturation = np.zeros(n)
+
+    def for_kernel(self, pw: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Force gains, pulse gains and fatigue flag the kernel runs with for pulse weights
+        ``pw``.
+
+        A gain on A (``fatigue.MECH_GAIN``, the catch-like gain) is not fatigue: without
+        fatigue it still runs, alone (every other deficit's gains zero), when this timing sets
+        it (a pulse with a positive weight for it); otherwise the kernel runs without deficits.
+        """
+        if self.fatigue:
+            return self.gains, self.pulse_gains, True
+        gain = (self.mech == 3) & (self.pulse_gains != 0.0)
+        if not np.any(gain & np.any(pw > 0.0, axis=0)):
+            return self.gains, self.pulse_gains, False
+        return np.zeros_like(self.gains), np.where(gain, self.pulse_gains, 0.0), True
 
 
 @dataclass
@@ -330,17 +356,31 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
                        node_steps_full=g.node_steps_full)
 
 
-def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Weight of each pulse's cost per deficit, ``max(0, 1 − Δt/τ_j)`` with Δt the interval
-    since the previous pulse (the first pulse: Δt = ∞, weight 0) and τ_j the deficit's interval
-    threshold (0: off, weight 1); shape (P, n), or (1, n) of ones when every threshold is off."""
+def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
+                  rate_cap: np.ndarray | None = None) -> np.ndarray:
+    """Weight of each pulse's cost per deficit; shape (P, n), or (1, n) of ones when every
+    weight is 1.
+
+    Δt is the interval since the previous pulse (the first pulse: Δt = ∞), τ_j the deficit's
+    interval threshold (0: off) and τ_R,j its rate-cap interval (``rate_cap``; 0: off). With
+    τ_j > 0 the weight is ``clip((τ_j − Δt)/(τ_j − τ_R,j), 0, 1)`` (``max(0, 1 − Δt/τ_j)`` without
+    a cap; the first pulse 0), else 1; pulses closer than τ_R,j are then weighted by Δt/τ_R,j
+    more, so that their cost per unit time is that of the rate 1/τ_R,j.
+    """
     thr = np.asarray(thresholds, dtype=np.float64)
-    if not np.any(thr > 0.0):
+    cap = np.zeros_like(thr) if rate_cap is None else np.asarray(rate_cap, dtype=np.float64)
+    if not np.any(thr > 0.0) and not np.any(cap > 0.0):
         return np.ones((1, thr.size))
     gap = np.diff(pulses, prepend=-np.inf)[:, None]
     on = thr > 0.0
-    w = np.maximum(0.0, 1.0 - gap / np.where(on, thr, 1.0)[None, :])
-    return np.ascontiguousarray(np.where(on[None, :], w, 1.0))
+    # ramp from 0 at τ_j to 1 at τ_R,j (at Δt = 0 without a cap)
+    w = np.clip((thr - np.maximum(gap, cap)) / np.where(on, thr - cap, 1.0), 0.0, 1.0)
+    w = np.where(on, w, 1.0)
+    capped = cap > 0.0
+    w = w * np.where(capped, np.minimum(1.0, gap / np.where(capped, cap, 1.0)), 1.0)
+    # a pulse at the threshold interval costs nothing, up to the rounding of compiled pulse
+    # times (a 100 Hz train's intervals are 10 ms ± 1 ulp)
+    return np.ascontiguousarray(np.where(w < WEIGHT_FLOOR, 0.0, w))
 
 
 def _pulse_keys(rfac: np.ndarray, pw: np.ndarray) -> np.ndarray:
@@ -426,7 +466,8 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     rc = merge_cells(cells, recr, B)
     K = c_start.size
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
-    pw = pulse_weights(pulses, model.thresholds)
+    pw = pulse_weights(pulses, model.thresholds, model.rate_cap)
+    gains, pulse_gains, fatigue = model.for_kernel(pw)
     pkey = _pulse_keys(rfac, pw)
     uid = _unit_ids(segs, pkey)
     # per row, the last unit of the run of identical units starting at each unit: the same node
@@ -460,18 +501,20 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
                  f64(cells.fatigability), f64(cells.weight), f64(cells.edges))
     tol = 0.0 if skip_tol is None else float(skip_tol) * PLATEAU_TOL
     prm = (model.a_rest, model.tau1, model.tau2, model.km, model.tau_c,
-           float(np.any(model.pulse_gains != 0.0)), 1.0 - model.occlusion,
+           float(np.any(pulse_gains != 0.0)), 1.0 - model.occlusion,
            model.occlusion / model.f_max, tol)
-    defs = (f64(model.gains), f64(model.pulse_gains),
+    defs = (f64(gains), f64(pulse_gains),
             np.ascontiguousarray(model.mech, dtype=np.int64), f64(model.taus), pw,
-            np.ascontiguousarray(model.pulse_fatigability, dtype=np.bool_))
+            np.ascontiguousarray(model.pulse_fatigability, dtype=np.bool_),
+            f64(model.saturation))
     outs = (np.zeros((B, K)), np.zeros((B, K)), np.zeros((B, K, C)), np.zeros((B, C, nd)),
             np.zeros((B, C)), np.zeros((B, D)), np.zeros((B, D)),
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
             np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
-    kernel.march(_pack_grids(segs, uid, model, pkey), seg_tabs,
+    grid_model = model if gains is model.gains else replace(model, gains=gains)
+    kernel.march(_pack_grids(segs, uid, grid_model, pkey), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
-                 bool(model.fatigue), 0.0 if skip_tol is None else float(skip_tol), outs)
+                 fatigue, 0.0 if skip_tol is None else float(skip_tol), outs)
     peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs
     return GroupResult(force=force, peak=peak,
                        cell_peak=cell_peak, fti=fti, contraction_start=c_start,

@@ -12,9 +12,9 @@ NMES literature says they lack (``docs/literature/muscle_fatigue_effects.md``).
 The model (a design, not a published model; every rate is data in ``models/muscles``)
 --------------------------------------------------------------------------------------
 Each cell ``c`` of the pool (unit class g × recruitment depth group d) carries six
-Ding-mechanism deficits (and a high-frequency one, below): a fast and a slow part of each of
-the Ding mechanisms — loss of force capacity (A), slowing of relaxation (τ1) and loss of Ca²⁺
-sensitivity/release (Km; this is what makes fatigue "low-frequency": at high rates CN saturates
+Ding-mechanism deficits (and a high-frequency one and a catch-like gain, below): a fast and a
+slow part of each of the Ding mechanisms — loss of force capacity (A), slowing of relaxation
+(τ1) and loss of Ca²⁺ sensitivity/release (Km; this is what makes fatigue "low-frequency": at high rates CN saturates
 and a higher Km matters little)::
 
     A_c  = A_rest  · (1 − D_A,fast − D_A,slow)
@@ -47,11 +47,12 @@ converted to a relative deficit (``g_A = −α_A/A_rest``, ``g_τ = α_τ1/τ1_r
 High-frequency fatigue
 ----------------------
 A seventh deficit, on capacity, is paid only per pulse and only by pulses that follow the
-previous one within ``hff_interval`` (25 ms, i.e. rates above 40 Hz), weighted
-``max(0, 1 − Δt/hff_interval)`` (:func:`deficit_interval_thresholds`), and recovers with
+previous one within ``hff_interval`` (25 ms, i.e. rates above 40 Hz), weighted by w_H, rising
+from 0 at 40 Hz to 1 at 80 Hz (:func:`deficit_interval_thresholds`; above 80 Hz the rate cap
+below), and recovers with
 ``hff_recovery`` (about a minute)::
 
-    D_H ← D_H + h · max(0, 1 − Δt/Δt_H) · λ_{d,i} · (1 − ΣD_A)     at each recruited pulse
+    D_H ← D_H + h · w_H(Δt) · λ_{d,i} · (1 − ΣD_A)     at each recruited pulse
     dD_H/dt = −D_H / τ_H
 
 This is the fast, rate-dependent loss of force at high stimulation rates that recovers within
@@ -69,10 +70,37 @@ stimulated volume at a rate set by the firing rate, which every recruited fibre 
 (assumed); scaled by class, the slow class (about half the force) barely takes any and the
 step-down effect stays at +10 %.
 
-Known limit of the weight's shape: per second the cost is linear in the rate above
-``1/hff_interval``, so 100 Hz pays 1.5 × what 80 Hz pays, where Russ et al. 2002 (J Appl Physiol
-92:1978) found no difference in fatigue between 80 and 100 Hz trains at matched force; a
-rate dependence saturating above ~80 Hz would need another interval-weight form in the kernel.
+Rate cap of the per-pulse costs
+-------------------------------
+Above the rate ``1/pulse_rate_cap`` (80 Hz) extra pulses add no cost per unit time: a pulse
+closer than Δt_R to the previous one costs Δt/Δt_R of a pulse (the Ding-mechanism pulse cost κ
+and high-frequency fatigue; :func:`deficit_rate_cap_intervals`). The high-frequency weight is
+then ``clip((Δt_H − Δt)/(Δt_H − Δt_R), 0, 1)`` (from 0 at 40 Hz to 1 at 80 Hz) times
+``min(1, Δt/Δt_R)``. Russ et al. 2002 (J Appl Physiol 92:1978): 80 and 100 Hz trains at equal
+initial force gave similar fatigue despite 23.5 % more pulses, and equal ATP turnover (³¹P-NMR);
+the 80 Hz onset is assumed (the cost still grows from 20 to 60 Hz: Binder-Macleod 1995,
+Bickel 2012).
+
+Catch-like gain
+---------------
+An eighth state is not fatigue but a potentiation of A (mechanism ``MECH_GAIN``,
+``A = A_rest·(1 − ΣD_cap)·(1 + G)``): a pulse closer than ``catch_interval`` (10 ms) to the
+previous one moves G a fraction ``min(1, u·w·λ)`` of the way to ``catch_saturation`` S,
+``w = 1 − Δt/catch_interval``, and G decays with ``catch_decay`` (1 s) in between::
+
+    G ← G + min(1, u·w·λ_{d,i})·(S − G)     at each recruited pulse;   dG/dt = −G/τ_C
+
+so 0 ≤ G ≤ S for any pulse pattern (doublet-pattern programs stay bounded). Its increment is not
+scaled by capacity or class fatigability, and it runs also with ``fatigue=False``. This is the
+catch-like property: one interval much shorter than the others causes a marked, long-lasting
+enhancement of tension (Burke, Rudomin & Zajac 1970, Science 168:122), attributed to enhanced
+stiffness, which transmits internally generated force better, and to more Ca²⁺ release
+(Parmiggiani & Stein 1981, J Gen Physiol 78:295; Binder-Macleod & Lee 1996, J Appl Physiol
+80:2051). The Ding core has only the brief part (the R_i term, gone within τc = 20 ms).
+``catch_gain`` u = 1.5 is fitted to Bickel et al. 2004 (initial 5 ms doublet: +18 % torque–time
+integral in fatigued quadriceps; model +17.8 %); S = 0.5, 10 ms and 1 s are assumed. Known
+limit: the gain is the same in every fibre type, whereas Burke found the catch property in slow
+units and Bickel's fast SCI muscle gained only 6 %.
 
 Recovery is linear, so a rest interval is one exponential per deficit, exact for any length.
 """
@@ -86,8 +114,9 @@ import numpy as np
 from emsim.physiology.errors import ModelParameterError
 
 __all__ = ["FatigueParameters", "FATIGUE_SPEC", "N_DEFICITS", "MECH_CAPACITY", "MECH_TAU1",
-           "MECH_KM", "deficit_gains", "deficit_mechanisms", "deficit_time_constants",
-           "deficit_interval_thresholds", "deficit_uses_fatigability"]
+           "MECH_KM", "MECH_GAIN", "deficit_gains", "deficit_mechanisms", "deficit_time_constants",
+           "deficit_interval_thresholds", "deficit_rate_cap_intervals",
+           "deficit_uses_fatigability", "deficit_saturation_levels"]
 
 #: name → (unit in the data file, check, required)
 FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
@@ -102,19 +131,26 @@ FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
     "hff_pulse_cost": ("1", "nonnegative", False),
     "hff_interval": ("s", "positive", False),
     "hff_recovery": ("s", "positive", False),
+    "pulse_rate_cap": ("s", "nonnegative", False),
+    "catch_gain": ("1", "nonnegative", False),
+    "catch_saturation": ("1", "positive", False),
+    "catch_interval": ("s", "positive", False),
+    "catch_decay": ("s", "positive", False),
 }
 
-#: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow, A high-frequency. The
-#: solver takes the number of deficits from the arrays below (:func:`deficit_gains`,
-#: :func:`deficit_mechanisms`, :func:`deficit_time_constants`,
-#: :func:`deficit_interval_thresholds`, :func:`deficit_uses_fatigability`): a deficit is added
-#: by editing this module only.
-N_DEFICITS = 7
+#: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow, A high-frequency,
+#: catch-like gain on A (a potentiation, mechanism ``MECH_GAIN``). The solver takes the number
+#: of deficits from the arrays below (:func:`deficit_gains`, :func:`deficit_mechanisms`,
+#: :func:`deficit_time_constants`, :func:`deficit_interval_thresholds`,
+#: :func:`deficit_rate_cap_intervals`, :func:`deficit_uses_fatigability`,
+#: :func:`deficit_saturation_levels`): a deficit is added by editing this module only.
+N_DEFICITS = 8
 
 #: Which Ding parameter a deficit acts on (:func:`deficit_mechanisms`): the deficits of one
-#: mechanism add up, ``A = A_rest·(1 − ΣD)`` (force capacity), ``τ1 = τ1_rest·(1 + ΣD)``,
+#: mechanism add up, ``A = A_rest·(1 − ΣD_cap)·(1 + ΣD_gain)`` (force capacity and the
+#: catch-like gain, which is not itself scaled by capacity), ``τ1 = τ1_rest·(1 + ΣD)``,
 #: ``Km = Km_rest·(1 + ΣD)``.
-MECH_CAPACITY, MECH_TAU1, MECH_KM = 0, 1, 2
+MECH_CAPACITY, MECH_TAU1, MECH_KM, MECH_GAIN = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -143,6 +179,22 @@ class FatigueParameters:
         weighted ``1 − Δt/Δt_H``.
     hff_recovery : float
         τ_H, recovery time constant of high-frequency fatigue, s.
+    pulse_rate_cap : float
+        Δt_R, s (0 ≤ Δt_R < Δt_H; 0 = off): above the rate 1/Δt_R extra pulses add no
+        per-pulse cost per unit time — a pulse closer than Δt_R to the previous one costs
+        ``Δt/Δt_R`` of a pulse (:func:`deficit_rate_cap_intervals`; Russ et al. 2002: 80 and
+        100 Hz trains at matched force gave the same fatigue and ATP turnover). Applies to the
+        Ding-mechanism pulse cost and to high-frequency fatigue, not to the catch-like gain.
+    catch_gain : float
+        u, rate of the catch-like gain per recruited pulse at interval weight 1 (0 = off): each
+        pulse moves the gain a fraction ``min(1, u·w·λ)`` of the way to ``catch_saturation``.
+    catch_saturation : float
+        S, most the catch-like gain can add to A (relative: A ≤ (1 + S)·A_rest·capacity).
+    catch_interval : float
+        Δt_C, s: pulses closer than this to the previous pulse set the catch-like gain,
+        weighted ``1 − Δt/Δt_C``.
+    catch_decay : float
+        τ_C, decay time constant of the catch-like gain, s.
     """
 
     recovery_fast: float = 127.0
@@ -156,6 +208,11 @@ class FatigueParameters:
     hff_pulse_cost: float = 0.0
     hff_interval: float = 0.025
     hff_recovery: float = 86.6
+    pulse_rate_cap: float = 0.0
+    catch_gain: float = 0.0
+    catch_saturation: float = 0.5
+    catch_interval: float = 0.010
+    catch_decay: float = 1.0
 
     def __post_init__(self):
         for name in ("slow_share_a", "slow_share_tau1", "slow_share_km", "occlusion_gain"):
@@ -164,7 +221,7 @@ class FatigueParameters:
                 raise ModelParameterError(f"fatigue parameter {name} out of range",
                                           path=f"fatigue.{name}", value=v, allowed="0 to 1")
         for name in ("recovery_fast", "recovery_slow", "drive_scale", "hff_interval",
-                     "hff_recovery"):
+                     "hff_recovery", "catch_saturation", "catch_interval", "catch_decay"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ModelParameterError(f"fatigue parameter {name} out of range",
@@ -177,6 +234,14 @@ class FatigueParameters:
             raise ModelParameterError("fatigue parameter hff_pulse_cost out of range",
                                       path="fatigue.hff_pulse_cost", value=self.hff_pulse_cost,
                                       allowed="0 to 1 (capacity per pulse)")
+        if not (np.isfinite(self.pulse_rate_cap) and 0 <= self.pulse_rate_cap < self.hff_interval):
+            raise ModelParameterError("fatigue parameter pulse_rate_cap out of range",
+                                      path="fatigue.pulse_rate_cap", value=self.pulse_rate_cap,
+                                      allowed=f"0 ≤ value < hff_interval ({self.hff_interval} s)")
+        if not (np.isfinite(self.catch_gain) and self.catch_gain >= 0):
+            raise ModelParameterError("fatigue parameter catch_gain out of range",
+                                      path="fatigue.catch_gain", value=self.catch_gain,
+                                      allowed="≥ 0")
 
     @classmethod
     def ding2003(cls, tau_fat: float) -> "FatigueParameters":
@@ -216,18 +281,21 @@ def deficit_gains(ding, fat: FatigueParameters, f_ref: float) -> tuple[np.ndarra
         out += [g * (1 - share), g * share]
     force_gain = fat.drive_scale * np.array(out)
     pulse_gain = force_gain * (fat.pulse_cost * f_ref)
-    return np.append(force_gain, 0.0), np.append(pulse_gain, fat.hff_pulse_cost)
+    return (np.append(force_gain, [0.0, 0.0]),
+            np.append(pulse_gain, [fat.hff_pulse_cost, fat.catch_gain]))
 
 
 def deficit_mechanisms(fat: FatigueParameters) -> np.ndarray:
-    """Parameter each deficit acts on (``MECH_CAPACITY``, ``MECH_TAU1``, ``MECH_KM``), int64."""
+    """Parameter each deficit acts on (``MECH_CAPACITY``, ``MECH_TAU1``, ``MECH_KM``,
+    ``MECH_GAIN``), int64."""
     return np.array([MECH_CAPACITY, MECH_CAPACITY, MECH_TAU1, MECH_TAU1, MECH_KM, MECH_KM,
-                     MECH_CAPACITY], dtype=np.int64)
+                     MECH_CAPACITY, MECH_GAIN], dtype=np.int64)
 
 
 def deficit_time_constants(fat: FatigueParameters) -> np.ndarray:
-    """Recovery time constant per deficit, s."""
-    return np.array([fat.recovery_fast, fat.recovery_slow] * 3 + [fat.hff_recovery])
+    """Recovery (decay) time constant per deficit, s."""
+    return np.array([fat.recovery_fast, fat.recovery_slow] * 3
+                    + [fat.hff_recovery, fat.catch_decay])
 
 
 def deficit_interval_thresholds(fat: FatigueParameters) -> np.ndarray:
@@ -238,10 +306,34 @@ def deficit_interval_thresholds(fat: FatigueParameters) -> np.ndarray:
     first pulse of a row has no previous one: Δt = ∞, w = 0): only pulses closer together than
     τ_j cost, the closer the more (a high-frequency cost). With τ_j = 0 the weight is 1.
     """
-    return np.array([0.0] * 6 + [fat.hff_interval])
+    return np.array([0.0] * 6 + [fat.hff_interval, fat.catch_interval])
+
+
+def deficit_rate_cap_intervals(fat: FatigueParameters) -> np.ndarray:
+    """Interval τ_R,j below which a pulse's cost is cut to ``Δt/τ_R,j`` of a pulse, per
+    deficit, s (0: off).
+
+    The cost per unit time of pulses closer than τ_R,j is that of the rate 1/τ_R,j: extra
+    pulses above it cost nothing more (Russ et al. 2002). With an interval threshold τ_j the
+    weight rises linearly from 0 at Δt = τ_j to 1 at Δt = τ_R,j,
+    ``clip((τ_j − Δt)/(τ_j − τ_R,j), 0, 1)``, and falls as Δt/τ_R,j below
+    (:func:`emsim.physiology._muscle_solver.pulse_weights`). Not for the catch-like gain (a
+    doublet is what sets it).
+    """
+    return np.array([fat.pulse_rate_cap] * 7 + [0.0])
 
 
 def deficit_uses_fatigability(fat: FatigueParameters) -> np.ndarray:
     """Per deficit, whether its per-pulse cost is scaled by the unit class's fatigability φ_g
     (bool; the force drive always is)."""
-    return np.array([True] * 6 + [False], dtype=np.bool_)
+    return np.array([True] * 6 + [False, False], dtype=np.bool_)
+
+
+def deficit_saturation_levels(fat: FatigueParameters) -> np.ndarray:
+    """Saturation level S_j per deficit (0: none, the deficit's per-pulse increment is linear).
+
+    With S_j > 0 each recruited pulse moves the deficit a fraction
+    ``k = min(1, pulse_gain_j · w · λ)`` of the way to S_j, ``X ← X + k·(S_j − X)``, so
+    0 ≤ X ≤ S_j for any pulse pattern (the catch-like gain: at most ``catch_saturation``).
+    """
+    return np.array([0.0] * 7 + [fat.catch_saturation])

@@ -43,8 +43,9 @@ from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_max_ste
                                    read_entries)
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
 from emsim.physiology.fatigue import (FATIGUE_SPEC, MECH_CAPACITY, FatigueParameters,
-                                      deficit_gains, deficit_interval_thresholds,
-                                      deficit_mechanisms, deficit_time_constants,
+                                      deficit_gains, deficit_rate_cap_intervals,
+                                      deficit_interval_thresholds, deficit_mechanisms,
+                                      deficit_saturation_levels, deficit_time_constants,
                                       deficit_uses_fatigability)
 from emsim.physiology.pool import POOL_SPEC, MotorUnitPool, PoolParameters, build_pool
 
@@ -391,8 +392,11 @@ def _model(muscle: MuscleParameters, fatigue: bool) -> solver.Model:
     mech = deficit_mechanisms(f)
     thr = np.asarray(deficit_interval_thresholds(f), dtype=np.float64)
     use_fat = np.asarray(deficit_uses_fatigability(f))
+    cap = np.asarray(deficit_rate_cap_intervals(f), dtype=np.float64)
+    sat = np.asarray(deficit_saturation_levels(f), dtype=np.float64)
     n = mech.size
-    for name, a in (("deficit_interval_thresholds", thr), ("deficit_uses_fatigability", use_fat)):
+    for name, a in (("deficit_interval_thresholds", thr), ("deficit_uses_fatigability", use_fat),
+                    ("deficit_rate_cap_intervals", cap), ("deficit_saturation_levels", sat)):
         if a.shape != (n,):
             raise ModelParameterError(f"{name} must give one value per deficit", path=name,
                                       value=a.shape, allowed=f"shape ({n},)")
@@ -400,11 +404,20 @@ def _model(muscle: MuscleParameters, fatigue: bool) -> solver.Model:
         raise ModelParameterError("deficit interval thresholds must be finite and ≥ 0",
                                   path="deficit_interval_thresholds", value=thr.tolist(),
                                   allowed="≥ 0 s (0: off)")
+    if not np.all(np.isfinite(cap) & (cap >= 0.0) & ((thr == 0.0) | (cap < thr))):
+        raise ModelParameterError("rate-cap intervals must be finite, ≥ 0 and below the "
+                                  "deficit's interval threshold", path="deficit_rate_cap_intervals",
+                                  value=cap.tolist(), allowed="0 (off), or ≥ 0 and < threshold")
+    if not np.all(np.isfinite(sat) & (sat >= 0.0)):
+        raise ModelParameterError("deficit saturation levels must be finite and ≥ 0",
+                                  path="deficit_saturation_levels", value=sat.tolist(),
+                                  allowed="≥ 0 (0: none)")
     return solver.Model(tau_c=d.tau_c, a_rest=d.a_rest, tau1=d.tau1_rest, tau2=d.tau2, km=d.km_rest,
                         r0=d.km_rest + d.r0_km_offset, gains=force_gain, pulse_gains=pulse_gain,
                         mech=mech, taus=deficit_time_constants(f),
                         occlusion=f.occlusion_gain, f_max=muscle.max_force, fatigue=bool(fatigue),
-                        thresholds=thr, pulse_fatigability=use_fat.astype(np.bool_))
+                        thresholds=thr, pulse_fatigability=use_fat.astype(np.bool_),
+                        rate_cap=cap, saturation=sat)
 
 
 def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003", *,
@@ -422,7 +435,9 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     muscle : str or MuscleParameters, default "quadriceps_ding2003"
         Parameter set name (file stem in ``models/muscles``) or a loaded set.
     fatigue : bool, default True
-        Integrate fatigue and recovery; without it the muscle stays rested.
+        Integrate fatigue and recovery; without it the muscle stays rested (the catch-like
+        gain of short intervals, :mod:`emsim.physiology.fatigue`, still acts: it is not
+        fatigue).
     recruitment : float or array_like, optional
         Fraction (0–1) of the motor-unit pool recruited, scalar or per pulse (same shape as the
         pulse times). Default: the whole pool (arrays) or, for a PulseTrain of a muscle without

@@ -36,7 +36,11 @@ def test_deficit_arrays_agree_and_the_high_frequency_deficit_follows_the_data():
 
 
 @pytest.mark.parametrize("name, value", [("hff_pulse_cost", -0.1), ("hff_pulse_cost", 1.5),
-                                         ("hff_interval", 0.0), ("hff_recovery", np.inf)])
+                                         ("hff_interval", 0.0), ("hff_recovery", np.inf),
+                                         ("pulse_rate_cap", 0.025), ("pulse_rate_cap", -0.001),
+                                         ("catch_gain", -1.0), ("catch_gain", np.nan),
+                                         ("catch_saturation", 0.0), ("catch_interval", 0.0),
+                                         ("catch_decay", np.inf)])
 def test_bad_high_frequency_parameters_raise(name, value):
     with pytest.raises(ModelParameterError) as exc:
         fat.FatigueParameters(**{name: value})
@@ -74,17 +78,21 @@ def test_high_frequency_deficit_recovers_with_its_time_constant():
     assert np.allclose(ratio, np.exp(-30.0 / QUAD.fatigue.hff_recovery), rtol=1e-9)
 
 
-def test_high_frequency_cost_per_second_is_linear_in_the_rate_above_the_threshold():
-    """The weight max(0, 1 − Δt/Δt_H) makes a second at rate f cost (f − 1/Δt_H)·h: 100 Hz pays
-    1.5 × what 80 Hz pays (the shape behind the Russ 2002 strict xfail). Checked on one rested
-    second with the other deficits' drive and the HFF cost made tiny, so that the capacity factor
-    stays ≈ 1 and only the weights (and 1 s of recovery, < 0.1 % apart) set the ratio."""
+def test_high_frequency_cost_per_second_saturates_at_the_rate_cap():
+    """The weight clip((Δt_H − Δt)/(Δt_H − Δt_R), 0, 1)·min(1, Δt/Δt_R) (Δt_H = 25 ms,
+    Δt_R = 12.5 ms) rises from 0 at 40 Hz to 1 at 80 Hz, and above 80 Hz a second costs what
+    80 Hz costs (Russ 2002): 100 Hz pays 99·0.8 where 80 Hz pays 79·1 (without the cap it
+    paid 1.5 ×), 60 Hz 59·2/3. Checked on one rested second with the other deficits' drive and
+    the HFF cost made tiny, so that the capacity factor stays ≈ 1 and only the weights (and 1 s
+    of recovery, < 0.1 % apart) set the ratios."""
+    f = QUAD.fatigue
+    assert (f.hff_interval, f.pulse_rate_cap) == (0.025, 0.0125)
     m = dataclasses.replace(QUAD, fatigue=dataclasses.replace(
-        QUAD.fatigue, drive_scale=1e-9, pulse_cost=0.0, hff_pulse_cost=1e-5))
+        f, drive_scale=1e-9, pulse_cost=0.0, hff_pulse_cost=1e-5))
     d = {}
-    for f in (80, 100):
-        p = np.arange(0.0, 1.0 - 1e-9, 1 / f)
+    for rate in (60, 80, 100):
+        p = np.arange(0.0, 1.0 - 1e-9, 1 / rate)
         r = simulate(p, m, recruitment=0.5, trace=False, t_end=p[-1] + 1e-3)
-        d[f] = r.deficits[0, 0, HFF]
-    expected = (99 * (1 - 10 / 25)) / (79 * (1 - 12.5 / 25))
-    assert d[100] / d[80] == pytest.approx(expected, rel=2e-3)
+        d[rate] = r.deficits[0, 0, HFF]
+    assert d[100] / d[80] == pytest.approx(99 * 0.8 / 79, rel=2e-3)
+    assert d[60] / d[80] == pytest.approx(59 * (25 - 50 / 3) / 12.5 / 79, rel=2e-3)

@@ -127,7 +127,9 @@ def test_thresholded_deficit_with_the_model_matches_solve_ivp(muscle, monkeypatc
                    np.append(tau, 20.0),
                    thresholds=np.append(fat.deficit_interval_thresholds(muscle.fatigue), THR),
                    uses_fatigability=np.append(fat.deficit_uses_fatigability(muscle.fatigue),
-                                               False))
+                                               False),
+                   saturation=np.append(fat.deficit_saturation_levels(muscle.fatigue), 0.0),
+                   rate_cap=np.append(fat.deficit_rate_cap_intervals(muscle.fatigue), 0.0))
     cyc = _steps((60.0, 1.0), (30.0, 1.0))
     p = np.concatenate([k * 4.0 + cyc for k in range(2)])
     rel = np.mod(p, 4.0)
@@ -149,3 +151,21 @@ def test_bad_threshold_arrays_are_typed_errors(muscle, monkeypatch, thr, flags):
     with pytest.raises(ModelParameterError) as err:
         simulate(TRAIN, muscle, trace=False)
     assert err.value.path.startswith("deficit_")
+
+
+def test_pulse_weights_with_a_rate_cap():
+    """Rate cap τ_R = 12.5 ms: without a threshold the weight is 1 down to τ_R and Δt/τ_R
+    below it (a 100 Hz pulse 0.8, a 4 ms doublet 0.32; the first pulse 1); with the 25 ms
+    threshold it ramps 0 → 1 between 40 and 80 Hz and falls as Δt/τ_R above; a weight at the
+    threshold up to rounding (a 40 Hz interval one ulp short) is 0."""
+    from emsim.physiology._muscle_solver import pulse_weights
+
+    p = np.array([0.0, 0.0125, 0.0225, 0.0265, 0.0465, 0.0715])
+    w = pulse_weights(p, np.array([0.0, 0.025]), np.array([0.0125, 0.0125]))
+    gaps = np.diff(p)   # 12.5, 10, 4, 20, 25 ms
+    assert np.allclose(w[:, 0], [1.0, *np.minimum(1.0, gaps / 0.0125)], rtol=1e-12)
+    ramp = np.clip((0.025 - np.maximum(gaps, 0.0125)) / 0.0125, 0.0, 1.0)
+    assert np.allclose(w[:, 1], [0.0, *(ramp * np.minimum(1.0, gaps / 0.0125))], rtol=1e-12)
+    assert w[4, 1] == pytest.approx(0.4) and w[5, 1] == 0.0
+    near = pulse_weights(np.array([0.0, np.nextafter(0.025, 0.0)]), np.array([0.025]))
+    assert near[1, 0] == 0.0

@@ -235,15 +235,20 @@ def test_thread_pool_survives_fork():
 
 
 def _with_deficits(monkeypatch, force_gain, pulse_gain, mech, tau, thresholds=None,
-                   uses_fatigability=None):
+                   uses_fatigability=None, saturation=None, rate_cap=None):
     """Make :func:`emsim.physiology.muscle.simulate` use these deficit arrays (what a new
-    deficit in :mod:`emsim.physiology.fatigue` would supply); interval thresholds default to 0
-    (off) and the fatigability flags to True, as in fatigue.py."""
+    deficit in :mod:`emsim.physiology.fatigue` would supply); interval thresholds, saturation
+    levels and rate-cap intervals default to 0 (off) and the fatigability flags to True, as
+    in fatigue.py."""
     from emsim.physiology import muscle as mus
 
     n = len(mech)
     thr = np.zeros(n) if thresholds is None else np.asarray(thresholds, float)
     fat = np.ones(n, bool) if uses_fatigability is None else np.asarray(uses_fatigability, bool)
+    sat = np.zeros(n) if saturation is None else np.asarray(saturation, float)
+    cap = np.zeros(n) if rate_cap is None else np.asarray(rate_cap, float)
+    monkeypatch.setattr(mus, "deficit_saturation_levels", lambda f: sat)
+    monkeypatch.setattr(mus, "deficit_rate_cap_intervals", lambda f: cap)
     monkeypatch.setattr(mus, "deficit_gains", lambda d, f, f_ref: (np.asarray(force_gain, float),
                                                                    np.asarray(pulse_gain, float)))
     monkeypatch.setattr(mus, "deficit_mechanisms", lambda f: np.asarray(mech, dtype=np.int64))
@@ -268,13 +273,17 @@ def test_deficit_count_comes_from_the_fatigue_arrays(muscle, monkeypatch):
     tau = fat.deficit_time_constants(f)
     thr = fat.deficit_interval_thresholds(f)
     use_fat = fat.deficit_uses_fatigability(f)
+    sat = fat.deficit_saturation_levels(f)
+    cap = fat.deficit_rate_cap_intervals(f)
     n = fat.N_DEFICITS
     assert g.size == pg.size == mech.size == tau.size == thr.size == use_fat.size == n
+    assert sat.size == cap.size == n
     driven = g != 0.0   # the Ding mechanisms: a pulse costs κ seconds of reference force
     assert np.allclose(pg[driven], g[driven] * f.pulse_cost * muscle.max_force, rtol=1e-15)
     _with_deficits(monkeypatch, np.append(g, 0.0), np.append(pg, 0.0), np.append(mech, 1),
                    np.append(tau, 5.0), thresholds=np.append(thr, 0.0),
-                   uses_fatigability=np.append(use_fat, True))
+                   uses_fatigability=np.append(use_fat, True), saturation=np.append(sat, 0.0),
+                   rate_cap=np.append(cap, 0.0))
     more = simulate(rows, muscle, recruitment=recr, dt=0.01)
     assert more.deficits.shape[-1] == n + 1 and not np.any(more.deficits[..., n])
     scale = base.force_n.max()

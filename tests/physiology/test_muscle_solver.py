@@ -68,7 +68,9 @@ def test_stepping_matches_full_integration_85hz(muscle):
     assert np.max(np.abs(fast.force_n - full.force_n)) < 5e-3 * peak
     assert np.max(np.abs(fast.peak_force_n - full.peak_force_n)) < 1e-3 * peak
     assert np.max(np.abs(fast.fti_ns - full.fti_ns) / full.fti_ns) < 1e-3
-    assert np.max(np.abs(fast.deficits - full.deficits) / full.deficits) < 1e-3
+    # relative, with a floor at round-off for a deficit that stays zero (the catch-like gain:
+    # no interval below 10 ms here)
+    assert np.all(np.abs(fast.deficits - full.deficits) <= 1e-3 * full.deficits + 1e-12)
 
 
 def test_node_step_converges(muscle):

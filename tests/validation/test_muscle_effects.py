@@ -156,7 +156,7 @@ def test_stepwise_frequency_reduction_preserves_force_binder_macleod_guerin1990(
     assert per_train[0] == pytest.approx(0.0, abs=1e-9) and per_train[4] >= 0.05, per_train
 
 
-def _doublet_gain(fatigued: bool):
+def _doublet_gain(fatigued: bool, muscle=QUAD):
     n, ipi = 6, 0.070
     cft = np.arange(n) * ipi
     vft = np.concatenate([[0.0], 0.005 + np.arange(n - 1) * ipi])
@@ -165,7 +165,7 @@ def _doublet_gain(fatigued: bool):
     out = []
     for test in (cft, vft):
         p = np.concatenate([pre, start + test])
-        out.append(simulate(p, QUAD, recruitment=0.5, trace=False).fti_ns[0, -1])
+        out.append(simulate(p, muscle, recruitment=0.5, trace=False).fti_ns[0, -1])
     return out[1] / out[0] - 1.0
 
 
@@ -177,18 +177,32 @@ def test_doublet_augmentation_larger_when_fatigued_binder_macleod1998():
     assert _doublet_gain(True) > _doublet_gain(False)
 
 
-@pytest.mark.xfail(strict=True, reason="model: VFT torque-time integral -12.1 % rested, -10.6 % "
-                   "fatigued vs the CFT; published +18 % fatigued. The Ding core alone gives "
-                   "-9.5 % (its catch-like gain lasts tau_c = 20 ms; the VFT is 65 ms shorter). A "
-                   "persistent catch-like gain on A set by intervals < 10 ms (Burke 1970; "
-                   "stiffness, Binder-Macleod & Lee 1996), decaying in 1 s, gives +19.7 % fatigued "
-                   "/ +17.9 % rested in a prototype; it needs a bounded (saturating) kernel state, "
-                   "requested in session 5")
 def test_doublet_augments_torque_time_integral_in_fatigued_muscle_bickel2004():
     """B5a. Bickel et al. 2004 (J Rehabil Res Dev 41:33): in fatigued able-bodied quadriceps an
     initial 5 ms doublet raised the torque–time integral by 18 % over the constant train.
-    Tolerance: 8–30 %."""
+    Tolerance: 8–30 %.
+
+    Fitted: the catch-like gain's rate ``fatigue.catch_gain`` (1.5) was chosen by hand on this
+    protocol (model +17.8 % fatigued, +15.8 % rested; without the gain −10.6 %: the Ding core's
+    own catch-like effect lasts τc = 20 ms and the VFT is 65 ms shorter). Its saturation (0.5),
+    interval (10 ms) and decay (1 s) are assumed (Burke, Rudomin & Zajac 1970; Binder-Macleod &
+    Lee 1996). The independent check is the ordering test above."""
     assert 0.08 <= _doublet_gain(True) <= 0.30
+
+
+@pytest.mark.xfail(strict=True, reason="model: the type-I-poor variant (type I area 0.10, the "
+                   "SCI stand-in of test_fewer_type_I_fibres_fatigue_more_bickel2004) gets +18.2 % "
+                   "fatigued, like able-bodied muscle (+17.8 %); published +6 % (chronic SCI). The "
+                   "catch-like gain is not fibre-type dependent (Burke 1970 found the catch property "
+                   "in slow units) and does not shrink with the faster rise time Bickel et al. blame")
+def test_doublet_gain_small_in_fast_sci_muscle_bickel2004():
+    """B5a. Bickel et al. 2004: in fatigued chronic SCI quadriceps (fast, type II) the initial
+    5 ms doublet raised the torque–time integral by only 6 % (acute SCI 0 %), against 18 % in
+    able-bodied muscle. Simulated: the able-bodied protocol on the model muscle with its type I
+    area fraction cut from 0.45 to 0.10 (assumed for chronic SCI). Tolerance: 0–12 %."""
+    fast = dataclasses.replace(QUAD, pool=dataclasses.replace(QUAD.pool, type1_area_fraction=0.10))
+    gain = _doublet_gain(True, fast)
+    assert 0.0 <= gain <= 0.12, gain
 
 
 def test_spatially_distributed_stimulation_fatigues_less_sayenko2014():
@@ -362,19 +376,19 @@ def test_endurance_index_of_sustained_30_hz_stimulation_fuglevand_keen2003():
     assert 0.77 <= const <= 1.0 and 0.60 <= falling <= 0.92, (const, falling)
 
 
-@pytest.mark.xfail(strict=True, reason="model: declines 0.67 (80 Hz) vs 0.73 (100 Hz), 6.2 points "
-                   "apart. The high-frequency-fatigue weight max(0, 1 - dt/25 ms) makes the cost per "
-                   "second linear in the rate above 40 Hz, so 100 Hz pays 1.5x 80 Hz; without that "
-                   "deficit the gap is 4.1 points. A rate dependence that saturates between 80 and "
-                   "100 Hz would pass both this and Binder-Macleod & Guerin 1990; the kernel's "
-                   "interval weight cannot express it")
 def test_80_and_100_hz_at_matched_force_fatigue_alike_russ2002():
     """B10d. Russ, Vandenborne, Walter, Elliott & Binder-Macleod 2002 (J Appl Physiol 92:1978):
     medial gastrocnemius, 150 trains at 80 or 100 Hz with equal initial force; 600 more pulses
     (23.5 %) at 100 Hz gave similar rates and amounts of fatigue. Trains of 200 ms (17 vs 21
     pulses, derived from those two numbers), one per second (assumed, Binder-Macleod laboratory
     timing), initial peak 30 % of F_max (assumed); quadriceps parameters. Tolerance: the two
-    declines within 5 points."""
+    declines within 5 points.
+
+    Not independent: the per-pulse costs' rate cap (``fatigue.pulse_rate_cap``, 12.5 ms: above
+    80 Hz extra pulses cost nothing more per second) comes from this study (its fatigue result
+    and its 31P-NMR finding of equal ATP turnover at 80 and 100 Hz); the 80 Hz onset is assumed.
+    Model 0.666 vs 0.664 (without the cap 0.666 vs 0.728, the high-frequency weight being linear
+    in the rate)."""
     d = {}
     for f in (80, 100):
         one = np.arange(0, 0.2 + 1e-9, 1 / f)

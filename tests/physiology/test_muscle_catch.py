@@ -1,0 +1,144 @@
+"""The catch-like gain on A (:mod:`emsim.physiology.fatigue`, mechanism ``MECH_GAIN``): a
+saturating, decaying potentiation set by pulse intervals below ``catch_interval``, multiplying A
+and not scaled by capacity. The kernel against its exact per-pulse recursion, its bound for
+doublet-pattern programs, its action without fatigue, and the benchmark's solve_ivp reference."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emsim.physiology import fatigue as fat
+from emsim.physiology.muscle import SKIP_TOL, load_muscle, simulate
+from tests.physiology.test_muscle_kernel import check_against_reference, load_bench
+
+CATCH = fat.N_DEFICITS - 1   # index of the catch-like gain
+
+
+@pytest.fixture(scope="module")
+def muscle():
+    return load_muscle("quadriceps_ding2003")
+
+
+def _without_catch(m):
+    return dataclasses.replace(m, fatigue=dataclasses.replace(m.fatigue, catch_gain=0.0))
+
+
+def _recursion(p, t_end, f, firing=1.0):
+    """The gain after each pulse: X ← X + min(1, u·w·λ)·(S − X), w = max(0, 1 − Δt/Δt_C) (first
+    pulse w = 0), exact decay e^{−Δt/τ_C} in between; its value at ``t_end``."""
+    x = 0.0
+    for i, t in enumerate(p):
+        w = 0.0 if i == 0 else max(0.0, 1.0 - (t - p[i - 1]) / f.catch_interval)
+        x += min(1.0, f.catch_gain * w * firing) * (f.catch_saturation - x)
+        x *= np.exp(-((p[i + 1] if i + 1 < p.size else t_end) - t) / f.catch_decay)
+    return x
+
+
+def _vft(start=0.0, first_ipi=0.005):
+    """Bickel 2004's six-pulse train, 70 ms apart, the first interval ``first_ipi``."""
+    return start + np.concatenate([[0.0], first_ipi + np.arange(5) * 0.070])
+
+
+def test_catch_deficit_follows_the_data(muscle):
+    f = muscle.fatigue
+    g, pg = fat.deficit_gains(muscle.ding, f, muscle.max_force)
+    assert fat.deficit_mechanisms(f)[CATCH] == fat.MECH_GAIN
+    assert g[CATCH] == 0.0 and pg[CATCH] == f.catch_gain > 0
+    assert fat.deficit_time_constants(f)[CATCH] == f.catch_decay
+    assert fat.deficit_interval_thresholds(f)[CATCH] == f.catch_interval
+    assert fat.deficit_saturation_levels(f)[CATCH] == f.catch_saturation > 0
+    assert not fat.deficit_uses_fatigability(f)[CATCH]
+    # only the catch-like gain saturates
+    assert np.all(fat.deficit_saturation_levels(f)[:CATCH] == 0)
+
+
+@pytest.mark.parametrize("skip_tol", [None, SKIP_TOL])
+def test_doublets_set_the_gain_by_its_recursion(muscle, skip_tol):
+    """Two VFTs and a third doublet inside the second (5 ms: weight 0.5), then a 4 ms doublet,
+    whole depth group recruited: every cell (S, FR, FF, however fatigued) carries the gain of
+    the recursion, to 1e-12 with every interval integrated and 1e-3 relative with the default
+    stepping; a second doublet moves the gain towards S, not past it."""
+    p = np.concatenate([_vft(), _vft(0.6), [0.955, 0.959]])
+    t_end = 2.0
+    r = simulate(p, muscle, recruitment=0.7, t_end=t_end, trace=False, skip_tol=skip_tol)
+    want = _recursion(p, t_end, muscle.fatigue)
+    got = r.deficits[0, :, CATCH]
+    assert got.size == len(muscle.motor_units.classes)
+    assert np.allclose(got, want, rtol=1e-12 if skip_tol is None else 1e-3, atol=0)
+    assert want > 0.1
+
+
+def test_a_doublet_pattern_program_stays_bounded(muscle, monkeypatch):
+    """Doublets 2 ms apart every 50 ms for 2 s (weight 0.8: u·w = 1.2, clipped to 1): each
+    doublet sets the gain to S exactly, so at the end it is S·e^{−Δt/τ_C}; without fatigue the
+    force never exceeds (1 + S) times the force of the same program without the gain (F is
+    linear in A), and the gain buys at least half of that ceiling at the peak. With the
+    saturation taken away (linear increments) the same program would take the gain past S."""
+    f = muscle.fatigue
+    p = np.sort(np.concatenate([np.arange(0.0, 2.0, 0.05), np.arange(0.0, 2.0, 0.05) + 0.002]))
+    t_end = p[-1] + 0.5
+    r = simulate(p, muscle, t_end=t_end, dt=1e-3)
+    assert np.allclose(r.deficits[0, :, CATCH],
+                       f.catch_saturation * np.exp(-(t_end - p[-1]) / f.catch_decay), rtol=1e-12)
+    with_gain = simulate(p, muscle, fatigue=False, t_end=t_end, dt=1e-3)
+    plain = simulate(p, _without_catch(muscle), fatigue=False, t_end=t_end, dt=1e-3)
+    assert np.all(with_gain.force_n <= (1.0 + f.catch_saturation) * plain.force_n + 1e-9)
+    assert with_gain.peak_force_n[0, 0] >= (1.0 + 0.5 * f.catch_saturation) * plain.peak_force_n[0, 0]
+    from emsim.physiology import muscle as mus
+
+    monkeypatch.setattr(mus, "deficit_saturation_levels", lambda ff: np.zeros(fat.N_DEFICITS))
+    linear = simulate(p, muscle, t_end=t_end, trace=False)
+    assert linear.deficits[0, 0, CATCH] > 2 * f.catch_saturation
+
+
+def test_the_gain_acts_without_fatigue_and_only_where_intervals_are_short(muscle):
+    """``fatigue=False``: a VFT still gets its catch-like gain (the rest of the model stays
+    rested: capacity 1, every other deficit 0); a train without intervals below
+    ``catch_interval`` gives bit for bit the force of the muscle without the gain."""
+    vft = simulate(_vft(), muscle, recruitment=0.5, fatigue=False, trace=False)
+    cft = simulate(_vft(first_ipi=0.070), muscle, recruitment=0.5, fatigue=False, trace=False)
+    assert vft.fti_ns[0, 0] > 1.1 * cft.fti_ns[0, 0]
+    assert vft.deficits[0, :, CATCH].min() > 0
+    assert not np.any(np.delete(vft.deficits, CATCH, axis=2)) and vft.capacity[0] == 1.0
+    p = np.arange(0.0, 1.0, 1 / 100)   # 10 ms: weight 0
+    a = simulate(p, muscle, recruitment=0.5, fatigue=False, dt=1e-3)
+    b = simulate(p, _without_catch(muscle), recruitment=0.5, fatigue=False, dt=1e-3)
+    assert np.array_equal(a.force_n, b.force_n) and not np.any(a.deficits)
+
+
+def test_repeated_doublet_contractions_are_stepped_over(muscle):
+    """60 cycles of a 0.5 s doublet train at 20 Hz (doublets 5 ms apart) with 1.5 s rests: the
+    stepping over contractions (which must step) vs integrating every one. Deficits within 1e-3
+    relative (the gain carried between contractions is not scaled by capacity); the
+    interpolated per-contraction peaks and force-time integrals no further off than for the
+    same program without the gain (for this protocol the stepping's own error is ~1.2e-3
+    relative either way, above the 1e-3 of the 85 Hz benchmark session)."""
+    one = np.sort(np.concatenate([np.arange(0.0, 0.5, 0.05), np.arange(0.0, 0.5, 0.05) + 0.005]))
+    p = np.concatenate([k * 2.0 + one for k in range(60)])
+    errs = []
+    for m in (muscle, _without_catch(muscle)):
+        fast = simulate(p, m, recruitment=0.6, trace=False)
+        full = simulate(p, m, recruitment=0.6, trace=False, skip_tol=None)
+        assert fast.stats["integrated"] < 0.6 * full.stats["integrated"]
+        assert np.all(np.abs(fast.deficits - full.deficits) <= 1e-3 * full.deficits + 1e-12)
+        errs.append([np.max(np.abs(fast.peak_force_n / full.peak_force_n - 1.0)),
+                     np.max(np.abs(fast.fti_ns / full.fti_ns - 1.0))])
+    assert full.deficits[0, 0, CATCH] == 0.0 and fast.deficits[0, 0, CATCH] == 0.0
+    assert np.all(np.array(errs[0]) <= 1.1 * np.array(errs[1])), errs
+
+
+@pytest.mark.slow
+def test_catch_gain_matches_solve_ivp(muscle):
+    """Three 1 s on / 1 s off cycles of doublets 4 ms apart every 50 ms, then a VFT, a ramped
+    and a flat row (pulse costs, high-frequency fatigue and occlusion active): force within
+    0.1 % of the peak and deficits within 1e-4 of the benchmark's fine solve_ivp reference,
+    every interval integrated and with the default stepping."""
+    one = np.sort(np.concatenate([np.arange(0.0, 1.0, 0.05), np.arange(0.0, 1.0, 0.05) + 0.004]))
+    p = np.concatenate([one, 2 + one, 4 + one, _vft(6.0)])
+    rel = np.mod(p, 2.0)
+    recr = np.vstack([np.minimum(0.8, 0.8 * rel / 0.4 + 0.05), np.full(p.size, 0.7)])
+    for x in check_against_reference(load_bench(), muscle, p, recr):
+        assert np.max(x[..., CATCH]) > 0.1   # the gain was set
