@@ -414,7 +414,10 @@ def test_short_khz_bursts_match_pulsed_current_at_tolerance():
     [unverified recollection: Ward's definition]. Model: lumbar ES, 5 × 9 and 5 × 5 cm pairs 4 cm
     apart, 50 Hz, a man; motor fraction of the pool (force stand-in) where the NRS first reaches
     8 (the model's tolerance anchor). Tolerance: Aussie / 200 µs pulses in [0.8, 1.25] around the
-    published 1.02 (no difference: Vaz, Dantas), and 500 µs > 200 µs (published 1.10). Not fitted."""
+    published 1.02 (no difference: Vaz, Dantas), and 500 µs > 200 µs (published 1.10). Not fitted.
+    Sensitive to the level (review, session 6): Aussie/200 µs is 1.11/1.47 at NRS 3, 1.12/1.25 at
+    NRS 5, 1.07/1.13 at NRS 8, 1.02/1.00 at NRS 9 (5 × 9 / 5 × 5 cm) — near saturation every ratio
+    tends to 1, so this passes at the published "maximal tolerated" level, not at sub-maximal ones."""
     for w, l in ((5.0, 9.0), (5.0, 5.0)):
         pc200 = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
         pc500 = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=500.0)
@@ -435,7 +438,8 @@ def test_short_khz_bursts_match_pulsed_current_at_tolerance():
                                        "dropout (torque side, not the discomfort model) and Ward 2007 to the pain "
                                        "classes' longer utilization time (>= 20 ms vs > 10 ms motor; magnitudes not in "
                                        "the abstract): docs/literature/khz_discomfort.md")
-def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort():
+@pytest.mark.parametrize("protocol", ["pc300_vs_2.5khz_4ms_at_nrs5", "pc200_vs_russian_at_nrs8"])
+def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort(protocol):
     """Published: at equal discomfort kHz AC is no better than pulsed current — burst-modulated pulsed
     current gave ~1/3 more force than burst-modulated AC at VAS 5/10 (PMID 29308952; reference §4.4);
     Russian current (2.5 kHz; 10 ms bursts at 50 Hz [unverified recollection: Kots's definition,
@@ -447,11 +451,13 @@ def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort()
     (a) where the NRS first reaches 5, 300 µs symmetric biphasic vs 2.5 kHz sine in 4 ms bursts
     (PMID 29308952's VAS 5), (b) where it reaches 8 (tolerance), 200 µs pulses vs Russian current
     (Vaz 2015). Tolerance: every ratio pulsed/kHz in [1.0, 2.0] — kHz no better, at most 1.5 × the
-    largest published ratio. Not fitted."""
+    largest published ratio. Each protocol is its own strict xfail, so either one turning into a
+    pass shows. Not fitted."""
     for w, l in ((5.0, 9.0), (5.0, 5.0)):
-        pulsed = _motor_at_nrs("symmetric_biphasic", w, l, pulse_width_us=300.0)
-        khz = _motor_at_nrs("khz_burst", w, l, carrier_hz=2500.0, burst_duration_ms=4.0)
-        pc200 = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
-        russian = _motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
-        assert 1.0 <= pulsed / khz <= 2.0, (w, l, pulsed, khz)
-        assert 1.0 <= pc200 / russian <= 2.0, (w, l, pc200, russian)
+        if protocol == "pc300_vs_2.5khz_4ms_at_nrs5":
+            pulsed = _motor_at_nrs("symmetric_biphasic", w, l, pulse_width_us=300.0)
+            khz = _motor_at_nrs("khz_burst", w, l, carrier_hz=2500.0, burst_duration_ms=4.0)
+        else:
+            pulsed = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
+            khz = _motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
+        assert 1.0 <= pulsed / khz <= 2.0, (protocol, w, l, pulsed, khz)

@@ -129,20 +129,25 @@ def test_fat_thickness_raises_the_motor_threshold():
 def test_g1_fat_thickness_raises_the_motor_threshold(g1_units):
     """G1 (reference §2.6/§6, layered model [computed]: two 20 cm² discs 8 cm apart centre to
     centre, skin 1.5 mm): the threshold 10 mm into muscle rises ≈ 1.46× for 10 mm and ≈ 2.4× for
-    20 mm of fat relative to 2 mm. The reference's number is the threshold of the most excitable
-    fibre at that depth (its drive peak on the axis between the discs); here: the 5th percentile
-    of the thresholds of the units whose terminal lies 8–12 mm into muscle (every unit may fire by
-    its terminal or its passing parent axon), within ±30 % of those factors (the tolerance fixed
-    in session 5).
+    20 mm of fat relative to 2 mm — the threshold of the most excitable fibre at that depth.
+    Here: the units whose terminal lies 8–12 mm into muscle (the same units at every fat: same
+    seed), the 5 % of them with the lowest threshold at 2 mm, the median of their own threshold
+    ratios (paired); tolerance ±30 % of the reference's factors (fixed in session 5, before this
+    statistic).
 
-    Model (seeds 0–3): 1.30–1.32 / 1.80–1.88 — 10 % and 22–25 % below the reference, because
-    terminals see E·Δx (peak E on the axis rises only 1.33/1.93) and passing axons, which see
-    the activating function the reference used, need ~10× more current (they set no
-    threshold: ``test_g1_passing_axons_follow_the_activating_function``). The median over every
-    unit of the band (up to 50 mm off the axis, where the reference computed nothing) rises only
-    1.14/1.39; the units within 15 mm of the axis 1.31–1.32 / 1.82–1.86."""
-    q = [np.quantile(r.unit_threshold_a[0][b], 0.05) for r, b in g1_units]
-    r10_, r20_ = q[1] / q[0], q[2] / q[0]
+    Read with care: this statistic was chosen in session 6, after the numbers were known (session
+    5 took the median over the whole band, up to 50 mm off the axis where the reference computed
+    nothing: 1.14/1.39, a strict xfail). The reference's factors are the activating function of
+    straight passing fibres (checked separately and passing:
+    ``test_g1_passing_axons_follow_the_activating_function``); emsim's units fire by their
+    terminals, driven by E·Δx, so their most excitable ones follow peak E on the axis (1.33/1.93)
+    and sit ~10 % (10 mm) and ~22 % (20 mm) below the reference — inside ±30 %, not on it.
+    Model (review, seeds 0–5): 1.31–1.33 / 1.86–1.91."""
+    sel = g1_units[0][1] & g1_units[1][1] & g1_units[2][1]
+    assert sel.sum() >= 100
+    thr = [r.unit_threshold_a[0][sel] for r, _ in g1_units]
+    best = thr[0] <= np.quantile(thr[0], 0.05)
+    r10_, r20_ = np.median(thr[1][best] / thr[0][best]), np.median(thr[2][best] / thr[0][best])
     assert 1.46 * 0.7 <= r10_ <= 1.46 * 1.3, r10_
     assert 2.4 * 0.7 <= r20_ <= 2.4 * 1.3, r20_
 
@@ -324,11 +329,11 @@ def test_thicker_fat_gives_a_weaker_contraction_at_the_tolerated_intensity(medei
     less torque, with no difference in discomfort. Skinfold → fat with layers.json's rule (fold/2
     − skin 1.5 mm: 8.9 and 13.2 mm). Set-up [assumed; not in the abstract]: 5 × 9 cm pair 3 cm
     apart, 300 µs, 50 Hz; "maximal tolerated" = NRS 8 (reference §4.2 tolerance anchor 8–10);
-    torque read as the recruited motor fraction. Tolerance (direction only; the magnitudes are
-    the strict xfail below): the thicker group needs no less current and recruits fewer units.
-    Model: 47.7 mA in both groups (×1.00), fraction 0.24 → 0.20 (×0.84)."""
-    (i_thin, f_thin), (i_thick, f_thick) = medeiros
-    assert i_thick >= i_thin, medeiros
+    torque read as the recruited motor fraction. Tolerance (direction of the torque only): the
+    thicker group recruits fewer units at its tolerated intensity. The current's direction is
+    not reproduced (the model reaches NRS 8 at the same 47.7 mA in both groups, ×1.00: part of
+    the strict xfail below). Model: fraction 0.24 → 0.20 (×0.84)."""
+    (_, f_thin), (_, f_thick) = medeiros
     assert f_thick < f_thin, medeiros
 
 
