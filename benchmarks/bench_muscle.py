@@ -87,9 +87,11 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     deficits. Pulse i makes E_d jump by λ_{d,i} R_i / τc and every deficit j of cell c take its
     increment k = pulse gain (g_j · κF_ref for the six Ding-mechanism deficits) · w_{i,j} · φ_c ·
     λ_{c,i} · capacity_c (w the pulse's interval weight, φ_c left out for deficits whose pulse
-    cost does not scale with fatigability, capacity left out for a gain on A), added as it is
-    or, for a deficit with a saturation level S_j, as X ← X + min(1, k)·(S_j − X). A is
-    ``A_rest · (1 − ΣX_capacity) · (1 + ΣX_gain)``. Between pulses the RHS is smooth
+    cost does not scale with fatigability, capacity left out for the catch-like gain), added as
+    it is or, for a deficit with a saturation level S_j, as X ← X + min(1, k)·(S_j − X). A is
+    ``A_rest · (1 − ΣX_capacity)``, Km is ``Km_rest · (1 + ΣX_Km) / (1 + ΣX_gain)``; the
+    catch-like gain's weight is 0 unless its interval is at most half the next one of the train
+    (the previous one for a train's last pulse). Between pulses the RHS is smooth
     and DOP853 integrates it, one pulse interval at a time. Returns the total force of each row
     at ``t_eval`` (shape ``(rows, len(t_eval))``) and the deficits at the end.
     """
@@ -114,6 +116,12 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     pw = np.where(thr > 0, np.clip((thr - np.maximum(gap, cap)) / np.where(thr > 0, thr - cap, 1.0),
                                    0.0, 1.0), 1.0)
     pw = np.where(cap > 0, pw * np.minimum(1.0, gap / np.where(cap > 0, cap, 1.0)), pw)
+    # the catch-like gain only where the interval is at most half its neighbour: the next
+    # interval, or the previous one at the end of a train (a rest longer than GAP)
+    dt = gap[:, 0]
+    nxt = np.append(dt[1:], np.inf)
+    nb = np.where(nxt > 0.25, np.concatenate([[np.inf], dt[:-1]]), nxt)
+    pw = np.where(model.mech[None, :] == 3, pw * (dt <= 0.5 * nb)[:, None], pw)
     pw = np.where(pw < 1e-9, 0.0, pw)   # intervals at the threshold, up to rounding
     tf, phi_g, dep = cells.time_factor, cells.fatigability, cells.depth
     w = np.where(cells.weight > 0, cells.weight, 1e-300)   # padded cells stay at F = 0
@@ -130,10 +138,10 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
 
     def rhs(_t, y):
         e, cn, f, x = unpack(y)
-        a = (model.a_rest * w / tf * np.maximum(0.0, 1.0 - x[..., mech == 0].sum(axis=-1))
-             * (1.0 + x[..., mech == 3].sum(axis=-1)))
+        a = model.a_rest * w / tf * np.maximum(0.0, 1.0 - x[..., mech == 0].sum(axis=-1))
         t1 = model.tau1 * tf * (1.0 + x[..., mech == 1].sum(axis=-1))
-        km = model.km * (1.0 + x[..., mech == 2].sum(axis=-1))
+        km = (model.km * (1.0 + x[..., mech == 2].sum(axis=-1))
+              / (1.0 + x[..., mech == 3].sum(axis=-1)))
         c = cn[:, dep]
         s = c / (km + c)
         df = a * s - f / (t1 + model.tau2 * tf * s)
@@ -152,7 +160,7 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
         cap = np.clip(1.0 - x[..., mech == 0].sum(axis=-1), 0.0, 1.0)
         # per deficit: the pulse's interval weight, and the class fatigability where it counts
         phi = np.where(model.pulse_fatigability[None, :], phi_g[:, None], 1.0)   # (C, n)
-        capj = np.where(mech == 3, 1.0, cap[..., None])   # a gain on A ignores capacity
+        capj = np.where(mech == 3, 1.0, cap[..., None])   # the catch-like gain ignores capacity
         k = g_pulse * pw[i] * phi * lam_d[:, dep, i][..., None] * capj
         sat = model.saturation
         x += np.where(sat > 0, np.minimum(k, 1.0) * (sat - x), k)

@@ -22,7 +22,8 @@ The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`march`):
   on the force drive, a gain per recruited pulse and the parameter it acts on): exact decay over
   the interval plus the trapezoid integral of the force drive, and the per-pulse cost at each
   pulse (weighted per deficit by the pulse's interval weight and, where the deficit says so,
-  the class fatigability; scaled by the remaining capacity except for a gain on A; linear, or
+  the class fatigability; scaled by the remaining capacity except for the catch-like gain
+  (mechanism 3, dividing Km); linear, or
   saturating at a level per deficit), as in the ``solve_ivp`` reference of
   ``benchmarks/bench_muscle.py``; in the relaxation tail after the last pulse (where the drive
   falls fast) they and the parameters are updated at every node step.
@@ -263,16 +264,17 @@ def _mech_sum(X, q, mech, k):
     return v
 
 
-#: Relative change of A over a pulse interval, from the decay of a gain on A (mechanism 3),
-#: above which the interval updates A at every node step instead of holding its midpoint value
-#: (a freshly set catch-like gain decays by ~5 % per 50 ms: held, the force is off by 0.2 %).
+#: Relative change of 1 + gain over a pulse interval, from the decay of the catch-like gain
+#: (mechanism 3, dividing Km), above which the interval updates Km at every node step instead
+#: of holding its midpoint value (a freshly set gain decays by ~5 % per 50 ms: held, the force
+#: is off by ~0.2 %).
 GAIN_STEP_TOL = 1e-4
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
 def _gain_moves(X, mech, idec, na):
-    """Whether a gain on A of any cell changes A by more than ``GAIN_STEP_TOL`` (relative)
-    over an interval whose deficit decay factors are ``idec``."""
+    """Whether the catch-like gain of any cell changes Km by more than ``GAIN_STEP_TOL``
+    (relative) over an interval whose deficit decay factors are ``idec``."""
     for q in range(na):
         g = 0.0
         dg = 0.0
@@ -312,7 +314,7 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
             bare = LD[dep[q]] * cap
             for j in range(mech.size):
                 if mech[j] == 3:
-                    # a gain on A (catch-like) is not fatigue: a fatigued cell sets it alike
+                    # the catch-like gain is not fatigue: a fatigued cell sets it alike
                     v = pgains[j] * ((phg[q] if use_fat[j] else 1.0) * LD[dep[q]] * pw[wrow, j])
                 else:
                     v = pgains[j] * ((amt if use_fat[j] else bare) * pw[wrow, j])
@@ -355,8 +357,8 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     if i > 0 and ilen[i - 1] > 0.0:
         ratio = 0.5 * ilen[i] / ilen[i - 1]
     # in the relaxation tail the force, and so the drive, falls within the interval: the
-    # deficits and parameters are updated at every step there instead; so too where a gain on A
-    # (catch-like, decaying in about a second) moves A within the interval
+    # deficits and parameters are updated at every step there instead; so too where the gain
+    # (catch-like, decaying in about a second) moves Km within the interval
     per_step = fatigue and (i + 1 == n_p or _gain_moves(X, mech, idec[i], na))
     if per_step:
         # the first step's parameters at its predicted midpoint (the previous interval's drift)
@@ -378,14 +380,16 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
             elif mj == 2:
                 x2 += v
             else:
-                # a gain on A only decays between pulses: its midpoint value is exact (of the
-                # first node step where A is updated per step)
+                # the catch-like gain only decays between pulses: its midpoint value is exact (of
+                # the first node step where Km is updated per step)
                 x3 += X[q, j] * np.sqrt((sdec[k0, j] if k0 < k1 else 1.0) if per_step
                                         else idec[i, j])
         cap = 1.0 - x0
-        a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0) * (1.0 + x3)
+        a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0)
         t1[q] = t1c[q] * (1.0 + x1)
-        km[q] = km_rest * (1.0 + x2)
+        # the catch-like gain raises calcium sensitivity: it adds force where CN is not
+        # saturated and none above the fused tetanus (F → A·(τ1 + τ2) as CN ≫ Km)
+        km[q] = km_rest * (1.0 + x2) / (1.0 + x3)
         gt[q] = 1.0
         c0 = CN[dep[q]]
         den1 = km[q] + c0
@@ -481,7 +485,7 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
                     xo = X[q, j]
                     X[q, j] = X[q, j] * sdec[k, j] + sgm[k, j] * dr
                     # held over the next step at its predicted midpoint value (this step's
-                    # drift; exact for a gain on A, which only decays)
+                    # drift; exact for the catch-like gain, which only decays)
                     v = X[q, j] + hr * (X[q, j] - xo)
                     mj = mech[j]
                     if mj == 0:
@@ -493,9 +497,9 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
                     else:
                         x3 += X[q, j] * np.sqrt(sdec[kn, j])
                 cap = 1.0 - x0
-                a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0) * (1.0 + x3)
+                a[q] = aw[q] * afac_cur * (cap if cap > 0.0 else 0.0)
                 t1[q] = t1c[q] * (1.0 + x1)
-                km[q] = km_rest * (1.0 + x2)
+                km[q] = km_rest * (1.0 + x2) / (1.0 + x3)
                 c0 = CE[dep[q]]
                 den1 = km[q] + c0
                 r = 1.0 / (den1 * (t1[q] * den1 + t2c[q] * c0))
@@ -873,7 +877,7 @@ def _envelope(M, m, x, u0, slope, mech, out):
         for q in range(x.shape[0]):
             cap = _capacity(out, q, mech)
             for j in range(x.shape[1]):
-                # a gain on A (mechanism 3) is set alike in fatigued and fresh cells
+                # the catch-like gain (mechanism 3) is set alike in fatigued and fresh cells
                 c = 1.0 if mech[j] == 3 else cap
                 out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * c
 
@@ -883,8 +887,8 @@ def _per_capacity(xn, M, x, mech, out):
     """A cycle's deficit increments per unit of the capacity it started with.
 
     Every deficit is driven by the cell's force and pulses, and both scale with the cell's
-    capacity (except a gain on A, mechanism 3: its increments are taken as they are), which
-    the cycle itself depletes multiplicatively: ``b ≈ u · capacity(x)`` with
+    capacity (except the catch-like gain, mechanism 3: its increments are taken as they are),
+    which the cycle itself depletes multiplicatively: ``b ≈ u · capacity(x)`` with
     ``u`` a smooth function of the slower states. Extrapolating ``u`` instead of ``b`` makes
     this strong, fast feedback (a fatigued cell's capacity regulates itself within a few
     cycles) implicit in the envelope recursion, so long runs of cycles can be stepped over
@@ -1215,9 +1219,9 @@ def march(tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     defs : tuple
         ``(force_gain, pulse_gain, mechanism, tau, pulse_weight, pulse_fatigability,
         saturation)``: the deficits' gains on the force drive and per recruited pulse, the
-        parameter each acts on (0: A capacity, 1: τ1, 2: Km, 3: a gain on A,
-        ``A = A_rest·(1 − ΣX_cap)·(1 + ΣX_gain)``, whose per-pulse increment is not scaled by
-        capacity) and their recovery time constants, each (n,); the weight
+        parameter each acts on (0: A capacity, 1: τ1, 2: Km, 3: a catch-like gain on calcium
+        sensitivity, ``Km = Km_rest·(1 + ΣX_Km)/(1 + ΣX_gain)``, whose per-pulse increment is
+        not scaled by capacity) and their recovery time constants, each (n,); the weight
         of each pulse's cost per deficit, (P, n), or (1, n) when every weight is 1
         (:func:`emsim.physiology._muscle_solver.pulse_weights`); whether the per-pulse cost of
         each deficit scales with the class fatigability, bool (n,); the saturation level of

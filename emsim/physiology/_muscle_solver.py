@@ -71,6 +71,11 @@ TAIL_STEP = 0.02
 TAIL_GROWTH = 1.5
 #: Pulse weights below this are 0 (:func:`pulse_weights`).
 WEIGHT_FLOOR = 1e-9
+#: A catch-like interval is at most this fraction of its neighbour interval
+#: (:func:`pulse_weights`). Assumed: Burke, Rudomin & Zajac 1970 (Science 168:122) define the
+#: catch property by "one stimulus interval much shorter than the others"; ½ makes a 5 ms
+#: doublet in a 20 Hz train (45 ms neighbours) count and no constant-rate train.
+CATCH_CONTRAST = 0.5
 #: Tolerance of the stepping over identical pulse intervals inside a contraction, relative to
 #: ``skip_tol`` (the contraction-level tolerance).
 PLATEAU_TOL = 0.05
@@ -142,7 +147,7 @@ class Model:
         """Force gains, pulse gains and fatigue flag the kernel runs with for pulse weights
         ``pw``.
 
-        A gain on A (``fatigue.MECH_GAIN``, the catch-like gain) is not fatigue: without
+        The catch-like gain (``fatigue.MECH_GAIN``, on Km) is not fatigue: without
         fatigue it still runs, alone (every other deficit's gains zero), when this timing sets
         it (a pulse with a positive weight for it); otherwise the kernel runs without deficits.
         """
@@ -357,7 +362,8 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
 
 
 def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
-                  rate_cap: np.ndarray | None = None) -> np.ndarray:
+                  rate_cap: np.ndarray | None = None,
+                  catch: np.ndarray | None = None) -> np.ndarray:
     """Weight of each pulse's cost per deficit; shape (P, n), or (1, n) of ones when every
     weight is 1.
 
@@ -366,6 +372,12 @@ def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
     τ_j > 0 the weight is ``clip((τ_j − Δt)/(τ_j − τ_R,j), 0, 1)`` (``max(0, 1 − Δt/τ_j)`` without
     a cap; the first pulse 0), else 1; pulses closer than τ_R,j are then weighted by Δt/τ_R,j
     more, so that their cost per unit time is that of the rate 1/τ_R,j.
+
+    For a catch-like deficit (``catch``, bool (n,)) the weight is kept only where the interval
+    stands out: ``Δt ≤ CATCH_CONTRAST · Δt_n``, Δt_n the next interval of the train, or the
+    previous one for the last pulse of a train (a rest longer than ``GAP`` ends a train; a
+    neighbour that is the train's first pulse counts as Δt = ∞). A constant-rate train never
+    sets it, at any rate; a doublet, triplet or one short interval in a slower train does.
     """
     thr = np.asarray(thresholds, dtype=np.float64)
     cap = np.zeros_like(thr) if rate_cap is None else np.asarray(rate_cap, dtype=np.float64)
@@ -378,6 +390,12 @@ def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
     w = np.where(on, w, 1.0)
     capped = cap > 0.0
     w = w * np.where(capped, np.minimum(1.0, gap / np.where(capped, cap, 1.0)), 1.0)
+    if catch is not None:
+        dt = gap[:, 0]
+        nxt = np.append(dt[1:], np.inf)
+        prev = np.concatenate([[np.inf], dt[:-1]])
+        stands_out = dt <= CATCH_CONTRAST * np.where(nxt > GAP, prev, nxt)
+        w = np.where(np.asarray(catch, dtype=bool)[None, :] & ~stands_out[:, None], 0.0, w)
     # a pulse at the threshold interval costs nothing, up to the rounding of compiled pulse
     # times (a 100 Hz train's intervals are 10 ms ± 1 ulp)
     return np.ascontiguousarray(np.where(w < WEIGHT_FLOOR, 0.0, w))
@@ -466,7 +484,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     rc = merge_cells(cells, recr, B)
     K = c_start.size
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
-    pw = pulse_weights(pulses, model.thresholds, model.rate_cap)
+    pw = pulse_weights(pulses, model.thresholds, model.rate_cap, model.mech == 3)
     gains, pulse_gains, fatigue = model.for_kernel(pw)
     pkey = _pulse_keys(rfac, pw)
     uid = _unit_ids(segs, pkey)

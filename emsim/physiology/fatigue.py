@@ -83,12 +83,15 @@ Bickel 2012).
 
 Catch-like gain
 ---------------
-An eighth state is not fatigue but a potentiation of A (mechanism ``MECH_GAIN``,
-``A = A_rest·(1 − ΣD_cap)·(1 + G)``): a pulse closer than ``catch_interval`` (10 ms) to the
-previous one moves G a fraction ``min(1, u·w·λ)`` of the way to ``catch_saturation`` S,
-``w = 1 − Δt/catch_interval``, and G decays with ``catch_decay`` (1 s) in between::
+An eighth state is not fatigue but a potentiation of calcium sensitivity (mechanism
+``MECH_GAIN``, ``Km = Km_rest·(1 + ΣD_Km)/(1 + G)``): a pulse closer than ``catch_interval``
+(10 ms) to the previous one, with that interval at most half its neighbour (the next interval of
+the train, or the previous one for a train's last pulse), moves G a fraction ``min(1, u·w·λ)``
+of the way to ``catch_saturation`` S, ``w = 1 − Δt/catch_interval``, and G decays with
+``catch_decay`` (1 s) in between::
 
-    G ← G + min(1, u·w·λ_{d,i})·(S − G)     at each recruited pulse;   dG/dt = −G/τ_C
+    G ← G + min(1, u·w·λ_{d,i})·(S − G)     at each recruited pulse that stands out;
+    dG/dt = −G/τ_C
 
 so 0 ≤ G ≤ S for any pulse pattern (doublet-pattern programs stay bounded). Its increment is not
 scaled by capacity or class fatigability, and it runs also with ``fatigue=False``. This is the
@@ -97,10 +100,18 @@ enhancement of tension (Burke, Rudomin & Zajac 1970, Science 168:122), attribute
 stiffness, which transmits internally generated force better, and to more Ca²⁺ release
 (Parmiggiani & Stein 1981, J Gen Physiol 78:295; Binder-Macleod & Lee 1996, J Appl Physiol
 80:2051). The Ding core has only the brief part (the R_i term, gone within τc = 20 ms).
-``catch_gain`` u = 1.5 is fitted to Bickel et al. 2004 (initial 5 ms doublet: +18 % torque–time
-integral in fatigued quadriceps; model +17.8 %); S = 0.5, 10 ms and 1 s are assumed. Known
-limit: the gain is the same in every fibre type, whereas Burke found the catch property in slow
-units and Bickel's fast SCI muscle gained only 6 %.
+Acting on Km, the gain adds force where CN is not saturated and none above the fused tetanus
+(F → A·(τ1 + τ2) as CN ≫ Km): catch-like trains beat constant trains at low rates
+(Binder-Macleod et al. 1998, J Neurophysiol 79:1858), a 20 Hz doublet train stays within 1 % of
+the constant 100 Hz peak, and constant trains never set it at any rate (the standing-out rule;
+its factor ½ is assumed, ``_muscle_solver.CATCH_CONTRAST``). A former form that multiplied A and
+was set by every interval below 10 ms gave constant 110–200 Hz trains ×1.5 force and 20 Hz
+doublets 192 N against 142 N at a constant 80 Hz (session 6 review). ``catch_gain`` u = 1.4 is
+fitted to Bickel et al. 2004 (initial 5 ms doublet: +18 % torque–time integral in fatigued
+quadriceps; model +18.2 %, rested +10.3 %) with S = 2 (Km down to a third at most; S = 0.5 could
+give at most +2.9 %); S, 10 ms, ½ and 1 s are assumed. Known limit: the gain is the same in every
+fibre type, whereas Burke found the catch property in slow units and Bickel's fast SCI muscle
+gained only 6 %.
 
 Recovery is linear, so a rest interval is one exponential per deficit, exact for any length.
 """
@@ -139,7 +150,7 @@ FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
 }
 
 #: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow, A high-frequency,
-#: catch-like gain on A (a potentiation, mechanism ``MECH_GAIN``). The solver takes the number
+#: catch-like gain on Km (a potentiation, mechanism ``MECH_GAIN``). The solver takes the number
 #: of deficits from the arrays below (:func:`deficit_gains`, :func:`deficit_mechanisms`,
 #: :func:`deficit_time_constants`, :func:`deficit_interval_thresholds`,
 #: :func:`deficit_rate_cap_intervals`, :func:`deficit_uses_fatigability`,
@@ -189,10 +200,12 @@ class FatigueParameters:
         u, rate of the catch-like gain per recruited pulse at interval weight 1 (0 = off): each
         pulse moves the gain a fraction ``min(1, u·w·λ)`` of the way to ``catch_saturation``.
     catch_saturation : float
-        S, most the catch-like gain can add to A (relative: A ≤ (1 + S)·A_rest·capacity).
+        S, most the catch-like gain can raise calcium sensitivity
+        (Km ≥ Km_rest·(1 + ΣD_Km)/(1 + S)).
     catch_interval : float
         Δt_C, s: pulses closer than this to the previous pulse set the catch-like gain,
-        weighted ``1 − Δt/Δt_C``.
+        weighted ``1 − Δt/Δt_C``, where the interval is at most half its neighbour
+        (:func:`emsim.physiology._muscle_solver.pulse_weights`).
     catch_decay : float
         τ_C, decay time constant of the catch-like gain, s.
     """
