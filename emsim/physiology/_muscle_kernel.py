@@ -529,26 +529,22 @@ def _corrected(wc, d1, d2, dm, pred, gm1, j):
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _coef(x0, y0, x1, y1, x2, y2, out, k):
-    """``out[k:k+3]`` = (c0, c1, c2) of the quadratic c0 + c1·r + c2·r² through (x0, y0),
-    (x1, y1), (x2, y2) (with x0 = x1, the line through the last two points)."""
+def _coef(x0, y0, x1, y1, x2, y2):
+    """(c0, c1, c2) of the quadratic c0 + c1·r + c2·r² through (x0, y0), (x1, y1), (x2, y2)
+    (with x0 = x1, the line through the last two points)."""
     if x0 == x1:
         s = (y2 - y1) / (x2 - x1)
-        out[k] = y1 - s * x1
-        out[k + 1] = s
-        out[k + 2] = 0.0
-        return
+        return y1 - s * x1, s, 0.0
     w0 = y0 / ((x0 - x1) * (x0 - x2))
     w1 = y1 / ((x1 - x0) * (x1 - x2))
     w2 = y2 / ((x2 - x0) * (x2 - x1))
-    out[k + 2] = w0 + w1 + w2
-    out[k + 1] = -(w0 * (x1 + x2) + w1 * (x0 + x2) + w2 * (x0 + x1))
-    out[k] = w0 * x1 * x2 + w1 * x0 * x2 + w2 * x0 * x1
+    return (w0 * x1 * x2 + w1 * x0 * x2 + w2 * x0 * x1,
+            -(w0 * (x1 + x2) + w1 * (x0 + x2) + w2 * (x0 + x1)), w0 + w1 + w2)
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _force_run(x0, g0, s0, x1, g1, s1, x2, g2, s2, m, f1, cf):
-    """A cell's force over a step: ``cf`` = (g, p0, p1, p2, e) such that the force at the
+def _force_run(x0, g0, s0, x1, g1, s1, x2, g2, s2, m, f1, cf, q):
+    """A cell's force over a step: ``cf[q]`` = (g, p0, p1, p2, e) such that the force at the
     start of interval r (r = 1 … m, interval 1 the first skipped one, starting at ``f1``) is
     ``p0 + p1·r + p2·r² + g^{r−1}·e``; returns it at r = m.
 
@@ -559,38 +555,42 @@ def _force_run(x0, g0, s0, x1, g1, s1, x2, g2, s2, m, f1, cf):
     from the particular solution, which follows F* with its lag), so the recursion is summed
     in closed form.
     """
-    _coef(x0, g0, x1, g1, x2, g2, cf, 0)
+    a0, a1, a2 = _coef(x0, g0, x1, g1, x2, g2)
     r = 0.5 * m
-    g = cf[0] + r * (cf[1] + r * cf[2])
+    g = a0 + r * (a1 + r * a2)
     g = 0.0 if g < 0.0 else (G_MAX if g > G_MAX else g)
-    _coef(x0, s0, x1, s1, x2, s2, cf, 1)
+    s0, s1, s2 = _coef(x0, s0, x1, s1, x2, s2)
     u = 1.0 / (1.0 - g)
     # the particular solution P(r + 1) = g·P(r) + (1 − g)·F*(r)
-    p2 = cf[3]
-    p1 = cf[2] - 2.0 * p2 * u
-    p0 = cf[1] - (p1 + p2) * u
-    cf[0] = g
-    cf[1] = p0
-    cf[2] = p1
-    cf[3] = p2
-    cf[4] = f1 - (p0 + p1 + p2)
-    return p0 + m * (p1 + m * p2) + g ** (m - 1) * cf[4]
+    p2 = s2
+    p1 = s1 - 2.0 * p2 * u
+    p0 = s0 - (p1 + p2) * u
+    e = f1 - (p0 + p1 + p2)
+    gn = g ** (m - 1)
+    cf[q, 0] = g
+    cf[q, 1] = p0
+    cf[q, 2] = p1
+    cf[q, 3] = p2
+    cf[q, 4] = e
+    cf[q, 5] = gn
+    return p0 + m * (p1 + m * p2) + gn * e
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _force_at(cf, r):
-    """The force at the start of interval r of a step (see :func:`_force_run`)."""
-    return cf[1] + r * (cf[2] + r * cf[3]) + cf[0] ** (r - 1.0) * cf[4]
+def _force_at(cf, q, r, gr):
+    """The force at the start of interval r of a step, g^{r−1} = ``gr`` (see
+    :func:`_force_run`)."""
+    return cf[q, 1] + r * (cf[q, 2] + r * cf[q, 3]) + gr * cf[q, 4]
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _force_sum(cf, m):
+def _force_sum(cf, q, m):
     """Sum of the force at the starts of intervals 1 … m−1 of a step (see :func:`_force_run`)."""
     n = m - 1.0
     s1 = (m - 1.0) * m * 0.5
     s2 = (m - 1.0) * m * (2.0 * m - 1.0) / 6.0
-    g = cf[0]
-    return cf[1] * n + cf[2] * s1 + cf[3] * s2 + cf[4] * (1.0 - g ** n) / (1.0 - g)
+    return cf[q, 1] * n + cf[q, 2] * s1 + cf[q, 3] * s2 \
+        + cf[q, 4] * (1.0 - cf[q, 5]) / (1.0 - cf[q, 0])
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
@@ -675,7 +675,6 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     F, X, E, CN, dXc = st
     rfac, afac, lam, recr, ridx = rows
     run_buf, buf, dXc_now, ebuf, hist, wp, wc, gh, cf = sbuf
-    pc = ws[12]
     gt = ws[13]
     gb = ridx[b]
     na = F.size
@@ -719,8 +718,9 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     i = 0
     while i < n_p:
         _pack(S0, F, X)
-        E0[:] = E
-        CN0[:] = CN
+        for d in range(D):
+            E0[d] = E[d]
+            CN0[d] = CN[d]
         a_i, pk_i = _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws,
                               fnod, dfnod, tang)
         n_steps += _steps_of(pulse_node, i, h_step.size)
@@ -758,26 +758,31 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             if m < 2:
                 break
             _pack(S_now, F, X)
-            dXc_now[:] = dXc
-            E_now[:] = E
-            CN_now[:] = CN
+            for q in range(na):
+                for j in range(nd):
+                    dXc_now[q, j] = dXc[q, j]
+            for d in range(D):
+                E_now[d] = E[d]
+                CN_now[d] = CN[d]
             fscale = pk if pk > 1e-12 else 1e-12
-            pos = hist[2]
+            # positions of the history's intervals relative to i
+            xa = hist[2, 0] - i
+            xb = hist[2, 1] - i
             # predictor: the increments extrapolated from the history (quadratic once there
             # are three points), summed over the skipped intervals
             if n_hist >= 3:
-                _sum_weights(pos[0] - i, pos[1] - i, 0.0, m, wp)
+                _sum_weights(xa, xb, 0.0, m, wp)
             else:
-                _sum_weights(pos[1] - i, pos[1] - i, 0.0, m, wp)
-            x0 = pos[0] - i if n_hist >= 3 else pos[1] - i
+                _sum_weights(xb, xb, 0.0, m, wp)
+            x0 = xa if n_hist >= 3 else xb
             for q in range(na):
                 for j in range(1, nd + 1):
                     S_pred[q, j] = S_now[q, j] + wp[0] * dh0[q, j] + wp[1] * dh1[q, j] \
                         + wp[2] * dh2[q, j]
                 # the force through the maps of the skipped intervals, g and c extrapolated
-                S_pred[q, 0] = _force_run(x0, gh[0, 0, q], gh[1, 0, q], pos[1] - i, gh[0, 1, q],
+                S_pred[q, 0] = _force_run(x0, gh[0, 0, q], gh[1, 0, q], xb, gh[0, 1, q],
                                           gh[1, 1, q], 0.0, gh[0, 2, q], gh[1, 2, q], m,
-                                          S_now[q, 0], cf[q])
+                                          S_now[q, 0], cf, q)
                 F[q] = S_pred[q, 0]
                 for j in range(nd):
                     X[q, j] = S_pred[q, j + 1]
@@ -789,7 +794,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             # increment was integrated from the predicted start; the force relaxes fast (its
             # multiplier over an interval, g, is well below 1), so its increment is taken at the
             # corrected start, dm + (g − 1)·(C − P), which makes the force's corrector implicit
-            _sum_weights(pos[1] - i, 0.0, float(m), m, wc)
+            _sum_weights(xb, 0.0, float(m), m, wc)
             err = 0.0
             # the force: the maps of the skipped intervals with g and c interpolated through
             # the new interval's; per skipped interval its start force (total, and weighted by
@@ -798,9 +803,9 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             fs_m = 0.0
             for q in range(na):
                 gm = gt[q] if gt[q] < G_MAX else G_MAX
-                fc = _force_run(pos[1] - i, gh[0, 1, q], gh[1, 1, q], 0.0, gh[0, 2, q],
+                fc = _force_run(xb, gh[0, 1, q], gh[1, 1, q], 0.0, gh[0, 2, q],
                                 gh[1, 2, q], float(m), gm, (F[q] - gm * S_pred[q, 0]) / (1.0 - gm),
-                                m, S_now[q, 0], cf[q])
+                                m, S_now[q, 0], cf, q)
                 S0[q, 0] = fc
                 fw_m += 0.5 * (1.0 + gt[q]) * S_pred[q, 0]
                 fs_m += S_pred[q, 0]
@@ -819,9 +824,12 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     F[q] = S_now[q, 0]
                     for j in range(nd):
                         X[q, j] = S_now[q, j + 1]
-                dXc[:] = dXc_now
-                E[:] = E_now
-                CN[:] = CN_now
+                for q in range(na):
+                    for j in range(nd):
+                        dXc[q, j] = dXc_now[q, j]
+                for d in range(D):
+                    E[d] = E_now[d]
+                    CN[d] = CN_now[d]
                 if m > 2:
                     m_try = max(2, m // 2)
                     continue
@@ -853,21 +861,26 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             pk_m += ds
             area += wc[0] * hist[0, 1] + wc[1] * hist[0, 2] + wc[2] * res_a + a_m
             for q in range(na):
-                area += ilen[i] * 0.5 * (1.0 + cf[q, 0]) * _force_sum(cf[q], float(m))
+                area += ilen[i] * 0.5 * (1.0 + cf[q, 0]) * _force_sum(cf, q, float(m))
             # the skipped intervals' peaks: their start forces plus the quadratic of the
             # residuals, at both ends and where the quadratic part peaks
-            _coef(pos[1] - i, hist[1, 1], 0.0, hist[1, 2], float(m), res_p, pc, 0)
-            c1 = pc[1]
-            c2 = pc[2]
+            c0, c1, c2 = _coef(xb, hist[1, 1], 0.0, hist[1, 2], float(m), res_p)
+            r0, r1, r2 = c0, c1, c2
             for q in range(na):
                 c1 += cf[q, 2]
                 c2 += cf[q, 3]
             rv = -c1 / (2.0 * c2) if c2 < 0.0 else 1.0
             rv = 1.0 if rv < 1.0 else (m - 1.0 if rv > m - 1.0 else rv)
             for r in (1.0, m - 1.0, np.floor(rv), np.ceil(rv)):
-                v = pc[0] + r * (pc[1] + r * pc[2])
+                v = r0 + r * (r1 + r * r2)
                 for q in range(na):
-                    v += _force_at(cf[q], r)
+                    if r == 1.0:
+                        gr = 1.0
+                    elif r == m - 1.0:
+                        gr = cf[q, 5] / cf[q, 0] if cf[q, 0] > 0.0 else 0.0
+                    else:
+                        gr = cf[q, 0] ** (r - 1.0)
+                    v += _force_at(cf, q, r, gr)
                 pk = v if v > pk else pk
             if pk_m > pk:
                 pk = pk_m
@@ -875,10 +888,10 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 # node values of the skipped intervals: the quadratic through the same nodes of
                 # the last two integrated intervals and the new one, relative to their start
                 # forces
-                ip = int(pos[1])
+                ip = int(hist[2, 1])
                 kp, ka, kb = pulse_node[ip], pulse_node[i], pulse_node[i + m]
                 n_sub = pulse_node[i + 1] - ka
-                x0 = pos[1] - i
+                x0 = xb
                 xm_ = float(m)
                 for qq in range(1, m):
                     r = float(qq)
@@ -888,7 +901,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     base = pulse_node[i + qq]
                     fs_r = 0.0
                     for q in range(na):
-                        fs_r += _force_at(cf[q], r)
+                        fs_r += _force_at(cf, q, r, cf[q, 0] ** (r - 1.0))
                     for o in range(n_sub):
                         fnod[base + o] = l0 * (fnod[kp + o] - hist[3, 1]) \
                             + l1 * (fnod[ka + o] - hist[3, 2]) \
@@ -1126,7 +1139,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     # history (force-time integral, peak, position) of the last three integrated intervals
     sbuf = (np.empty(max(1, n_pulses.max()), dtype=np.int64), np.zeros((6, na, nd + 1)),
             np.zeros((na, nd)), np.zeros((5, D)), np.zeros((4, 3)), np.zeros(3), np.zeros(3),
-            np.zeros((2, 3, na)), np.zeros((na, 5)))
+            np.zeros((2, 3, na)), np.zeros((na, 6)))
     nn = n_nodes.max() if trace else 0
     o = (np.zeros(2), np.zeros(2), np.zeros((2, na)), np.zeros((2, na)), np.ones((2, na)),
          np.zeros((2, nn)), np.zeros((2, nn)))
