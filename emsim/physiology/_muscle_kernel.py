@@ -45,7 +45,9 @@ from emsim.physiology.errors import PhysiologyInputError
 #: step lands on (:func:`_ecn_ahead`), so this only decides when the force increments are smooth
 #: enough to try: their transient from the approach of E and CN decays by e^{−Δ/τc} per
 #: interval, and a step tried earlier fails and costs an interval.
-PERIODIC_TOL = 1e-5
+PERIODIC_TOL = 1e-3
+#: Largest force multiplier g of an interval the closed-form stepping uses (it divides by 1 − g).
+G_MAX = 1.0 - 1e-9
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -585,6 +587,71 @@ def _corrected(wc, d1, d2, dm, pred, gm1, j):
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
+def _coef(x0, y0, x1, y1, x2, y2):
+    """(c0, c1, c2) of the quadratic c0 + c1·r + c2·r² through (x0, y0), (x1, y1), (x2, y2)
+    (with x0 = x1, the line through the last two points)."""
+    if x0 == x1:
+        s = (y2 - y1) / (x2 - x1)
+        return y1 - s * x1, s, 0.0
+    w0 = y0 / ((x0 - x1) * (x0 - x2))
+    w1 = y1 / ((x1 - x0) * (x1 - x2))
+    w2 = y2 / ((x2 - x0) * (x2 - x1))
+    return (w0 * x1 * x2 + w1 * x0 * x2 + w2 * x0 * x1,
+            -(w0 * (x1 + x2) + w1 * (x0 + x2) + w2 * (x0 + x1)), w0 + w1 + w2)
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _force_run(x0, g0, s0, x1, g1, s1, x2, g2, s2, m, f1, cf, q):
+    """A cell's force over a step: ``cf[q]`` = (g, p0, p1, p2, e) such that the force at the
+    start of interval r (r = 1 … m, interval 1 the first skipped one, starting at ``f1``) is
+    ``p0 + p1·r + p2·r² + g^{r−1}·e``; returns it at r = m.
+
+    Each interval maps ``F ← g·F + (1 − g)·F*`` exactly (the force equation is linear in F;
+    g = ∂F_end/∂F_start). The quasi-steady force F* and g of the run's intervals are the
+    quadratics through (x0, g0, s0), (x1, g1, s1), (x2, g2, s2) (x0 = x1: lines); g
+    is held at its value mid-step (it drifts slowly and acts only on the decaying deviation
+    from the particular solution, which follows F* with its lag), so the recursion is summed
+    in closed form.
+    """
+    a0, a1, a2 = _coef(x0, g0, x1, g1, x2, g2)
+    r = 0.5 * m
+    g = a0 + r * (a1 + r * a2)
+    g = 0.0 if g < 0.0 else (G_MAX if g > G_MAX else g)
+    s0, s1, s2 = _coef(x0, s0, x1, s1, x2, s2)
+    u = 1.0 / (1.0 - g)
+    # the particular solution P(r + 1) = g·P(r) + (1 − g)·F*(r)
+    p2 = s2
+    p1 = s1 - 2.0 * p2 * u
+    p0 = s0 - (p1 + p2) * u
+    e = f1 - (p0 + p1 + p2)
+    gn = g ** (m - 1)
+    cf[q, 0] = g
+    cf[q, 1] = p0
+    cf[q, 2] = p1
+    cf[q, 3] = p2
+    cf[q, 4] = e
+    cf[q, 5] = gn
+    return p0 + m * (p1 + m * p2) + gn * e
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _force_at(cf, q, r, gr):
+    """The force at the start of interval r of a step, g^{r−1} = ``gr`` (see
+    :func:`_force_run`)."""
+    return cf[q, 1] + r * (cf[q, 2] + r * cf[q, 3]) + gr * cf[q, 4]
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _force_sum(cf, q, m):
+    """Sum of the force at the starts of intervals 1 … m−1 of a step (see :func:`_force_run`)."""
+    n = m - 1.0
+    s1 = (m - 1.0) * m * 0.5
+    s2 = (m - 1.0) * m * (2.0 * m - 1.0) / 6.0
+    return cf[q, 1] * n + cf[q, 2] * s1 + cf[q, 3] * s2 \
+        + cf[q, 4] * (1.0 - cf[q, 5]) / (1.0 - cf[q, 0])
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
 def _quad_max(x0, y0, x1, y1, x2, y2, m):
     """Largest value over r = 1 … m−1 of the quadratic through (x0, y0), (x1, y1), (x2, y2)."""
     # as c0 + c1·r + c2·r²: its largest value on [1, m−1] is at an end or at the vertex
@@ -607,7 +674,7 @@ def _quad_max(x0, y0, x1, y1, x2, y2, m):
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk):
+def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
     """Append an integrated interval (its increment from ``S0`` to (F, X), position, force-time
     integral and peak) to the stepping history, dropping the oldest."""
     for q in range(F.size):
@@ -616,12 +683,29 @@ def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk):
             dh1[q, j] = dh2[q, j]
             dh2[q, j] = (F[q] if j == 0 else X[q, j - 1]) - S0[q, j]
     for k in range(2):
-        hist[0, k] = hist[0, k + 1]
-        hist[1, k] = hist[1, k + 1]
-        hist[2, k] = hist[2, k + 1]
-    hist[0, 2] = a
-    hist[1, 2] = pk
+        for r in range(4):
+            hist[r, k] = hist[r, k + 1]
+    # the integral and peak less what the start force carries into them (its deviation from
+    # the quasi-steady force decays by g over the interval; for the peak, the start force
+    # itself fits best): the residuals are smooth in the interval index even while the force
+    # still approaches its plateau
+    fs = 0.0
+    fw = 0.0
+    for q in range(F.size):
+        fs += S0[q, 0]
+        fw += 0.5 * (1.0 + gt[q]) * S0[q, 0]
+    hist[0, 2] = a - ilen * fw
+    hist[1, 2] = pk - fs
     hist[2, 2] = pos
+    hist[3, 2] = fs
+    # the force map of the interval, F_end = g·F_start + (1 − g)·F*
+    for q in range(F.size):
+        for k in range(2):
+            gh[0, k, q] = gh[0, k + 1, q]
+            gh[1, k, q] = gh[1, k + 1, q]
+        g = gt[q] if gt[q] < G_MAX else G_MAX
+        gh[0, 2, q] = g
+        gh[1, 2, q] = (F[q] - g * S0[q, 0]) / (1.0 - g)
 
 
 @jit(error_model="numpy", nogil=True, fastmath=True)
@@ -648,7 +732,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     W, aw, t1c, t2c, phg, dep, redges, width = cw
     F, X, E, CN, dXc = st
     rfac, afac, lam, recr, ridx = rows
-    run_buf, buf, dXc_now, ebuf, hist, wp, wc = sbuf
+    run_buf, buf, dXc_now, ebuf, hist, wp, wc, gh, cf = sbuf
     gt = ws[13]
     gb = ridx[b]
     na = F.size
@@ -688,13 +772,15 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     n_hist = 0
     m_try = 2
     rho = 0.5
+    tang = False
     i = 0
     while i < n_p:
         _pack(S0, F, X)
-        E0[:] = E
-        CN0[:] = CN
+        for d in range(D):
+            E0[d] = E[d]
+            CN0[d] = CN[d]
         a_i, pk_i = _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws,
-                              fnod, dfnod, False)
+                              fnod, dfnod, tang)
         n_steps += _steps_of(pulse_node, i, h_step.size)
         area += a_i
         if pk_i > pk:
@@ -709,7 +795,9 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 if abs(E[d] - E0[d]) > PERIODIC_TOL * (abs(E[d]) + 1e-300) \
                         or abs(CN[d] - CN0[d]) > PERIODIC_TOL * (abs(CN[d]) + 1e-300):
                     periodic = False
-        if not periodic:
+        if not periodic or not tang:
+            # the force map (g) is integrated from the interval after the first periodic one
+            tang = periodic
             n_hist = 0
             i += 1
             continue
@@ -717,7 +805,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
         rho = np.exp(-ilen[i] / tau_c)
         for d in range(D):
             J[d] = E[d] / rho - E0[d]
-        _push(hist, dh0, dh1, dh2, F, X, S0, i, a_i, pk_i)
+        _push(hist, dh0, dh1, dh2, F, X, S0, i, a_i, pk_i, gh, gt, ilen[i])
         n_hist = min(n_hist + 1, 3)
         if n_hist < 2:
             i += 1
@@ -728,21 +816,31 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             if m < 2:
                 break
             _pack(S_now, F, X)
-            dXc_now[:] = dXc
-            E_now[:] = E
-            CN_now[:] = CN
+            for q in range(na):
+                for j in range(nd):
+                    dXc_now[q, j] = dXc[q, j]
+            for d in range(D):
+                E_now[d] = E[d]
+                CN_now[d] = CN[d]
             fscale = pk if pk > 1e-12 else 1e-12
-            pos = hist[2]
+            # positions of the history's intervals relative to i
+            xa = hist[2, 0] - i
+            xb = hist[2, 1] - i
             # predictor: the increments extrapolated from the history (quadratic once there
             # are three points), summed over the skipped intervals
             if n_hist >= 3:
-                _sum_weights(pos[0] - i, pos[1] - i, 0.0, m, wp)
+                _sum_weights(xa, xb, 0.0, m, wp)
             else:
-                _sum_weights(pos[1] - i, pos[1] - i, 0.0, m, wp)
+                _sum_weights(xb, xb, 0.0, m, wp)
+            x0 = xa if n_hist >= 3 else xb
             for q in range(na):
-                for j in range(nd + 1):
+                for j in range(1, nd + 1):
                     S_pred[q, j] = S_now[q, j] + wp[0] * dh0[q, j] + wp[1] * dh1[q, j] \
                         + wp[2] * dh2[q, j]
+                # the force through the maps of the skipped intervals, g and c extrapolated
+                S_pred[q, 0] = _force_run(x0, gh[0, 0, q], gh[1, 0, q], xb, gh[0, 1, q],
+                                          gh[1, 1, q], 0.0, gh[0, 2, q], gh[1, 2, q], m,
+                                          S_now[q, 0], cf, q)
                 F[q] = S_pred[q, 0]
                 for j in range(nd):
                     X[q, j] = S_pred[q, j + 1]
@@ -754,14 +852,29 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             # increment was integrated from the predicted start; the force relaxes fast (its
             # multiplier over an interval, g, is well below 1), so its increment is taken at the
             # corrected start, dm + (g − 1)·(C − P), which makes the force's corrector implicit
-            _sum_weights(pos[1] - i, 0.0, float(m), m, wc)
+            _sum_weights(xb, 0.0, float(m), m, wc)
             err = 0.0
+            # the force: the maps of the skipped intervals with g and c interpolated through
+            # the new interval's; per skipped interval its start force (total, and weighted by
+            # what it carries into the interval's integral)
+            fw_m = 0.0
+            fs_m = 0.0
             for q in range(na):
-                for j in range(nd + 1):
-                    dm = (F[q] if j == 0 else X[q, j - 1]) - S_pred[q, j]
+                gm = gt[q] if gt[q] < G_MAX else G_MAX
+                fc = _force_run(xb, gh[0, 1, q], gh[1, 1, q], 0.0, gh[0, 2, q],
+                                gh[1, 2, q], float(m), gm, (F[q] - gm * S_pred[q, 0]) / (1.0 - gm),
+                                m, S_now[q, 0], cf, q)
+                S0[q, 0] = fc
+                fw_m += 0.5 * (1.0 + gt[q]) * S_pred[q, 0]
+                fs_m += S_pred[q, 0]
+                v = abs(fc - S_pred[q, 0]) / fscale
+                err = v if v > err else err
+            for q in range(na):
+                for j in range(1, nd + 1):
+                    dm = X[q, j - 1] - S_pred[q, j]
                     pred = S_pred[q, j] - S_now[q, j]
                     corr = _corrected(wc, dh1[q, j], dh2[q, j], dm, pred, gt[q] - 1.0, j)
-                    scale = fscale if j == 0 else 1.0 + abs(S_now[q, j] + corr)
+                    scale = 1.0 + abs(S_now[q, j] + corr)
                     v = abs(corr - pred) / scale
                     err = v if v > err else err
             if err > tol:
@@ -769,9 +882,12 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     F[q] = S_now[q, 0]
                     for j in range(nd):
                         X[q, j] = S_now[q, j + 1]
-                dXc[:] = dXc_now
-                E[:] = E_now
-                CN[:] = CN_now
+                for q in range(na):
+                    for j in range(nd):
+                        dXc[q, j] = dXc_now[q, j]
+                for d in range(D):
+                    E[d] = E_now[d]
+                    CN[d] = CN_now[d]
                 if m > 2:
                     m_try = max(2, m // 2)
                     continue
@@ -783,28 +899,57 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             for q in range(na):
                 if cpk_iv[q] > cpk_all[q]:
                     cpk_all[q] = cpk_iv[q]
-                for j in range(nd + 1):
-                    dm = (F[q] if j == 0 else X[q, j - 1]) - S_pred[q, j]
+                # S0[q, 0] holds the corrected start force (the corrector above)
+                F[q] = F[q] + gt[q] * (S0[q, 0] - S_pred[q, 0])
+                for j in range(1, nd + 1):
+                    dm = X[q, j - 1] - S_pred[q, j]
                     pred = S_pred[q, j] - S_now[q, j]
                     corr = _corrected(wc, dh1[q, j], dh2[q, j], dm, pred, gt[q] - 1.0, j)
                     S0[q, j] = S_now[q, j] + corr
-                    if j == 0:
-                        F[q] = S0[q, 0] + dm + (gt[q] - 1.0) * (corr - pred)
+                    X[q, j - 1] = S0[q, j] + dm
+            # the new interval's integral and peak at its corrected start
+            dw = 0.0
+            ds = 0.0
+            for q in range(na):
+                dw += 0.5 * (1.0 + gt[q]) * (S0[q, 0] - S_pred[q, 0])
+                ds += S0[q, 0] - S_pred[q, 0]
+            res_a = a_m - ilen[i] * fw_m
+            res_p = pk_m - fs_m
+            a_m += ilen[i] * dw
+            pk_m += ds
+            area += wc[0] * hist[0, 1] + wc[1] * hist[0, 2] + wc[2] * res_a + a_m
+            for q in range(na):
+                area += ilen[i] * 0.5 * (1.0 + cf[q, 0]) * _force_sum(cf, q, float(m))
+            # the skipped intervals' peaks: their start forces plus the quadratic of the
+            # residuals, at both ends and where the quadratic part peaks
+            c0, c1, c2 = _coef(xb, hist[1, 1], 0.0, hist[1, 2], float(m), res_p)
+            r0, r1, r2 = c0, c1, c2
+            for q in range(na):
+                c1 += cf[q, 2]
+                c2 += cf[q, 3]
+            rv = -c1 / (2.0 * c2) if c2 < 0.0 else 1.0
+            rv = 1.0 if rv < 1.0 else (m - 1.0 if rv > m - 1.0 else rv)
+            for r in (1.0, m - 1.0, np.floor(rv), np.ceil(rv)):
+                v = r0 + r * (r1 + r * r2)
+                for q in range(na):
+                    if r == 1.0:
+                        gr = 1.0
+                    elif r == m - 1.0:
+                        gr = cf[q, 5] / cf[q, 0] if cf[q, 0] > 0.0 else 0.0
                     else:
-                        X[q, j - 1] = S0[q, j] + dm
-            area += wc[0] * hist[0, 1] + wc[1] * hist[0, 2] + wc[2] * a_m + a_m
-            pk_skip = _quad_max(pos[1] - i, hist[1, 1], 0.0, hist[1, 2], float(m), pk_m, m)
-            if pk_skip > pk:
-                pk = pk_skip
+                        gr = cf[q, 0] ** (r - 1.0)
+                    v += _force_at(cf, q, r, gr)
+                pk = v if v > pk else pk
             if pk_m > pk:
                 pk = pk_m
             if want_nodes:
                 # node values of the skipped intervals: the quadratic through the same nodes of
-                # the last two integrated intervals and the new one
-                ip = int(pos[1])
+                # the last two integrated intervals and the new one, relative to their start
+                # forces
+                ip = int(hist[2, 1])
                 kp, ka, kb = pulse_node[ip], pulse_node[i], pulse_node[i + m]
                 n_sub = pulse_node[i + 1] - ka
-                x0 = pos[1] - i
+                x0 = xb
                 xm_ = float(m)
                 for qq in range(1, m):
                     r = float(qq)
@@ -812,11 +957,16 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     l1 = (r - x0) * (r - xm_) / (x0 * xm_)
                     l2 = (r - x0) * r / ((xm_ - x0) * xm_)
                     base = pulse_node[i + qq]
+                    fs_r = 0.0
+                    for q in range(na):
+                        fs_r += _force_at(cf, q, r, cf[q, 0] ** (r - 1.0))
                     for o in range(n_sub):
-                        fnod[base + o] = l0 * fnod[kp + o] + l1 * fnod[ka + o] + l2 * fnod[kb + o]
+                        fnod[base + o] = l0 * (fnod[kp + o] - hist[3, 1]) \
+                            + l1 * (fnod[ka + o] - hist[3, 2]) \
+                            + l2 * (fnod[kb + o] - fs_m) + fs_r
                         dfnod[base + o] = (l0 * dfnod[kp + o] + l1 * dfnod[ka + o]
                                            + l2 * dfnod[kb + o])
-            _push(hist, dh0, dh1, dh2, F, X, S0, i + m, a_m, pk_m)
+            _push(hist, dh0, dh1, dh2, F, X, S0, i + m, a_m, pk_m, gh, gt, ilen[i])
             n_hist = 3
             i = i + m
             # the error of a quadratic corrector grows as m⁴
@@ -1050,7 +1200,8 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     # scratch of the interval stepping: run ends, per-cell states, their copies, and the
     # history (force-time integral, peak, position) of the last three integrated intervals
     sbuf = (np.empty(max(1, n_pulses.max()), dtype=np.int64), np.zeros((6, na, nd + 1)),
-            np.zeros((na, nd)), np.zeros((5, D)), np.zeros((3, 3)), np.zeros(3), np.zeros(3))
+            np.zeros((na, nd)), np.zeros((5, D)), np.zeros((4, 3)), np.zeros(3), np.zeros(3),
+            np.zeros((2, 3, na)), np.zeros((na, 6)))
     nn = n_nodes.max() if trace else 0
     o = (np.zeros(2), np.zeros(2), np.zeros((2, na)), np.zeros((2, na)), np.ones((2, na)),
          np.zeros((2, nn)), np.zeros((2, nn)))

@@ -28,9 +28,9 @@ How it is fast
   at every pulse have the same history (their forces are proportional to their shares), so they
   merge into one cell; depth groups a row never recruits stay rested and silent and are left out.
 * **Rests are exact.** Recovery is linear, so a rest of any length is one exponential per
-  deficit; force and CN are integrated for ``TAIL`` seconds after the last pulse, then the force
-  left decays as F·e^{−t/τ1}, with its integral and the fatigue drive it still causes added in
-  closed form.
+  deficit; force and CN are integrated for ``TAIL_TAU_C`` τc (at most ``TAIL``) after the last
+  pulse, then the force left decays as F·e^{−t/τ1}, with its integral and the fatigue drive it
+  still causes added in closed form.
 * **Repeated identical contractions are stepped over** (envelope following): the fatigue state
   at the start of contraction k+1 is ``M·x_k + b_k`` with ``M`` the exact recovery over one
   cycle and ``b_k`` what contraction k adds. ``b`` changes slowly from cycle to cycle, so every
@@ -63,9 +63,12 @@ from emsim.physiology.ding import fill_nodes
 
 #: A rest longer than this separates contractions (force and CN have decayed by then).
 GAP = 0.25
-#: Part of a rest after the last pulse that is integrated; the rest of it is exact decay (by
-#: then CN is < 1e-9 of its peak, so dF/dt = −F/τ1 holds).
+#: Part of a rest after the last pulse that is integrated, at most; the rest of it is exact decay.
 TAIL = 0.5
+#: The tail integrated, in τc: CN = (CN₀ + E₀·t)·e^{−t/τc} with E₀ ≈ CN₀/τc on a plateau, so
+#: after 15 τc CN is < 16·e^{−15} ≈ 5e-6 of its plateau value and the force it still drives is
+#: < 1e-5 of the peak; from there dF/dt = −F/τ1 holds.
+TAIL_TAU_C = 15.0
 #: Largest node step in the tail (RK4 of dF/dt = −F/τ1 needs h well below 2.7 τ1).
 TAIL_STEP = 0.02
 TAIL_GROWTH = 1.5
@@ -173,8 +176,10 @@ class Segment:
     grid: int = 0             # contractions with the same grid id share nodes and pulse_node
 
 
-def segment_train(pulses: np.ndarray, t_end: float, max_step: float) -> tuple[list[Segment], np.ndarray]:
-    """Split one pulse timing into contractions; returns them and their start times.
+def segment_train(pulses: np.ndarray, t_end: float, max_step: float,
+                  tail: float = TAIL) -> tuple[list[Segment], np.ndarray]:
+    """Split one pulse timing into contractions; returns them and their start times (each
+    integrated up to ``tail`` after its last pulse).
 
     Contractions whose pulse pattern and integrated tail agree to 1 ns share one node grid
     (cycles of a program built as ``k·period + pattern`` differ in the last bits).
@@ -187,7 +192,7 @@ def segment_train(pulses: np.ndarray, t_end: float, max_step: float) -> tuple[li
     starts = pulses[c_first]
     nxt = np.append(pulses[breaks], max(t_end, pulses[-1]))
     rel = pulses - np.repeat(starts, c_last - c_first)
-    end_rel = rel[c_last - 1] + np.minimum(nxt - pulses[c_last - 1], TAIL)
+    end_rel = rel[c_last - 1] + np.minimum(nxt - pulses[c_last - 1], tail)
     key_rel = np.round(rel, 9)
     key_end = np.round(end_rel, 9)
     grids: dict[bytes, tuple[int, np.ndarray, np.ndarray]] = {}
@@ -334,7 +339,7 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     B = np.shape(afac)[0]
     cells = cells.per_row(B)
     facs = [compact(a) for a in (afac, lam, recr)]
-    segs, c_start = segment_train(pulses, t_end, max_step)
+    segs, c_start = segment_train(pulses, t_end, max_step, min(TAIL, TAIL_TAU_C * model.tau_c))
     first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
     stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
     hashes = [kernel.block_hashes(a.view(np.uint64), first, stop) for a in facs]

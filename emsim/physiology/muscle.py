@@ -359,21 +359,17 @@ def _cells(muscle: MuscleParameters, recr: np.ndarray) -> solver.Cells:
     B = recr.shape[0]
     # per row: which of np.unique(np.round(r[r > 0], 3)) occur
     seen = kernel.recruitment_levels(solver.compact(recr))
-    by_pattern: dict[bytes, np.ndarray] = {}
-    per_row = []
-    for r in range(seen.shape[0]):
-        key = np.packbits(seen[r]).tobytes()
-        lv = by_pattern.get(key)
-        if lv is None:
-            lv = by_pattern[key] = _row_levels(seen[r])
-        per_row.append(lv)
-    D = max(lv.size for lv in per_row)
-    edges = np.ones((len(per_row), D + 1))
+    # the levels of each distinct pattern once (a batch of flat rows has one pattern per level)
+    _, first, inverse = np.unique(np.packbits(seen, axis=1), axis=0, return_index=True,
+                                  return_inverse=True)
+    per_pattern = [_row_levels(seen[r]) for r in first]
+    D = max(lv.size for lv in per_pattern)
+    edges = np.ones((len(per_pattern), D + 1))
     edges[:, 0] = 0.0
-    for r, lv in enumerate(per_row):
-        edges[r, 1:lv.size + 1] = lv
-        edges[r, lv.size + 1:] = lv[-1]
-    edges = np.ascontiguousarray(np.broadcast_to(edges, (B, D + 1)))
+    for u, lv in enumerate(per_pattern):
+        edges[u, 1:lv.size + 1] = lv
+        edges[u, lv.size + 1:] = lv[-1]
+    edges = np.ascontiguousarray(np.broadcast_to(edges[inverse.ravel()], (B, D + 1)))
     pool = muscle.motor_units
     G = len(pool.classes)
     width = np.diff(edges, axis=1)
@@ -549,7 +545,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     model = _model(m, fatigue)
     keys = _timing_groups(pulses, n_valid)
     force = np.zeros((B, t_out.size))
-    results = {}
+    groups = []
     n_eval = n_seg = n_steps = n_full = 0
     for rows in keys:
         p = pulses[rows[0], valid[rows[0]]]
@@ -564,33 +560,34 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         n_seg += g.segments
         n_steps += g.node_steps
         n_full += g.node_steps_full
-        for i, r in enumerate(rows):
-            results[r] = (g, i, cells)
-    K = max((g.contraction_start.size for g, _, _ in results.values()), default=0)
+        groups.append((g, np.asarray(rows), cells))
+    K = max((g.contraction_start.size for g, _, _ in groups), default=0)
     nanfill = lambda: np.full((B, K), np.nan)  # noqa: E731
     c_start, peak, fti = nanfill(), nanfill(), nanfill()
     fi = np.full(B, np.nan)
     cap = np.ones(B)
-    cmax = max((c.weight.shape[1] for _, _, c in results.values()), default=0)
+    cmax = max((c.weight.shape[1] for _, _, c in groups), default=0)
     cap_def = model.mech == MECH_CAPACITY
     deficits = np.zeros((B, cmax, model.mech.size))
     cell_peak = np.full((B, K, cmax), np.nan)
     cells_info: list = []
-    for r, (g, i, cells) in results.items():
+    for g, rows, cells in groups:   # each timing group's rows at once
         k = g.contraction_start.size
-        c_start[r, :k] = g.contraction_start
-        peak[r, :k] = g.peak[i]
-        cell_peak[r, :k, :g.cell_peak.shape[2]] = g.cell_peak[i]
-        fti[r, :k] = g.fti[i]
-        if k >= 2 and g.peak[i, 0] > 0:
-            fi[r] = g.peak[i, -1] / g.peak[i, 0]
-        x = g.state.x[i]
-        deficits[r, :x.shape[0]] = x
-        w = cells.weight[i]
-        cap[r] = float(np.sum(w * (1 - np.minimum(1, x[:, cap_def].sum(axis=1)))) + (1 - w.sum()))
-        if r == 0:
+        c_start[rows, :k] = g.contraction_start
+        peak[rows, :k] = g.peak
+        cell_peak[rows, :k, :g.cell_peak.shape[2]] = g.cell_peak
+        fti[rows, :k] = g.fti
+        if k >= 2:
+            ok = g.peak[:, 0] > 0
+            fi[rows[ok]] = g.peak[ok, -1] / g.peak[ok, 0]
+        x = g.state.x
+        deficits[rows, :x.shape[1]] = x
+        w = cells.weight
+        cap[rows] = np.sum(w * (1 - np.minimum(1, x[:, :, cap_def].sum(axis=2))), axis=1) \
+            + (1 - w.sum(axis=1))
+        if rows[0] == 0:
             names = [c.name for c in m.motor_units.classes]
-            edges = cells.edges[i]
+            w, edges = w[0], cells.edges[0]
             cells_info = [dict(unit_class=names[j % len(names)],
                                recruitment_from=float(edges[cells.depth[j]]),
                                recruitment_to=float(edges[cells.depth[j] + 1]),
