@@ -42,8 +42,8 @@ from emsim.physiology.errors import PhysiologyInputError
 
 #: Relative change of E and CN from one interval start to the next below which stepping over a
 #: run of identical intervals may start. E and CN are linear and set exactly at the intervals a
-#: step lands on (:func:`_ecn_ahead`), so this only decides when the force increments are smooth
-#: enough to try: their transient from the approach of E and CN decays by e^{−Δ/τc} per
+#: step lands on (:func:`_ecn_ahead`), so this only decides when the intervals' force maps are
+#: smooth enough to try: their transient from the approach of E and CN decays by e^{−Δ/τc} per
 #: interval, and a step tried earlier fails and costs an interval.
 PERIODIC_TOL = 1e-3
 #: Largest force multiplier g of an interval the closed-form stepping uses (it divides by 1 − g).
@@ -577,12 +577,9 @@ def _ecn_ahead(E1, CN1, J, rho, dt, n, E, CN):
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _corrected(wc, d1, d2, dm, pred, gm1, j):
-    """Corrected sum of the skipped increments (relative to the step's start): the quadratic
-    through d1, d2 and the new increment dm; for the force (j = 0) with dm taken at the
-    corrected start, ``C = w·(d1, d2, dm + (g − 1)·(C − pred))`` solved for C."""
-    if j == 0:
-        return (wc[0] * d1 + wc[1] * d2 + wc[2] * (dm - gm1 * pred)) / (1.0 - wc[2] * gm1)
+def _corrected(wc, d1, d2, dm):
+    """Corrected sum of a deficit's skipped increments (relative to the step's start): the
+    quadratic through d1, d2 and the new increment dm."""
     return wc[0] * d1 + wc[1] * d2 + wc[2] * dm
 
 
@@ -652,31 +649,22 @@ def _force_sum(cf, q, m):
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _quad_max(x0, y0, x1, y1, x2, y2, m):
-    """Largest value over r = 1 … m−1 of the quadratic through (x0, y0), (x1, y1), (x2, y2)."""
-    # as c0 + c1·r + c2·r²: its largest value on [1, m−1] is at an end or at the vertex
-    w0 = y0 / ((x0 - x1) * (x0 - x2))
-    w1 = y1 / ((x1 - x0) * (x1 - x2))
-    w2 = y2 / ((x2 - x0) * (x2 - x1))
-    c2 = w0 + w1 + w2
-    c1 = -(w0 * (x1 + x2) + w1 * (x0 + x2) + w2 * (x0 + x1))
-    c0 = w0 * x1 * x2 + w1 * x0 * x2 + w2 * x0 * x1
-    best = -np.inf
-    for r in (1.0, m - 1.0):
-        v = c0 + c1 * r + c2 * r * r
-        best = v if v > best else best
-    if c2 < 0.0:
-        r = -c1 / (2.0 * c2)
-        if 1.0 < r < m - 1.0:
-            v = c0 + c1 * r + c2 * r * r
-            best = v if v > best else best
-    return best
+def _copy_rest(dXc, E, CN, dXc2, E2, CN2):
+    """(dXc2, E2, CN2) ← (dXc, E, CN): the rest of a row's state besides F and X (copied
+    element-wise: slice assignments would cost array views in the stepping loop)."""
+    for q in range(dXc.shape[0]):
+        for j in range(dXc.shape[1]):
+            dXc2[q, j] = dXc[q, j]
+    for d in range(E.size):
+        E2[d] = E[d]
+        CN2[d] = CN[d]
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
 def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
-    """Append an integrated interval (its increment from ``S0`` to (F, X), position, force-time
-    integral and peak) to the stepping history, dropping the oldest."""
+    """Append an integrated interval to the stepping history, dropping the oldest: its
+    increment from ``S0`` to (F, X), the residuals of its force-time integral and peak, its
+    position and start force (``hist`` rows 0–3), and its force map g, F* per cell (``gh``)."""
     for q in range(F.size):
         for j in range(X.shape[1] + 1):
             dh0[q, j] = dh1[q, j]
@@ -719,11 +707,16 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     nodes in ``fnod``/``dfnod``.
 
     Runs of identical intervals (a constant-rate plateau, once E and CN repeat from pulse to
-    pulse) are stepped over by envelope following: the state (F and deficits per cell) at
-    interval starts is smooth in the interval index, so the kernel integrates every m-th
-    interval, extrapolates the per-interval increment linearly (predictor), corrects it with
-    the newly integrated one and adapts m to keep the difference below ``tol``; the skipped
-    intervals' force-time integrals and node values are interpolated.
+    pulse) are stepped over by envelope following: the kernel integrates every m-th interval,
+    predicts the state at its start from the last integrated ones, corrects the prediction
+    with the newly integrated interval and adapts m to keep the difference below ``tol``. The
+    deficits' per-interval increments are smooth in the interval index (quadratics). The force
+    is not while it still approaches its plateau, but each interval maps it exactly as
+    ``F ← g·F + (1 − g)·F*`` (the equation is linear in F; g = ∂F_end/∂F_start is integrated
+    alongside), and g and the quasi-steady force F* are smooth: the force is carried through
+    the skipped intervals' maps in closed form (:func:`_force_run`). The skipped intervals'
+    force-time integrals, peaks and node values are interpolated as residuals from their start
+    forces.
     """
     h_step, dc, dch, pulse_node, idec, igm, same_prev, ilen, sdec, sgm, grid_run_end = grid
     a_rest, tau1_rest, tau2, km_rest, tau_c, has_pulse, occl_a, occl_b, tol = prm
@@ -816,12 +809,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             if m < 2:
                 break
             _pack(S_now, F, X)
-            for q in range(na):
-                for j in range(nd):
-                    dXc_now[q, j] = dXc[q, j]
-            for d in range(D):
-                E_now[d] = E[d]
-                CN_now[d] = CN[d]
+            _copy_rest(dXc, E, CN, dXc_now, E_now, CN_now)
             fscale = pk if pk > 1e-12 else 1e-12
             # positions of the history's intervals relative to i
             xa = hist[2, 0] - i
@@ -837,7 +825,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 for j in range(1, nd + 1):
                     S_pred[q, j] = S_now[q, j] + wp[0] * dh0[q, j] + wp[1] * dh1[q, j] \
                         + wp[2] * dh2[q, j]
-                # the force through the maps of the skipped intervals, g and c extrapolated
+                # the force through the maps of the skipped intervals, g and F* extrapolated
                 S_pred[q, 0] = _force_run(x0, gh[0, 0, q], gh[1, 0, q], xb, gh[0, 1, q],
                                           gh[1, 1, q], 0.0, gh[0, 2, q], gh[1, 2, q], m,
                                           S_now[q, 0], cf, q)
@@ -848,15 +836,14 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             a_m, pk_m = _interval(b, i + m, grid, rows, p0, prm, defs, fatigue, want_nodes, cw,
                                   st, ws, fnod, dfnod, True)
             n_steps += _steps_of(pulse_node, i + m, h_step.size)
-            # corrector: the quadratic through the last two points and the new one. The new
-            # increment was integrated from the predicted start; the force relaxes fast (its
-            # multiplier over an interval, g, is well below 1), so its increment is taken at the
-            # corrected start, dm + (g − 1)·(C − P), which makes the force's corrector implicit
+            # corrector: the quadratics through the last two points and the new one (the new
+            # interval was integrated from the predicted start; its force map does not depend
+            # on the start force, its deficit increments hardly)
             _sum_weights(xb, 0.0, float(m), m, wc)
             err = 0.0
-            # the force: the maps of the skipped intervals with g and c interpolated through
-            # the new interval's; per skipped interval its start force (total, and weighted by
-            # what it carries into the interval's integral)
+            # the force: the maps of the skipped intervals with g and F* interpolated through
+            # the new interval's; the predicted start force, total and weighted by what it
+            # carries into the interval's integral
             fw_m = 0.0
             fs_m = 0.0
             for q in range(na):
@@ -873,7 +860,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 for j in range(1, nd + 1):
                     dm = X[q, j - 1] - S_pred[q, j]
                     pred = S_pred[q, j] - S_now[q, j]
-                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm, pred, gt[q] - 1.0, j)
+                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm)
                     scale = 1.0 + abs(S_now[q, j] + corr)
                     v = abs(corr - pred) / scale
                     err = v if v > err else err
@@ -882,12 +869,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     F[q] = S_now[q, 0]
                     for j in range(nd):
                         X[q, j] = S_now[q, j + 1]
-                for q in range(na):
-                    for j in range(nd):
-                        dXc[q, j] = dXc_now[q, j]
-                for d in range(D):
-                    E[d] = E_now[d]
-                    CN[d] = CN_now[d]
+                _copy_rest(dXc_now, E_now, CN_now, dXc, E, CN)
                 if m > 2:
                     m_try = max(2, m // 2)
                     continue
@@ -904,7 +886,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 for j in range(1, nd + 1):
                     dm = X[q, j - 1] - S_pred[q, j]
                     pred = S_pred[q, j] - S_now[q, j]
-                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm, pred, gt[q] - 1.0, j)
+                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm)
                     S0[q, j] = S_now[q, j] + corr
                     X[q, j - 1] = S0[q, j] + dm
             # the new interval's integral and peak at its corrected start
@@ -1198,7 +1180,8 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
           np.zeros(na), np.zeros((na, nd)), np.zeros(na), np.empty(D), np.empty(D), np.zeros(D),
           np.zeros(3), np.ones(na))
     # scratch of the interval stepping: run ends, per-cell states, their copies, and the
-    # history (force-time integral, peak, position) of the last three integrated intervals
+    # history (integral and peak residuals, position, start force; force maps) of the last
+    # three integrated intervals
     sbuf = (np.empty(max(1, n_pulses.max()), dtype=np.int64), np.zeros((6, na, nd + 1)),
             np.zeros((na, nd)), np.zeros((5, D)), np.zeros((4, 3)), np.zeros(3), np.zeros(3),
             np.zeros((2, 3, na)), np.zeros((na, 6)))

@@ -12,13 +12,14 @@ How it is fast
   interval, with the fatigue parameters held at their predicted mid-interval value; per step in
   the relaxation tail).
 * **Identical pulse intervals inside a contraction are stepped over.** Once E and CN have
-  nearly settled (a constant-rate plateau), the state at interval starts is smooth in the
-  interval index: every m-th interval is integrated and the increments in between are summed
-  from quadratics through the last integrated ones (predictor from three past intervals,
-  corrector through two and the new one, m adapted to ``PLATEAU_TOL · skip_tol``). E and CN
-  are linear and are set exactly at the interval a step lands on; the force relaxes within a
-  few intervals, so its corrector takes the new increment at the corrected start through the
-  interval's multiplier ∂F_end/∂F_start (integrated alongside), which keeps long steps stable.
+  nearly settled (a constant-rate plateau), every m-th interval is integrated (m adapted to
+  ``PLATEAU_TOL · skip_tol``); E and CN are linear and are set exactly at the interval a step
+  lands on. The deficits' increments in between are summed from quadratics through the last
+  integrated ones (predictor from three past intervals, corrector through two and the new
+  one). The force is carried through the skipped intervals exactly: each interval maps it as
+  F ← g·F + (1 − g)·F* (linear in F; g = ∂F_end/∂F_start is integrated alongside), with g and
+  the quasi-steady force F* quadratic in the interval index, summed in closed form, so the
+  force's approach to its plateau (g ≈ 0.9 per interval at 85 Hz) does not limit the step.
 * **Rows do not depend on each other.** Every row has its own recruitment depth groups (edges
   from its own recruitment levels, :func:`emsim.physiology.muscle._cells`; a flat row has one)
   and takes its own steps over contractions and intervals. ``simulate(batch)[i]`` equals
