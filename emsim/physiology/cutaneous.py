@@ -25,8 +25,9 @@ discomfort model was calibrated with (reference §4.5)::
   carrier × burst duration per class), the same axon-model response the motor units see; how
   many action potentials an active afferent fires per burst comes from the Brian2 burst-firing
   table (:func:`burst_spikes`, :mod:`emsim.physiology.burst_firing`).
-* ``s`` is the person's cutaneous threshold scale (sex: Maffiuletti 2008; or fitted to the
-  patient's measured sensory threshold by :mod:`emsim.body.calibration`).
+* ``s`` is the person's cutaneous threshold scale (sex: the women/men sensory-threshold ratio,
+  docs/literature/person_factors.md; or fitted to the patient's measured sensory threshold by
+  :mod:`emsim.body.calibration`).
 
 Parameters ``J_rh``, ``σ`` and ``c`` per class live in ``models/discomfort/discomfort.json``
 (``classes``), calibrated to the anchors listed there: first sensation (5 % of Aβ,
@@ -43,6 +44,9 @@ References
 ----------
 .. [Mogyoros1996] Mogyoros I, Kiernan MC, Burke D (1996). Brain 119:439–447.
 .. [Maffiuletti2008] Maffiuletti NA et al. (2008). Ann Neurol 63:507.
+.. [TENSsex] "The effects of sex, women's body composition and monthly cycle phases on the
+   sensory threshold of upper limb to transcutaneous electrical nerve stimulation in healthy
+   subjects" (n = 254; abstract; authors and journal not recorded).
 .. [Sha2008] Sha N et al. (2008). Artif Organs (PMID 18782136).
 """
 
@@ -112,8 +116,9 @@ def class_parameters(relative: str = CLASS_FILE) -> dict[str, ClassParameters]:
 
 
 def sex_threshold_scale(sex: str | None, relative: str = CLASS_FILE) -> float:
-    """Cutaneous threshold scale for a recorded sex (Maffiuletti 2008: 43 % lower sensory
-    threshold in women; the geometric mean when sex is not recorded)."""
+    """Cutaneous threshold scale for a recorded sex (women/men sensory-threshold ratio 0.78 from a
+    254-subject TENS study — Maffiuletti 2008's −43 % overstates its own VAS data with one scale
+    for every class, docs/literature/person_factors.md; the geometric mean when sex is not recorded)."""
     person = load_data(relative).get("person", {})
     where = f"{relative}:$.person"
     if sex == "male":

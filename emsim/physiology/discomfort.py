@@ -34,8 +34,12 @@ The model (a synthesis, not a published model: shared/reference/nerve_recruitmen
 * **Transfer** ``g``: a Hill function, i.e. a Stevens power law with exponent n far from
   saturation (§4.2: 1.2–2 within 2–10 × threshold), saturating towards NRS 10 at tolerance.
 * **Person**: ``s`` (sensitivity, default 1) scales the drive; sex scales the cutaneous
-  thresholds (Maffiuletti 2008: 43 % lower sensory threshold in women). Skinfold acts through
-  the field (more fat → more current for the same contraction → more cutaneous drive).
+  thresholds (women 0.78 × men's: the sensory-threshold ratio of a 254-subject TENS study,
+  which also reproduces Maffiuletti 2008's VAS ratio at the quadriceps motor threshold; see
+  docs/literature/person_factors.md). Skinfold acts only through the field (more fat → more
+  current for the same contraction → more cutaneous drive); no published basis was found for
+  a skinfold term in the discomfort itself (Medeiros 2015's larger tolerated current with
+  thicker skinfolds is a strict xfail: person_factors.md says why).
 
 No rule such as "wider pulses hurt more" is built in: the sign of any pulse-width effect at
 equal contraction comes from the class chronaxies (Aδ shorter, C longer than motor axons),
@@ -173,7 +177,8 @@ class Person:
     @classmethod
     def from_patient(cls, patient, params: DiscomfortParameters | None = None,
                      sensitivity: float = 1.0) -> "Person":
-        """Sex-specific threshold scale from a :class:`emsim.body.Patient` (Maffiuletti 2008)."""
+        """Sex-specific threshold scale from a :class:`emsim.body.Patient` (``person`` in the
+        parameter file: the women/men sensory-threshold ratio; geometric middle if sex is not recorded)."""
         p = params or DiscomfortParameters.load()
         sex = getattr(patient, "sex", None)
         scale = {"male": 1.0, "female": p.female_threshold_scale}.get(sex, p.unspecified_sex_threshold_scale)

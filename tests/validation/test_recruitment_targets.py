@@ -302,23 +302,43 @@ MEDEIROS_FAT_M = (20.7e-3 / 2 - 1.5e-3, 29.4e-3 / 2 - 1.5e-3)   # thinner, thick
 TOLERATED_NRS = 8.0
 
 
+MEDEIROS_AMPS_MA = np.geomspace(5.0, 200.0, 400)
+
+
+def _crossing_ma(y, level):
+    """Current (mA) where the rising curve ``y`` over MEDEIROS_AMPS_MA first reaches ``level``
+    (linear in ln current between the grid points around the crossing)."""
+    k = int(np.argmax(y >= level))
+    assert y[k] >= level and k > 0, (level, float(y.max()))
+    lo, hi = np.log(MEDEIROS_AMPS_MA[k - 1:k + 1])
+    return float(np.exp(lo + (level - y[k - 1]) / (y[k] - y[k - 1]) * (hi - lo)))
+
+
 @pytest.fixture(scope="module")
-def medeiros():
-    """Current and motor fraction at the tolerated discomfort for the two skinfold groups of
-    Medeiros et al. 2015 (quadriceps, women): ``[(current_ma, motor_fraction), ...]``."""
+def medeiros_curves():
+    """NRS and motor fraction over MEDEIROS_AMPS_MA for the two skinfold groups of Medeiros et al.
+    2015 (quadriceps, women: ``Person.from_patient``): ``[(nrs, motor_fraction), thinner, thicker]``."""
     from types import SimpleNamespace
 
-    amps = np.geomspace(5.0, 200.0, 400)
     person = dsc.Person.from_patient(SimpleNamespace(sex="female"))
     out = []
     for fat in MEDEIROS_FAT_M:
         lay = fld.Layers.standard(skin_m=0.0015, fat_m=fat, muscle_m=0.045)
-        s = rc.StimulusSet.from_arrays(amps, 300.0, 50.0, channels=channel("quadriceps"))
+        s = rc.StimulusSet.from_arrays(MEDEIROS_AMPS_MA, 300.0, 50.0, channels=channel("quadriceps"))
         r = rc.recruit(s, "quadriceps", layers=lay, person=person)
-        nrs = dsc.predict(r, person=person).peak
-        assert nrs[-1] >= TOLERATED_NRS
-        k = int(np.argmax(nrs >= TOLERATED_NRS))
-        out.append((amps[k], r.motor_fraction_above[k, 0]))
+        out.append((np.maximum.accumulate(dsc.predict(r, person=person).peak),
+                    np.maximum.accumulate(r.motor_fraction_above[:, 0])))
+    return out
+
+
+@pytest.fixture(scope="module")
+def medeiros(medeiros_curves):
+    """Current and motor fraction at the tolerated discomfort (NRS 8) for the two skinfold groups:
+    ``[(current_ma, motor_fraction), ...]``."""
+    out = []
+    for nrs, motor in medeiros_curves:
+        i = _crossing_ma(nrs, TOLERATED_NRS)
+        out.append((i, float(np.interp(np.log(i), np.log(MEDEIROS_AMPS_MA), motor))))
     return out
 
 
@@ -331,19 +351,19 @@ def test_thicker_fat_gives_a_weaker_contraction_at_the_tolerated_intensity(medei
     apart, 300 µs, 50 Hz; "maximal tolerated" = NRS 8 (reference §4.2 tolerance anchor 8–10);
     torque read as the recruited motor fraction. Tolerance (direction of the torque only): the
     thicker group recruits fewer units at its tolerated intensity. The current's direction is
-    not reproduced (the model reaches NRS 8 at the same 47.7 mA in both groups, ×1.00: part of
-    the strict xfail below). Model: fraction 0.24 → 0.20 (×0.84)."""
+    a separate strict xfail (:func:`test_tolerated_current_rises_with_skinfold`). Model (female
+    threshold scale 0.78, session 7): fraction 0.454 → 0.408 (×0.90; 0.24 → 0.20 with 0.57)."""
     (_, f_thin), (_, f_thick) = medeiros
     assert f_thick < f_thin, medeiros
 
 
-@pytest.mark.xfail(strict=True, reason="model current x1.00 (47.7 mA in both groups) vs Medeiros 2015's x1.32; the motor "
-                   "fraction ratio x0.84 is within tolerance of the measured torque ratio x0.725. The discomfort model "
-                   "sees the skin current density, which fat barely changes, so both groups reach NRS 8 at the same "
-                   "current; the measured groups tolerated 32 % more current with thicker fat at an equal VAS "
-                   "(current ratio x1.00-1.03 at NRS 3-9, 300-400 us, for two cutaneous threshold scales). "
-                   "Needs a person factor linking skinfold to cutaneous sensitivity or tolerance (discomfort model, "
-                   "not recruitment)")
+@pytest.mark.xfail(strict=True, reason="model current x1.01 (61.7 -> 62.5 mA) vs Medeiros 2015's x1.32, motor fraction "
+                   "x0.90 (0.454 -> 0.408) vs the torque ratio x0.725. Not fixable in the discomfort model: even a "
+                   "tolerance set by the contraction alone would give only the recruitment model's equal-fraction "
+                   "current ratio between the groups, x1.05-1.11, while Medeiros's numbers need >= x1.32 "
+                   "(test_thicker_skinfold_shifts_recruitment_by_at_least_the_tolerated_current_ratio); a cutaneous "
+                   "threshold rising with fat is contradicted by two studies (fat goes with lower sensory thresholds: "
+                   "test_sensory_threshold_does_not_rise_with_fat). docs/literature/person_factors.md")
 def test_thicker_fat_magnitudes_medeiros2015(medeiros):
     """Medeiros et al. 2015 magnitudes (see the test above; group means of 10 women each): the
     thinner group's maximal current was 24.2 % lower (thicker/thinner ×1.32) and the thicker
@@ -351,3 +371,36 @@ def test_thicker_fat_magnitudes_medeiros2015(medeiros):
     (i_thin, f_thin), (i_thick, f_thick) = medeiros
     assert abs(i_thick / i_thin - 1.32) <= 0.15, medeiros
     assert abs(f_thick / f_thin - 0.725) <= 0.15, medeiros
+
+
+@pytest.mark.xfail(strict=True, reason="model x1.01 (61.7 -> 62.5 mA at NRS 8; x1.00 at NRS 3 and 5, x1.02 at NRS 9): "
+                   "the discomfort model reads the skin "
+                   "current density, which 8.9 vs 13.2 mm of fat barely changes, and the contraction term is too small "
+                   "a share at tolerance (and would need a larger recruitment shift to matter; see the Medeiros "
+                   "magnitude test). docs/literature/person_factors.md")
+def test_tolerated_current_rises_with_skinfold(medeiros):
+    """Direction, two independent studies (abstracts): Miller et al. 2008 (J Sport Rehabil 17:68;
+    29 women, quadriceps, three skinfold categories): the thinnest category tolerated less
+    amplitude than the thickest (p = 0.032; r = 0.557 with category); Medeiros et al. 2015:
+    ×1.32 (r = 0.54 with skinfold). Set-up as the Medeiros tests. Tolerance: the thicker group's
+    current at NRS 8 at least ×1.05 the thinner's (above the model's numerical resolution; the
+    published effects are ≥ 24 %)."""
+    (i_thin, _), (i_thick, _) = medeiros
+    assert i_thick / i_thin >= 1.05, medeiros
+
+
+@pytest.mark.xfail(strict=True, reason="model equal-fraction current ratio x1.06 at the thinner group's tolerated "
+                   "fraction 0.454 (x1.05-1.11 over fractions 0.02-0.7; the layered-model reference G1 suggests "
+                   "~x1.2-1.3 for these fat thicknesses 10 mm into muscle): the recruitment model's fat sensitivity "
+                   "is too small for Medeiros's numbers, whatever the discomfort model does "
+                   "(docs/literature/person_factors.md)")
+def test_thicker_skinfold_shifts_recruitment_by_at_least_the_tolerated_current_ratio(medeiros_curves):
+    """A consequence of Medeiros et al. 2015's group means that needs no discomfort model: the
+    thicker group received ×1.32 the current and still produced less torque (×0.725), so with
+    torque rising monotonically with current the thicker group needs more than ×1.32 the current
+    for the thinner group's torque. Model: current for the thinner group's motor fraction at
+    its NRS 8, thicker/thinner. Tolerance: ≥ 1.32 − 0.15 (the magnitude test's tolerance)."""
+    (nrs_thin, m_thin), (_, m_thick) = medeiros_curves
+    level = float(np.interp(np.log(_crossing_ma(nrs_thin, TOLERATED_NRS)), np.log(MEDEIROS_AMPS_MA), m_thin))
+    ratio = _crossing_ma(m_thick, level) / _crossing_ma(m_thin, level)
+    assert ratio >= 1.32 - 0.15, (level, ratio)
