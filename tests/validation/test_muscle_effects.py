@@ -196,8 +196,11 @@ def test_doublet_augments_torque_time_integral_in_fatigued_muscle_bickel2004():
 @pytest.mark.xfail(strict=True, reason="model: the type-I-poor variant (type I area 0.10, the "
                    "SCI stand-in of test_fewer_type_I_fibres_fatigue_more_bickel2004) gets +20.0 % "
                    "fatigued, like able-bodied muscle (+18.2 %); published +6 % (chronic SCI). The "
-                   "catch-like gain is not fibre-type dependent (Burke 1970 found the catch property "
-                   "in slow units) and does not shrink with the faster rise time Bickel et al. blame")
+                   "catch-like gain is not fibre-type dependent, and made faster as Bickel et al. "
+                   "measured (tau1, tau2 x 0.67: rise 218 -> 155 ms) the stand-in gains more (+23.0 %). "
+                   "No sourced per-type weight: Burke 1970 saw the catch property in S units, a 2012 "
+                   "adductor pollicis study in slow and fast ones, and paralysed (fast) muscle shows "
+                   "enhanced doublet potentiation (docs/literature/muscle_fatigue_effects.md, session 8b)")
 def test_doublet_gain_small_in_fast_sci_muscle_bickel2004():
     """B5a. Bickel et al. 2004: in fatigued chronic SCI quadriceps (fast, type II) the initial
     5 ms doublet raised the torque–time integral by only 6 % (acute SCI 0 %), against 18 % in
