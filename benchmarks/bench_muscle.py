@@ -41,6 +41,7 @@ import numpy as np
 from _report import machine, publish  # benchmarks/_report.py (scripts run from this folder)
 
 from emsim.physiology import muscle as mus
+from emsim.physiology.fatigue import deficit_uses_economy, economy_factors
 
 FREQ_HZ = 85.0
 ON_S, OFF_S = 4.0, 4.0
@@ -91,7 +92,10 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     it is or, for a deficit with a saturation level S_j, as X ← X + min(1, k)·(S_j − X). A is
     ``A_rest · (1 − ΣX_capacity)``, Km is ``Km_rest · (1 + ΣX_Km) / (1 + ΣX_gain)``; the
     catch-like gain's weight is 0 unless its interval is at most half the next one of the train
-    (the previous one for a train's last pulse). Between pulses the RHS is smooth
+    (the previous one for a train's last pulse). Where the muscle's economy of sustained
+    activation is on (:func:`emsim.physiology.fatigue.economy_factors`), the factor R_i of pulse
+    i multiplies its cost and the force drive until the next pulse, in the Ding-mechanism
+    deficits. Between pulses the RHS is smooth
     and DOP853 integrates it, one pulse interval at a time. Returns the total force of each row
     at ``t_eval`` (shape ``(rows, len(t_eval))``) and the deficits at the end.
     """
@@ -123,6 +127,12 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     nb = np.where(nxt > 0.25, np.concatenate([[np.inf], dt[:-1]]), nxt)
     pw = np.where(model.mech[None, :] == 3, pw * (dt <= 0.5 * nb)[:, None], pw)
     pw = np.where(pw < 1e-9, 0.0, pw)   # intervals at the threshold, up to rounding
+    # economy of sustained activation: R_i weights pulse i's cost and the force drive until the
+    # next pulse, in the deficits it applies to (1 everywhere when it is off)
+    r_econ = economy_factors(pulses, muscle.fatigue)
+    hold = (np.ones((pulses.size, model.mech.size)) if r_econ is None
+            else np.where(deficit_uses_economy(muscle.fatigue)[None, :], r_econ[:, None], 1.0))
+    pw = pw * hold
     tf, phi_g, dep = cells.time_factor, cells.fatigability, cells.depth
     w = np.where(cells.weight > 0, cells.weight, 1e-300)   # padded cells stay at F = 0
     g, g_pulse, mech = model.gains, model.pulse_gains, model.mech
@@ -147,14 +157,16 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
         df = a * s - f / (t1 + model.tau2 * tf * s)
         omega = 1.0 - model.occlusion + model.occlusion * f.sum(axis=1, keepdims=True) / model.f_max
         load = phi_g * omega * f / w
-        dx = g * load[..., None] - x / model.taus
+        dx = g * hold_now[0] * load[..., None] - x / model.taus
         return np.concatenate([-e / model.tau_c, e - cn / model.tau_c, df, dx.reshape(B, -1)],
                               axis=1).ravel()
 
     y = np.zeros((B, n_e + C + nd * C))
     out = np.zeros((B, t_eval.size))
     bounds = np.append(pulses, max(t_eval[-1], pulses[-1]))
+    hold_now = [hold[0]]
     for i in range(pulses.size):
+        hold_now[0] = hold[i]
         y[:, :D] += lam_d[:, :, i] * rfac[i] / model.tau_c
         x = y[:, n_e + C:].reshape(B, C, nd)
         cap = np.clip(1.0 - x[..., mech == 0].sum(axis=-1), 0.0, 1.0)

@@ -979,8 +979,10 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             if fatigue:
                 j2 = F[q] * ftot * 0.5 * t1 * -np.expm1(-2.0 * rem / t1)
                 dr = phg[q] / W[q] * (occl_a * j1 + occl_b * j2)
+                # the gains of the contraction's last pulse (its economy factor, when set)
+                gl = p0 + pulse_node.size - 1 if gains.shape[0] > 1 else 0
                 for j in range(nd):
-                    X[q, j] += gains[j] * dr
+                    X[q, j] += gains[gl, j] * dr
     for q in range(na):
         t1 = t1c[q] * (1.0 + _mech_sum(X, q, mech, 1))
         fend[q] = F[q]

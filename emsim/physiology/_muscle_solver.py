@@ -55,6 +55,7 @@ trace 0.5 %, per-contraction peaks and force-time integrals 0.1 %, deficits 1e-3
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -135,6 +136,10 @@ class Model:
     # deficit_saturation_levels)
     rate_cap: np.ndarray | None = None
     saturation: np.ndarray | None = None
+    # economy of sustained activation: the factors of a pulse timing (fatigue.economy_factors;
+    # None: off) and (n,) which deficits they weight (fatigue.deficit_uses_economy)
+    economy: Callable[[np.ndarray], np.ndarray | None] | None = None
+    economy_mask: np.ndarray | None = None
 
     def __post_init__(self):
         n = self.mech.size
@@ -146,6 +151,16 @@ class Model:
             self.rate_cap = np.zeros(n)
         if self.saturation is None:
             self.saturation = np.zeros(n)
+        if self.economy_mask is None:
+            self.economy_mask = np.zeros(n, dtype=np.bool_)
+
+    def drive_weights(self, pulses: np.ndarray) -> np.ndarray | None:
+        """Per pulse and deficit, the economy factor that weights the pulse's cost and the force
+        drive until the next pulse, shape (P, n); None when every factor is 1."""
+        r = None if self.economy is None else self.economy(pulses)
+        if r is None or not np.any(self.economy_mask):
+            return None
+        return np.where(self.economy_mask[None, :], r[:, None], 1.0)
 
     def for_kernel(self, pw: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Force gains, pulse gains and fatigue flag the kernel runs with for pulse weights
@@ -426,9 +441,15 @@ def _unit_ids(segs: list[Segment], pkey: np.ndarray) -> np.ndarray:
                                     len(ids)) for k, s in enumerate(segs)], dtype=np.int64)
 
 
-def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.ndarray) -> tuple:
+def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.ndarray,
+                hold: np.ndarray | None = None) -> tuple:
     """The kernel's step and interval tables of every distinct node grid, concatenated (the
-    ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows)."""
+    ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows).
+
+    ``hold`` (P, n), the drive weights of :meth:`Model.drive_weights`, scales each interval's
+    and node step's force-drive gains by the weight of the pulse that starts the interval
+    (contractions share a grid only when their pulse keys, which include these weights, agree).
+    """
     first = {}
     for k, u in enumerate(uid):
         first.setdefault(int(u), k)
@@ -461,7 +482,14 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
         idx = np.arange(pn.size)
         stops = np.where(np.append(~same[1:], True), idx, pn.size - 1)
         run_end = np.minimum.accumulate(stops[::-1])[::-1]
-        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end))
+        if hold is None:
+            hw_int = np.ones((pn.size, gains.size))
+        else:
+            hw_int = hold[seg.pulse_index]
+        # node step k belongs to the interval of the last pulse at or before it
+        iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
+        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end,
+                      hw_int, hw_int[iv]))
     n_nodes = np.array([p[0].size for p in parts], dtype=np.int64)
     n_pulses = np.array([p[2].size for p in parts], dtype=np.int64)
     h = np.concatenate([p[1] for p in parts])
@@ -473,10 +501,12 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
             np.concatenate([p[0] for p in parts]), h, np.exp(-h / model.tau_c),
             np.exp(-0.5 * h / model.tau_c),
             c(np.exp(-h[:, None] / taus[None, :])),
-            c(gains[None, :] * np.exp(-0.5 * h[:, None] / taus[None, :])),
+            c(gains[None, :] * np.concatenate([p[8] for p in parts])
+              * np.exp(-0.5 * h[:, None] / taus[None, :])),
             np.concatenate([p[2] for p in parts]),
             c(np.exp(-ilen[:, None] / taus[None, :])),
-            c(gains[None, :] * np.exp(-0.5 * ilen[:, None] / taus[None, :])),
+            c(gains[None, :] * np.concatenate([p[7] for p in parts])
+              * np.exp(-0.5 * ilen[:, None] / taus[None, :])),
             np.concatenate([p[4] for p in parts]), ilen,
             np.concatenate([p[6] for p in parts]).astype(np.int64))
 
@@ -491,6 +521,14 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     K = c_start.size
     rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(pulses, prepend=-np.inf) / model.tau_c)
     pw = pulse_weights(pulses, model.thresholds, model.rate_cap, model.mech == 3)
+    # the interval stepping inside a contraction needs only the force map to repeat: the
+    # deficits' increments of skipped intervals are interpolated, so the economy factor (smooth
+    # in time) is left out of the keys that decide it
+    pkey_step = _pulse_keys(rfac, pw)
+    hold = model.drive_weights(pulses)
+    if hold is not None:
+        # the economy factor weights each pulse's cost as it weights the drive after it
+        pw = np.ascontiguousarray(pw * hold)
     gains, pulse_gains, fatigue = model.for_kernel(pw)
     pkey = _pulse_keys(rfac, pw)
     uid = _unit_ids(segs, pkey)
@@ -527,7 +565,9 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     prm = (model.a_rest, model.tau1, model.tau2, model.km, model.tau_c,
            float(np.any(pulse_gains != 0.0)), 1.0 - model.occlusion,
            model.occlusion / model.f_max, tol)
-    defs = (f64(gains), f64(pulse_gains),
+    # the force-drive gains per pulse (economy factor of the contraction's last pulse) for the
+    # drive of the force left after the integrated relaxation tail
+    defs = (f64(gains[None, :] if hold is None else gains[None, :] * hold), f64(pulse_gains),
             np.ascontiguousarray(model.mech, dtype=np.int64), f64(model.taus), pw,
             np.ascontiguousarray(model.pulse_fatigability, dtype=np.bool_),
             f64(model.saturation))
@@ -536,7 +576,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
             np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
     grid_model = model if gains is model.gains else replace(model, gains=gains)
-    kernel.march(_pack_grids(segs, uid, grid_model, pkey), seg_tabs,
+    kernel.march(_pack_grids(segs, uid, grid_model, pkey_step, hold), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
                  fatigue, 0.0 if skip_tol is None else float(skip_tol), outs)
     peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs

@@ -113,6 +113,35 @@ give at most +2.9 %); S, 10 ms, ½ and 1 s are assumed. Known limit: the gain is
 fibre type, whereas Burke found the catch property in slow units and Bickel's fast SCI muscle
 gained only 6 %.
 
+Economy of sustained (fused) activation
+---------------------------------------
+The Ding-mechanism drives (the force drive and the per-pulse cost) of every deficit except the
+slow Km one (low-frequency fatigue, :func:`deficit_uses_economy`) are multiplied by a factor
+R ∈ [R_f, 1] that depends on the pulse timing alone. Each pulse interval Δt has a fusion
+weight ``w = clip((Δt_U − Δt)/(Δt_U − Δt_F), 0, 1)`` (1 at intervals up to
+``economy_fused_interval`` Δt_F = 50 ms, 0 from ``economy_unfused_interval`` Δt_U = 150 ms on,
+so twitch trains below ~7 Hz and rests have w = 0); over the interval R relaxes to R_f with
+``economy_onset`` τ_d in proportion to w and back to 1 with ``economy_recovery`` τ_r in
+proportion to 1 − w::
+
+    dR/dt = −w·(R − R_f)/τ_d + (1 − w)·(1 − R)/τ_r        (exact over each interval)
+    R_1 = 1;  pulse i's cost and the force drive up to the next pulse are weighted by R_i
+
+(:func:`economy_factors`). A contraction held for seconds at a fused rate costs R_f (0.1) of
+what its first second costs, while short trains with rests of a second or so, and unfused
+twitch trains, pay the full drive. Why: fatigue under stimulation tracks the cost of
+*attaining* force more than of maintaining it. Continuous stimulation of the quadriceps kept its
+force while intermittent stimulation at the same initial force lost half of it, with a higher
+ATP cost per unit work that rose with time during intermittent and fell with time during
+continuous stimulation (Chasiotis, Bergström & Hultman 1987, J Appl Physiol 63:167, occluded,
+20 Hz); shorter contractions of the same total duration fatigued faster (Bergström & Hultman
+1988, J Appl Physiol 65:1500); fatigue followed initial peak force, not the force–time
+integral (Russ, Vandenborne & Binder-Macleod 2002, J Appl Physiol 93:469); supramaximal 30 Hz
+nerve stimulation for 60 s kept an endurance index of 0.90 (Fuglevand & Keen 2003, J Physiol
+549:865). The weights' shape (an exponential approach, an onset of ~2 s, a floor, the fusion
+interval band) is a design choice, fitted, not measured. It is off (R ≡ 1) with
+``economy_floor`` = 1, the default, and in Ding 2003.
+
 Recovery is linear, so a rest interval is one exponential per deficit, exact for any length.
 """
 
@@ -122,12 +151,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emsim.physiology._jit import jit
 from emsim.physiology.errors import ModelParameterError
 
 __all__ = ["FatigueParameters", "FATIGUE_SPEC", "N_DEFICITS", "MECH_CAPACITY", "MECH_TAU1",
            "MECH_KM", "MECH_GAIN", "deficit_gains", "deficit_mechanisms", "deficit_time_constants",
            "deficit_interval_thresholds", "deficit_rate_cap_intervals",
-           "deficit_uses_fatigability", "deficit_saturation_levels"]
+           "deficit_uses_fatigability", "deficit_saturation_levels", "deficit_uses_economy",
+           "economy_factors"]
 
 #: name → (unit in the data file, check, required)
 FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
@@ -147,6 +178,11 @@ FATIGUE_SPEC: dict[str, tuple[str, str, bool]] = {
     "catch_saturation": ("1", "positive", False),
     "catch_interval": ("s", "positive", False),
     "catch_decay": ("s", "positive", False),
+    "economy_floor": ("1", "positive", False),
+    "economy_onset": ("s", "positive", False),
+    "economy_recovery": ("s", "positive", False),
+    "economy_fused_interval": ("s", "positive", False),
+    "economy_unfused_interval": ("s", "positive", False),
 }
 
 #: Deficit order: A fast, A slow, τ1 fast, τ1 slow, Km fast, Km slow, A high-frequency,
@@ -208,6 +244,16 @@ class FatigueParameters:
         (:func:`emsim.physiology._muscle_solver.pulse_weights`).
     catch_decay : float
         τ_C, decay time constant of the catch-like gain, s.
+    economy_floor : float
+        R_f (0 < R_f ≤ 1; 1 = off): the factor on the Ding-mechanism drives that a contraction
+        held at a fused rate approaches (:func:`economy_factors`).
+    economy_onset : float
+        τ_d, s: how fast the factor falls to R_f during fused stimulation.
+    economy_recovery : float
+        τ_r, s: how fast it returns to 1 during rests and unfused (twitch) stimulation.
+    economy_fused_interval, economy_unfused_interval : float
+        Δt_F < Δt_U, s: pulse intervals up to Δt_F count as fused (weight 1), from Δt_U on as
+        unfused (weight 0), linear in between.
     """
 
     recovery_fast: float = 127.0
@@ -226,6 +272,11 @@ class FatigueParameters:
     catch_saturation: float = 0.5
     catch_interval: float = 0.010
     catch_decay: float = 1.0
+    economy_floor: float = 1.0
+    economy_onset: float = 2.0
+    economy_recovery: float = 0.5
+    economy_fused_interval: float = 0.05
+    economy_unfused_interval: float = 0.15
 
     def __post_init__(self):
         for name in ("slow_share_a", "slow_share_tau1", "slow_share_km", "occlusion_gain"):
@@ -251,6 +302,22 @@ class FatigueParameters:
             raise ModelParameterError("fatigue parameter pulse_rate_cap out of range",
                                       path="fatigue.pulse_rate_cap", value=self.pulse_rate_cap,
                                       allowed=f"0 ≤ value < hff_interval ({self.hff_interval} s)")
+        if not (np.isfinite(self.economy_floor) and 0 < self.economy_floor <= 1):
+            raise ModelParameterError("fatigue parameter economy_floor out of range",
+                                      path="fatigue.economy_floor", value=self.economy_floor,
+                                      allowed="0 < value ≤ 1 (1: off)")
+        for name in ("economy_onset", "economy_recovery", "economy_fused_interval"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ModelParameterError(f"fatigue parameter {name} out of range",
+                                          path=f"fatigue.{name}", value=v, allowed="> 0 s")
+        if not (np.isfinite(self.economy_unfused_interval)
+                and self.economy_unfused_interval > self.economy_fused_interval):
+            raise ModelParameterError("fatigue parameter economy_unfused_interval out of range",
+                                      path="fatigue.economy_unfused_interval",
+                                      value=self.economy_unfused_interval,
+                                      allowed=f"> economy_fused_interval "
+                                              f"({self.economy_fused_interval} s)")
         if not (np.isfinite(self.catch_gain) and self.catch_gain >= 0):
             raise ModelParameterError("fatigue parameter catch_gain out of range",
                                       path="fatigue.catch_gain", value=self.catch_gain,
@@ -350,3 +417,57 @@ def deficit_saturation_levels(fat: FatigueParameters) -> np.ndarray:
     0 ≤ X ≤ S_j for any pulse pattern (the catch-like gain: at most ``catch_saturation``).
     """
     return np.array([0.0] * 7 + [fat.catch_saturation])
+
+
+def deficit_uses_economy(fat: FatigueParameters) -> np.ndarray:
+    """Per deficit, whether its drives (force and per pulse) are weighted by the economy factor
+    of :func:`economy_factors` (bool): the fast and slow capacity and relaxation deficits and
+    the fast Km deficit. Not the slow Km deficit (low-frequency fatigue, which follows the time
+    spent activated: Rankin & Stokes 1992 found it after ten 10 s contractions), nor
+    high-frequency fatigue (an excitation failure set by the rate) nor the catch-like gain."""
+    return np.array([True] * 5 + [False, False, False], dtype=np.bool_)
+
+
+@jit(error_model="numpy", nogil=True)
+def _economy_recursion(pulses, floor, onset, recovery, fused, unfused, out):
+    r = 1.0
+    for i in range(pulses.size):
+        if i == 0:
+            r = 1.0
+        else:
+            dt = pulses[i] - pulses[i - 1]
+            w = (unfused - dt) / (unfused - fused)
+            w = 0.0 if w < 0.0 else (1.0 if w > 1.0 else w)
+            k = w / onset + (1.0 - w) / recovery
+            r_inf = (w * floor / onset + (1.0 - w) / recovery) / k
+            r = r_inf + (r - r_inf) * np.exp(-k * dt)
+        out[i] = r
+
+
+def economy_factors(pulses: np.ndarray, fat: FatigueParameters) -> np.ndarray | None:
+    """Economy factor R_i of each pulse of one timing (see the module docstring), or None when
+    the economy is off (``economy_floor`` = 1).
+
+    Parameters
+    ----------
+    pulses : numpy.ndarray, shape (P,)
+        Sorted pulse times, s.
+    fat : FatigueParameters
+
+    Returns
+    -------
+    numpy.ndarray, shape (P,), or None
+        R_1 = 1; R_i = R_∞ + (R_{i−1} − R_∞)·e^{−k·Δt_i} with the interval's fusion weight
+        w = clip((Δt_U − Δt_i)/(Δt_U − Δt_F), 0, 1), k = w/τ_d + (1 − w)/τ_r and
+        R_∞ = (w·R_f/τ_d + (1 − w)/τ_r)/k: the exact solution of
+        dR/dt = −w·(R − R_f)/τ_d + (1 − w)·(1 − R)/τ_r over the interval. Pulse i's per-pulse
+        cost and the force drive until pulse i+1 (for a contraction's last pulse, until the next
+        contraction) are multiplied by R_i in the deficits of :func:`deficit_uses_economy`.
+    """
+    if fat.economy_floor >= 1.0:
+        return None
+    out = np.empty(np.size(pulses))
+    _economy_recursion(np.ascontiguousarray(pulses, dtype=np.float64), float(fat.economy_floor),
+                       float(fat.economy_onset), float(fat.economy_recovery),
+                       float(fat.economy_fused_interval), float(fat.economy_unfused_interval), out)
+    return out

@@ -28,7 +28,7 @@ intervals inside a contraction).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -44,6 +44,7 @@ from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_max_ste
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
 from emsim.physiology.fatigue import (FATIGUE_SPEC, MECH_CAPACITY, FatigueParameters,
                                       deficit_gains, deficit_rate_cap_intervals,
+                                      deficit_uses_economy, economy_factors,
                                       deficit_interval_thresholds, deficit_mechanisms,
                                       deficit_saturation_levels, deficit_time_constants,
                                       deficit_uses_fatigability)
@@ -413,7 +414,9 @@ def _model(muscle: MuscleParameters, fatigue: bool) -> solver.Model:
                         mech=mech, taus=deficit_time_constants(f),
                         occlusion=f.occlusion_gain, f_max=muscle.max_force, fatigue=bool(fatigue),
                         thresholds=thr, pulse_fatigability=use_fat.astype(np.bool_),
-                        rate_cap=cap, saturation=sat)
+                        rate_cap=cap, saturation=sat,
+                        economy=partial(economy_factors, fat=f),
+                        economy_mask=np.asarray(deficit_uses_economy(f), dtype=np.bool_))
 
 
 def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003", *,
