@@ -10,6 +10,10 @@ Python), as plain loops, batch rows split over the threads (:func:`_over_rows`),
 wheels need no compiler on the user's machine. Compiled code is cached next to this file (``cache=True``); where
 that directory is not writable, numba uses its user-wide cache directory, and where no cache
 location is writable at all the kernels are compiled in memory at each start (with a warning).
+The row loop (:func:`_march_row`) allocates every array a row needs once; the functions it calls
+per contraction and interval allocate nothing and are compiled without numba's reference
+counting (``_nrt=False``): each array unpacked from an argument tuple otherwise costs an
+incref/decref call pair, which summed to ~25 % of a batch's CPU time (issue 3, session 7).
 
 The equations are those of :mod:`emsim.physiology.fatigue` (see :func:`march`):
 
@@ -696,7 +700,8 @@ def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
         gh[1, 2, q] = (F[q] - g * S0[q, 0]) / (1.0 - g)
 
 
-@jit(error_model="numpy", nogil=True, fastmath=True)
+# no reference counting (module docstring): the inlined interval alone unpacks ~50 arrays
+@jit(error_model="numpy", nogil=True, fastmath=True, _nrt=False)
 def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, sbuf,
                  fnod, dfnod, cpk_all, fend, t1end):
     """Integrate one contraction of row b and the rest after it, in place: ``st`` =
@@ -1000,7 +1005,7 @@ def _capacity(X, q, mech):
     return 1e-12 if cap < 1e-12 else (1.0 if cap > 1.0 else cap)
 
 
-@jit(error_model="numpy", nogil=True)
+@jit(error_model="numpy", nogil=True, _nrt=False)
 def _envelope(M, m, x, u0, slope, mech, out):
     """``out`` = x after m cycles of ``x ← M·x + (u0 + j·slope)·capacity(x)``, j = 0 … m−1
     (per integrated cell; without the capacity factor for gains on A, mechanism 3)."""
@@ -1016,7 +1021,7 @@ def _envelope(M, m, x, u0, slope, mech, out):
                 out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * c
 
 
-@jit(error_model="numpy", nogil=True)
+@jit(error_model="numpy", nogil=True, _nrt=False)
 def _per_capacity(xn, M, x, mech, out):
     """A cycle's deficit increments per unit of the capacity it started with.
 
@@ -1035,7 +1040,7 @@ def _per_capacity(xn, M, x, mech, out):
             out[q, j] = (xn[q, j] - M[j] * x[q, j]) / c
 
 
-@jit(error_model="numpy", nogil=True)
+@jit(error_model="numpy", nogil=True, _nrt=False)
 def _seg_grid(g, tabs):
     """Views of grid g's tables (see :func:`march`)."""
     (n_off, p_off, n_nodes, n_pulses, rem, nodes, h, dc, dch, sdec, sgm, pn, idec, igm, same,
@@ -1046,7 +1051,7 @@ def _seg_grid(g, tabs):
              sgm[o:o + N - 1], run_end[po:po + P]), rem[g], nodes[o:o + N])
 
 
-@jit(error_model="numpy", nogil=True)
+@jit(error_model="numpy", nogil=True, _nrt=False)
 def _record(b, k, sa, sb, th, o, segs, tabs, cells, na, outs):
     """Contraction k's outputs: those of slot ``sa`` (an integrated contraction) or, with
     ``th > 0``, ``(1 − th)·sa + th·sb`` (one stepped over, between two integrated ones); its
@@ -1111,7 +1116,7 @@ def _record(b, k, sa, sb, th, o, segs, tabs, cells, na, outs):
             force[b, s] = tot
 
 
-@jit(error_model="numpy", nogil=True)
+@jit(error_model="numpy", nogil=True, _nrt=False)
 def _run(b, k, slot, tabs, segs, rows, prm, defs, fatigue, trace, work, outs):
     """Integrate contraction k of row b from the row's state into output slot ``slot``."""
     cw, st, ws, sbuf, o = work
