@@ -404,22 +404,12 @@ def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
     cap = np.zeros_like(thr) if rate_cap is None else np.asarray(rate_cap, dtype=np.float64)
     if not np.any(thr > 0.0) and not np.any(cap > 0.0):
         return np.ones((1, thr.size))
-    gap = np.diff(pulses, prepend=-np.inf)[:, None]
-    on = thr > 0.0
-    # ramp from 0 at τ_j to 1 at τ_R,j (at Δt = 0 without a cap)
-    w = np.clip((thr - np.maximum(gap, cap)) / np.where(on, thr - cap, 1.0), 0.0, 1.0)
-    w = np.where(on, w, 1.0)
-    capped = cap > 0.0
-    w = w * np.where(capped, np.minimum(1.0, gap / np.where(capped, cap, 1.0)), 1.0)
-    if catch is not None:
-        dt = gap[:, 0]
-        nxt = np.append(dt[1:], np.inf)
-        prev = np.concatenate([[np.inf], dt[:-1]])
-        stands_out = dt <= CATCH_CONTRAST * np.where(nxt > GAP, prev, nxt)
-        w = np.where(np.asarray(catch, dtype=bool)[None, :] & ~stands_out[:, None], 0.0, w)
+    flags = np.zeros(thr.size, dtype=np.bool_) if catch is None else np.asarray(catch, dtype=np.bool_)
     # a pulse at the threshold interval costs nothing, up to the rounding of compiled pulse
-    # times (a 100 Hz train's intervals are 10 ms ± 1 ulp)
-    return np.ascontiguousarray(np.where(w < WEIGHT_FLOOR, 0.0, w))
+    # times (a 100 Hz train's intervals are 10 ms ± 1 ulp): weights below WEIGHT_FLOOR are 0
+    return kernel.pulse_weight_table(np.ascontiguousarray(pulses, dtype=np.float64), thr,
+                                     np.ascontiguousarray(cap), flags, CATCH_CONTRAST, GAP,
+                                     WEIGHT_FLOOR)
 
 
 def _pulse_keys(rfac: np.ndarray, pw: np.ndarray) -> np.ndarray:

@@ -170,3 +170,39 @@ def test_pulse_weights_with_a_rate_cap():
     assert w[4, 1] == pytest.approx(0.4) and w[5, 1] == 0.0
     near = pulse_weights(np.array([0.0, np.nextafter(0.025, 0.0)]), np.array([0.025]))
     assert near[1, 0] == 0.0
+
+
+def _weights_numpy(pulses, thr, cap, catch):
+    """The array form of the weights (as written before the compiled table): the reference."""
+    from emsim.physiology._muscle_solver import CATCH_CONTRAST, GAP, WEIGHT_FLOOR
+
+    gap = np.diff(pulses, prepend=-np.inf)[:, None]
+    on = thr > 0.0
+    w = np.clip((thr - np.maximum(gap, cap)) / np.where(on, thr - cap, 1.0), 0.0, 1.0)
+    w = np.where(on, w, 1.0)
+    capped = cap > 0.0
+    w = w * np.where(capped, np.minimum(1.0, gap / np.where(capped, cap, 1.0)), 1.0)
+    dt = gap[:, 0]
+    nxt = np.append(dt[1:], np.inf)
+    prev = np.concatenate([[np.inf], dt[:-1]])
+    stands_out = dt <= CATCH_CONTRAST * np.where(nxt > GAP, prev, nxt)
+    w = np.where(catch[None, :] & ~stands_out[:, None], 0.0, w)
+    return np.where(w < WEIGHT_FLOOR, 0.0, w)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_pulse_weights_match_the_array_form(seed):
+    """Doublets, triplets, rests, variable rates, thresholds with and without a rate cap and
+    catch-like deficits: the compiled table equals the array form exactly."""
+    from emsim.physiology._muscle_solver import pulse_weights
+
+    rng = np.random.default_rng(seed)
+    gaps = rng.choice([0.004, 0.005, 0.01, 0.0125, 0.025, 0.05, 0.07, 0.3, 2.0], size=400)
+    free = rng.random(400) < 0.3
+    gaps[free] = rng.uniform(0.003, 0.1, size=int(free.sum()))
+    p = np.cumsum(gaps)
+    thr = np.array([0.0, 0.025, 0.1, 0.0, 0.025, 0.05])
+    cap = np.array([0.0, 0.0125, 0.0, 0.0125, 0.0, 0.0])
+    catch = np.array([False, False, False, False, True, True])
+    assert np.array_equal(pulse_weights(p, thr, cap, catch), _weights_numpy(p, thr, cap, catch))
+    assert np.array_equal(pulse_weights(p, thr, cap), _weights_numpy(p, thr, cap, np.zeros(6, bool)))
