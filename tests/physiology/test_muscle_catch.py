@@ -14,7 +14,7 @@ import pytest
 
 from emsim.physiology import fatigue as fat
 from emsim.physiology.muscle import SKIP_TOL, load_muscle, simulate
-from tests.physiology.test_muscle_kernel import check_against_reference, load_bench, without_economy
+from tests.physiology.test_muscle_kernel import check_against_reference, load_bench
 
 CATCH = fat.N_DEFICITS - 1   # index of the catch-like gain
 
@@ -175,10 +175,7 @@ def test_repeated_doublet_contractions_are_stepped_over(muscle):
     relative (the gain carried between contractions is not scaled by capacity); the
     interpolated per-contraction peaks and force-time integrals no further off than for the
     same program without the gain (for this protocol the stepping's own error is ~1.2e-3
-    relative either way, above the 1e-3 of the 85 Hz benchmark session). Economy of sustained
-    activation off, so the comparison isolates the gain (with the shipped economy on: 8.1e-4 with
-    the gain, 5.8e-4 without)."""
-    muscle = without_economy(muscle)
+    relative either way, above the 1e-3 of the 85 Hz benchmark session)."""
     one = np.sort(np.concatenate([np.arange(0.0, 0.5, 0.05), np.arange(0.0, 0.5, 0.05) + 0.005]))
     p = np.concatenate([k * 2.0 + one for k in range(60)])
     errs, gains = [], []

@@ -72,12 +72,12 @@ def test_rest_recovers_with_the_recovery_time():
 
 
 def test_off_by_default_and_only_on_the_ding_deficits():
-    """Off by default and in Ding 2003, on in the shipped muscle files (floor 0.05, session 7);
-    on, it weights the capacity, relaxation and fast Km deficits, not the slow Km one, high-frequency fatigue or the gain."""
+    """Off by default, in Ding 2003 and in every shipped muscle; on, it weights the capacity,
+    relaxation and fast Km deficits, not the slow Km one, high-frequency fatigue or the gain."""
     assert economy_factors(np.arange(0.0, 1.0, 0.01), FatigueParameters()) is None
     assert economy_factors(np.arange(0.0, 1.0, 0.01), FatigueParameters.ding2003(127.0)) is None
     for name in ("quadriceps_ding2003", "lumbar_erector_spinae"):
-        assert load_muscle(name).fatigue.economy_floor == pytest.approx(0.05)
+        assert load_muscle(name).fatigue.economy_floor == 1.0
     mask = deficit_uses_economy(ON)
     assert mask[:5].all() and not mask[5:].any()
 

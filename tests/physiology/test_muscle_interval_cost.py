@@ -12,7 +12,6 @@ import pytest
 from emsim.physiology.errors import ModelParameterError
 from emsim.physiology.muscle import SKIP_TOL, load_muscle, simulate
 from tests.physiology.test_muscle_kernel import (_with_deficits, check_against_reference,
-                                                 without_economy,
                                                  load_bench)
 
 G, TAU, THR = 0.004, 3.0, 0.025
@@ -20,7 +19,7 @@ G, TAU, THR = 0.004, 3.0, 0.025
 
 @pytest.fixture(scope="module")
 def muscle():
-    return without_economy(load_muscle("quadriceps_ding2003"))
+    return load_muscle("quadriceps_ding2003")
 
 
 def _steps(*parts):

@@ -3,7 +3,6 @@ paths: a fine ``solve_ivp`` solution, unmerged cells, one thread, every interval
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -23,13 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 @pytest.fixture(scope="module")
 def muscle():
-    """Quadriceps with the economy of sustained activation off: these tests check the kernel's
-    deficit recursions on their own (the economy has its own tests, test_muscle_economy.py)."""
-    return without_economy(load_muscle("quadriceps_ding2003"))
-
-
-def without_economy(m):
-    return dataclasses.replace(m, fatigue=dataclasses.replace(m.fatigue, economy_floor=1.0))
+    return load_muscle("quadriceps_ding2003")
 
 
 def load_bench():

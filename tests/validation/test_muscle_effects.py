@@ -338,17 +338,17 @@ def test_sustained_high_rate_loses_more_force_than_an_mvc_bigland_ritchie1979():
     assert res["80-20"][0] > res["80"][0], res
 
 
+@pytest.mark.xfail(strict=True, reason="model: force at 60 s of an 80 -> 20 Hz ramp 0.23 of the "
+                   "first second (published: like a 60 s MVC, 0.50-0.70). The Ding-mechanism "
+                   "deficits are driven by force x time, so a sustained full-recruitment "
+                   "contraction fatigues far more than the intermittent protocols they were "
+                   "fitted to (Bickel 2004, Bickel 2012); see also Fuglevand & Keen 2003 below")
 def test_progressively_reduced_rate_loses_force_like_an_mvc_bigland_ritchie1979():
     """B10b. Bigland-Ritchie, Jones & Woods 1979: maximal nerve stimulation at a rate reduced
     progressively from 80 to 20 Hz lost force like a sustained MVC, which loses 30–50 % in 60 s
     (Bigland-Ritchie et al. 1982). Simulated: linear 80 → 20 Hz ramp over 60 s, full recruitment.
     Tolerance: force at 60 s 0.50–0.70 of the first second, ± 0.10 (the ramp's exact time course
-    and the MVC duration were not read).
-
-    Not independent: the economy of sustained activation (``economy_*`` in models/muscles,
-    :mod:`emsim.physiology.fatigue`) was fitted by hand in session 7 so that B10b, B10c and B10e
-    pass together with every intermittent protocol of this file (docs/literature/
-    muscle_fatigue_effects.md, sessions 8 and 8b). Before it: 0.230. Model now: 0.403 (margin 0.003)."""
+    and the MVC duration were not read)."""
     _, end = sustained(simulate(ramp(80, 20, 60.0), QUAD, recruitment=1.0, dt=2e-3), 60.0)
     assert 0.40 <= end <= 0.80, end
 
@@ -368,14 +368,16 @@ def test_declining_rate_lowers_the_endurance_index_fuglevand_keen2003():
     assert const > falling, (const, falling)
 
 
+@pytest.mark.xfail(strict=True, reason="model (quadriceps parameters, full recruitment): endurance "
+                   "index 0.58 at a constant 30 Hz, 0.55 for 30 -> 15 Hz (published 0.90 and 0.76). "
+                   "No high-frequency fatigue at 30 Hz: the force-driven Ding-mechanism deficits "
+                   "overshoot under continuous stimulation. The adductor pollicis (about 80 % type I) "
+                   "is more fatigue resistant than the quadriceps, but the pool's class rates are "
+                   "normalised to a force-weighted mean of 1, so the type I fraction hardly moves "
+                   "the whole-muscle rate (0.58 at 80 % type I)")
 def test_endurance_index_of_sustained_30_hz_stimulation_fuglevand_keen2003():
     """B10c. Fuglevand & Keen 2003: endurance index 0.90 ± 0.13 (constant 30 Hz) and
-    0.76 ± 0.16 (30 → 15 Hz) over 60 s. Tolerance: mean ± 1 SD.
-
-    Not independent: the economy of sustained activation (``economy_*`` in models/muscles,
-    :mod:`emsim.physiology.fatigue`) was fitted by hand in session 7 so that B10b, B10c and B10e
-    pass together with every intermittent protocol of this file (docs/literature/
-    muscle_fatigue_effects.md, sessions 8 and 8b). Before it: 0.576 / 0.551. Model now: 0.793 / 0.716."""
+    0.76 ± 0.16 (30 → 15 Hz) over 60 s. Tolerance: mean ± 1 SD."""
     const, falling = _fuglevand_keen()
     assert 0.77 <= const <= 1.0 and 0.60 <= falling <= 0.92, (const, falling)
 
@@ -422,13 +424,12 @@ def test_fatigue_follows_peak_force_more_than_fti_russ2002():
     assert r2_peak > r2_fti, (r2_peak, r2_fti)
 
 
+@pytest.mark.xfail(strict=True, reason="model: r2 with initial peak force 0.68, with FTI 0.55 "
+                   "(published 0.74-0.85 and no correlation): the Ding-mechanism deficits are driven "
+                   "by force x time, so 1 200 ms trains fatigue far more than 300 ms trains of the "
+                   "same peak (20 Hz: 0.55 vs 0.31)")
 def test_fatigue_correlates_with_peak_force_russ2002():
     """B10e. Russ, Vandenborne & Binder-Macleod 2002: r² between fatigue and initial peak force
-    0.74–0.85. Protocol as above. Tolerance: r² ≥ 0.74.
-
-    Not independent: the economy of sustained activation (``economy_*`` in models/muscles,
-    :mod:`emsim.physiology.fatigue`) was fitted by hand in session 7 so that B10b, B10c and B10e
-    pass together with every intermittent protocol of this file (docs/literature/
-    muscle_fatigue_effects.md, sessions 8 and 8b). Before it: r² 0.685 (FTI 0.554). Model now: r² 0.771 (FTI 0.528)."""
+    0.74–0.85. Protocol as above. Tolerance: r² ≥ 0.74."""
     r2_peak, _ = _russ_2002b()
     assert r2_peak >= 0.74, r2_peak
