@@ -95,7 +95,8 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     (the previous one for a train's last pulse). Where the muscle's economy of sustained
     activation is on (:func:`emsim.physiology.fatigue.economy_factors`), the factor R_i of pulse
     i multiplies its cost and the force drive until the next pulse, in the Ding-mechanism
-    deficits. Between pulses the RHS is smooth
+    deficits; each row's factors take its pulses' recruitment relative to its largest as the
+    activation (the solver's ``economy_activation`` without an amplitude factor). Between pulses the RHS is smooth
     and DOP853 integrates it, one pulse interval at a time. Returns the total force of each row
     at ``t_eval`` (shape ``(rows, len(t_eval))``) and the deficits at the end.
     """
@@ -128,11 +129,18 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
     pw = np.where(model.mech[None, :] == 3, pw * (dt <= 0.5 * nb)[:, None], pw)
     pw = np.where(pw < 1e-9, 0.0, pw)   # intervals at the threshold, up to rounding
     # economy of sustained activation: R_i weights pulse i's cost and the force drive until the
-    # next pulse, in the deficits it applies to (1 everywhere when it is off)
-    r_econ = economy_factors(pulses, muscle.fatigue)
-    hold = (np.ones((pulses.size, model.mech.size)) if r_econ is None
-            else np.where(deficit_uses_economy(muscle.fatigue)[None, :], r_econ[:, None], 1.0))
-    pw = pw * hold
+    # next pulse, in the deficits it applies to (1 everywhere when it is off); per row, each
+    # interval's fusion weight times the activation of the pulse that starts it (its
+    # recruitment relative to the row's largest)
+    top = recruitment.max(axis=1, keepdims=True)
+    act = np.where(top > 0, recruitment / np.where(top > 0, top, 1.0), 0.0)
+    mask = deficit_uses_economy(muscle.fatigue)[None, :]
+    hold = np.ones((B, pulses.size, model.mech.size))
+    for b in range(B):
+        r_econ = economy_factors(pulses, muscle.fatigue, act[b])
+        if r_econ is not None:
+            hold[b] = np.where(mask, r_econ[:, None], 1.0)
+    pw = pw[None] * hold                                                    # (B, P, n)
     tf, phi_g, dep = cells.time_factor, cells.fatigability, cells.depth
     w = np.where(cells.weight > 0, cells.weight, 1e-300)   # padded cells stay at F = 0
     g, g_pulse, mech = model.gains, model.pulse_gains, model.mech
@@ -157,23 +165,23 @@ def reference_pool(pulses, recruitment, muscle, t_eval, cells=None, rtol=1e-9, a
         df = a * s - f / (t1 + model.tau2 * tf * s)
         omega = 1.0 - model.occlusion + model.occlusion * f.sum(axis=1, keepdims=True) / model.f_max
         load = phi_g * omega * f / w
-        dx = g * hold_now[0] * load[..., None] - x / model.taus
+        dx = g * hold_now[0][:, None, :] * load[..., None] - x / model.taus
         return np.concatenate([-e / model.tau_c, e - cn / model.tau_c, df, dx.reshape(B, -1)],
                               axis=1).ravel()
 
     y = np.zeros((B, n_e + C + nd * C))
     out = np.zeros((B, t_eval.size))
     bounds = np.append(pulses, max(t_eval[-1], pulses[-1]))
-    hold_now = [hold[0]]
+    hold_now = [hold[:, 0]]
     for i in range(pulses.size):
-        hold_now[0] = hold[i]
+        hold_now[0] = hold[:, i]
         y[:, :D] += lam_d[:, :, i] * rfac[i] / model.tau_c
         x = y[:, n_e + C:].reshape(B, C, nd)
         cap = np.clip(1.0 - x[..., mech == 0].sum(axis=-1), 0.0, 1.0)
         # per deficit: the pulse's interval weight, and the class fatigability where it counts
         phi = np.where(model.pulse_fatigability[None, :], phi_g[:, None], 1.0)   # (C, n)
         capj = np.where(mech == 3, 1.0, cap[..., None])   # the catch-like gain ignores capacity
-        k = g_pulse * pw[i] * phi * lam_d[:, dep, i][..., None] * capj
+        k = g_pulse * pw[:, i][:, None, :] * phi * lam_d[:, dep, i][..., None] * capj
         sat = model.saturation
         x += np.where(sat > 0, np.minimum(k, 1.0) * (sat - x), k)
         t_a, t_b = bounds[i], bounds[i + 1]

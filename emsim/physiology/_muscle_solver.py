@@ -154,12 +154,22 @@ class Model:
         if self.economy_mask is None:
             self.economy_mask = np.zeros(n, dtype=np.bool_)
 
-    def drive_weights(self, pulses: np.ndarray) -> np.ndarray | None:
+    @property
+    def economy_on(self) -> bool:
+        """Whether the economy factor can differ from 1 (it is off with ``economy_floor`` = 1)."""
+        return (self.economy is not None and bool(np.any(self.economy_mask))
+                and self.economy(np.zeros(1)) is not None)
+
+    def drive_weights(self, pulses: np.ndarray,
+                      activation: np.ndarray | None = None) -> np.ndarray | None:
         """Per pulse and deficit, the economy factor that weights the pulse's cost and the force
-        drive until the next pulse, shape (P, n); None when every factor is 1."""
-        r = None if self.economy is None else self.economy(pulses)
-        if r is None or not np.any(self.economy_mask):
+        drive until the next pulse, shape (P, n); None when every factor is 1.
+
+        ``activation`` (P,) is how much of the muscle each pulse activates (see
+        :func:`economy_activation`); None: fully, at every pulse."""
+        if not self.economy_on:
             return None
+        r = self.economy(pulses, activation=activation)
         return np.where(self.economy_mask[None, :], r[:, None], 1.0)
 
     def for_kernel(self, pw: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -176,6 +186,22 @@ class Model:
         if not np.any(gain & np.any(pw > 0.0, axis=0)):
             return self.gains, self.pulse_gains, False
         return np.zeros_like(self.gains), np.where(gain, self.pulse_gains, 0.0), True
+
+
+def economy_activation(recr: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Per row and pulse, the activation that scales an interval's fusion weight in the economy
+    factor (:func:`emsim.physiology.fatigue.economy_factors`): the pulse's recruitment relative
+    to the row's largest, times the amplitude factor λ, clipped to [0, 1]; compact (rows 1 or B,
+    columns 1 or P). A row that recruits nothing has activation 0.
+
+    Relative to the row's largest because the factor is one per row (shared by its depth
+    groups): a flat row at any recruitment holds its whole recruited pool, a ramp's first pulses
+    recruit little of it.
+    """
+    top = recr.max(axis=1, keepdims=True)
+    rel = np.divide(recr, top, out=np.zeros(np.broadcast_shapes(recr.shape, top.shape)),
+                    where=top > 0.0)
+    return compact(np.clip(rel * lam, 0.0, 1.0))
 
 
 @dataclass
@@ -367,12 +393,18 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     if uniq.size == B or not all(np.array_equal(_row(a, r), _row(a, uniq[inverse[r]]))
                                  for a in facs for r in dup):
         uniq, inverse = np.arange(B), np.arange(B)
+    run = _run_by_activation if model.economy_on else _run_rows
     if uniq.size == B:
-        return _run_rows(pulses, *facs, B, model, cells, t_out, max_step, want_trace, skip_tol,
-                         segs, c_start, hashes)
-    g = _run_rows(pulses, *[_take_rows(a, uniq) for a in facs], uniq.size, model,
-                  cells.take(uniq), t_out, max_step, want_trace, skip_tol, segs, c_start,
-                  [_take_rows(h, uniq) for h in hashes])
+        return run(pulses, *facs, B, model, cells, t_out, max_step, want_trace, skip_tol,
+                   segs, c_start, hashes)
+    g = run(pulses, *[_take_rows(a, uniq) for a in facs], uniq.size, model,
+            cells.take(uniq), t_out, max_step, want_trace, skip_tol, segs, c_start,
+            [_take_rows(h, uniq) for h in hashes])
+    return _expand(g, inverse)
+
+
+def _expand(g: GroupResult, inverse: np.ndarray) -> GroupResult:
+    """Row ``r`` of the result is row ``inverse[r]`` of ``g``."""
     st = g.state
     return GroupResult(force=g.force[inverse], peak=g.peak[inverse],
                        cell_peak=g.cell_peak[inverse], fti=g.fti[inverse],
@@ -380,6 +412,48 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
                        state=State(st.x[inverse], st.f[inverse], st.e[inverse], st.cn[inverse]),
                        evaluated=g.evaluated, segments=g.segments, node_steps=g.node_steps,
                        node_steps_full=g.node_steps_full)
+
+
+def _run_by_activation(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray,
+                       B: int, model: Model, cells: Cells, t_out: np.ndarray, max_step: float,
+                       want_trace: bool, skip_tol: float | None, segs: list[Segment],
+                       c_start: np.ndarray, hashes: list) -> GroupResult:
+    """:func:`_run_rows` with the economy on: the kernel's interval tables hold one row's
+    economy factors, so rows are run in groups of equal activation
+    (:func:`economy_activation`; grouped by a 64-bit hash, confirmed by comparison)."""
+    act = economy_activation(recr, lam)
+    if act.shape[0] == 1:
+        return _run_rows(pulses, afac, lam, recr, B, model, cells, t_out, max_step, want_trace,
+                         skip_tol, segs, c_start, hashes, act[0])
+    whole = kernel.block_hashes(act.view(np.uint64), np.zeros(1, dtype=np.int64),
+                                np.array([act.shape[1]], dtype=np.int64))[:, 0]
+    _, first, label = np.unique(whole, return_index=True, return_inverse=True)
+    label = label.ravel()
+    if not all(np.array_equal(act[r], act[first[label[r]]]) for r in range(B)):
+        first, label = np.arange(B), np.arange(B)
+    parts = []
+    for u, r0 in enumerate(first):
+        rows = np.flatnonzero(label == u)
+        parts.append((rows, _run_rows(pulses, *[_take_rows(a, rows) for a in (afac, lam, recr)],
+                                      rows.size, model, cells.take(rows), t_out, max_step,
+                                      want_trace, skip_tol, segs, c_start,
+                                      [_take_rows(h, rows) for h in hashes], act[r0])))
+    if len(parts) == 1:
+        return parts[0][1]
+    g0 = parts[0][1]
+    order = np.concatenate([rows for rows, _ in parts])
+    inverse = np.empty(B, dtype=np.int64)
+    inverse[order] = np.arange(B)
+    cat = lambda f: np.concatenate([f(g) for _, g in parts])  # noqa: E731
+    g = GroupResult(force=cat(lambda g: g.force), peak=cat(lambda g: g.peak),
+                    cell_peak=cat(lambda g: g.cell_peak), fti=cat(lambda g: g.fti),
+                    contraction_start=g0.contraction_start,
+                    state=State(cat(lambda g: g.state.x), cat(lambda g: g.state.f),
+                                cat(lambda g: g.state.e), cat(lambda g: g.state.cn)),
+                    evaluated=max(g.evaluated for _, g in parts), segments=g0.segments,
+                    node_steps=sum(g.node_steps for _, g in parts),
+                    node_steps_full=sum(g.node_steps_full for _, g in parts))
+    return _expand(g, inverse)
 
 
 def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
@@ -504,7 +578,9 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
 def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray, B: int,
               model: Model, cells: Cells, t_out: np.ndarray, max_step: float, want_trace: bool,
               skip_tol: float | None, segs: list[Segment], c_start: np.ndarray,
-              hashes: list) -> GroupResult:
+              hashes: list, activation: np.ndarray | None = None) -> GroupResult:
+    """Integrate ``B`` rows of one pulse timing in one compiled call; ``activation`` (1 or P,),
+    the rows' shared economy activation (:func:`economy_activation`; None: economy off)."""
     C, D = cells.time_factor.size, cells.edges.shape[1] - 1
     nd = model.mech.size
     rc = merge_cells(cells, recr, B)
@@ -515,7 +591,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     # deficits' increments of skipped intervals are interpolated, so the economy factor (smooth
     # in time) is left out of the keys that decide it
     pkey_step = _pulse_keys(rfac, pw)
-    hold = model.drive_weights(pulses)
+    hold = model.drive_weights(pulses, activation)
     if hold is not None:
         # the economy factor weights each pulse's cost as it weights the drive after it
         pw = np.ascontiguousarray(pw * hold)

@@ -117,10 +117,13 @@ Economy of sustained (fused) activation
 ---------------------------------------
 The Ding-mechanism drives (the force drive and the per-pulse cost) of every deficit except the
 slow Km one (low-frequency fatigue, :func:`deficit_uses_economy`) are multiplied by a factor
-R ∈ [R_f, 1] that depends on the pulse timing alone. Each pulse interval Δt has a fusion
-weight ``w = clip((Δt_U − Δt)/(Δt_U − Δt_F), 0, 1)`` (1 at intervals up to
+R ∈ [R_f, 1] that depends on the pulse timing and on how much of the muscle each pulse
+activates. Each pulse interval Δt has a fusion weight
+``w = a·clip((Δt_U − Δt)/(Δt_U − Δt_F), 0, 1)`` (1 at intervals up to
 ``economy_fused_interval`` Δt_F = 50 ms, 0 from ``economy_unfused_interval`` Δt_U = 150 ms on,
-so twitch trains below ~7 Hz and rests have w = 0); over the interval R relaxes to R_f with
+so twitch trains below ~7 Hz and rests have w = 0; a ∈ [0, 1] the activation of the pulse that
+starts the interval, its recruitment relative to the row's largest times the amplitude factor
+λ, so pulses that recruit nothing count as rest); over the interval R relaxes to R_f with
 ``economy_onset`` τ_d in proportion to w and back to 1 with ``economy_recovery`` τ_r in
 proportion to 1 − w::
 
@@ -429,7 +432,7 @@ def deficit_uses_economy(fat: FatigueParameters) -> np.ndarray:
 
 
 @jit(error_model="numpy", nogil=True)
-def _economy_recursion(pulses, floor, onset, recovery, fused, unfused, out):
+def _economy_recursion(pulses, activation, floor, onset, recovery, fused, unfused, out):
     r = 1.0
     for i in range(pulses.size):
         if i == 0:
@@ -438,13 +441,17 @@ def _economy_recursion(pulses, floor, onset, recovery, fused, unfused, out):
             dt = pulses[i] - pulses[i - 1]
             w = (unfused - dt) / (unfused - fused)
             w = 0.0 if w < 0.0 else (1.0 if w > 1.0 else w)
+            # an interval is held only as far as the pulse that starts it activates the muscle
+            a = activation[i - 1]
+            w *= 0.0 if a < 0.0 else (1.0 if a > 1.0 else a)
             k = w / onset + (1.0 - w) / recovery
             r_inf = (w * floor / onset + (1.0 - w) / recovery) / k
             r = r_inf + (r - r_inf) * np.exp(-k * dt)
         out[i] = r
 
 
-def economy_factors(pulses: np.ndarray, fat: FatigueParameters) -> np.ndarray | None:
+def economy_factors(pulses: np.ndarray, fat: FatigueParameters,
+                    activation: np.ndarray | None = None) -> np.ndarray | None:
     """Economy factor R_i of each pulse of one timing (see the module docstring), or None when
     the economy is off (``economy_floor`` = 1).
 
@@ -453,21 +460,30 @@ def economy_factors(pulses: np.ndarray, fat: FatigueParameters) -> np.ndarray | 
     pulses : numpy.ndarray, shape (P,)
         Sorted pulse times, s.
     fat : FatigueParameters
+    activation : numpy.ndarray, shape (P,), optional
+        How much of the muscle each pulse activates, 0–1 (clipped): the solver passes the
+        pulse's recruitment relative to the row's largest, times the amplitude factor λ
+        (:func:`emsim.physiology.muscle.simulate`). None: 1 at every pulse.
 
     Returns
     -------
     numpy.ndarray, shape (P,), or None
         R_1 = 1; R_i = R_∞ + (R_{i−1} − R_∞)·e^{−k·Δt_i} with the interval's fusion weight
-        w = clip((Δt_U − Δt_i)/(Δt_U − Δt_F), 0, 1), k = w/τ_d + (1 − w)/τ_r and
-        R_∞ = (w·R_f/τ_d + (1 − w)/τ_r)/k: the exact solution of
+        w = a_{i−1}·clip((Δt_U − Δt_i)/(Δt_U − Δt_F), 0, 1) (a_{i−1} the activation of the
+        pulse that starts the interval, so a pulse that recruits nothing leaves its interval a
+        rest: a ramp's sub-threshold start or a lead-in at recruitment 0 earns no economy),
+        k = w/τ_d + (1 − w)/τ_r and R_∞ = (w·R_f/τ_d + (1 − w)/τ_r)/k: the exact solution of
         dR/dt = −w·(R − R_f)/τ_d + (1 − w)·(1 − R)/τ_r over the interval. Pulse i's per-pulse
         cost and the force drive until pulse i+1 (for a contraction's last pulse, until the next
         contraction) are multiplied by R_i in the deficits of :func:`deficit_uses_economy`.
     """
     if fat.economy_floor >= 1.0:
         return None
-    out = np.empty(np.size(pulses))
-    _economy_recursion(np.ascontiguousarray(pulses, dtype=np.float64), float(fat.economy_floor),
+    pulses = np.ascontiguousarray(pulses, dtype=np.float64)
+    act = (np.ones(pulses.size) if activation is None
+           else np.ascontiguousarray(np.broadcast_to(activation, pulses.shape), dtype=np.float64))
+    out = np.empty(pulses.size)
+    _economy_recursion(pulses, act, float(fat.economy_floor),
                        float(fat.economy_onset), float(fat.economy_recovery),
                        float(fat.economy_fused_interval), float(fat.economy_unfused_interval), out)
     return out

@@ -19,14 +19,17 @@ ON = FatigueParameters(economy_floor=0.1, economy_onset=2.0, economy_recovery=0.
                        economy_fused_interval=0.05, economy_unfused_interval=0.15)
 
 
-def _ode_factors(pulses, fat):
+def _ode_factors(pulses, fat, activation=None):
     """The factor by integrating dR/dt = −w(R − R_f)/τ_d + (1 − w)(1 − R)/τ_r numerically,
-    w constant over each interval (an independent check of the closed form)."""
+    w constant over each interval and scaled by the activation of the pulse that starts it (an
+    independent check of the closed form)."""
+    act = np.ones(pulses.size) if activation is None else activation
     out, r = [1.0], 1.0
-    for a, b in zip(pulses[:-1], pulses[1:]):
+    for i, (a, b) in enumerate(zip(pulses[:-1], pulses[1:])):
         dt = b - a
-        w = np.clip((fat.economy_unfused_interval - dt)
-                    / (fat.economy_unfused_interval - fat.economy_fused_interval), 0.0, 1.0)
+        w = act[i] * np.clip((fat.economy_unfused_interval - dt)
+                             / (fat.economy_unfused_interval - fat.economy_fused_interval),
+                             0.0, 1.0)
 
         def rhs(_t, y, w=w):
             return [-w * (y[0] - fat.economy_floor) / fat.economy_onset
@@ -39,10 +42,61 @@ def _ode_factors(pulses, fat):
 def test_factors_solve_their_ode_for_mixed_intervals():
     """Fused, partly fused and unfused intervals and rests, against a numerical solution of the
     defining ODE: within 1e-8."""
-    rng = np.random.default_rng(3)
-    gaps = rng.choice([0.0125, 0.033, 0.07, 0.1, 0.2, 0.5, 2.0], size=200)
-    p = np.concatenate([[0.0], np.cumsum(gaps)])
+    p = _mixed_timing(3)
     np.testing.assert_allclose(economy_factors(p, ON), _ode_factors(p, ON), atol=1e-8)
+
+
+def _timing_only_factors(pulses, fat):
+    """The factor as first written (session 8, before activation counted): the fusion weight
+    of the interval alone, in plain Python."""
+    out, r = [1.0], 1.0
+    span = fat.economy_unfused_interval - fat.economy_fused_interval
+    for a, b in zip(pulses[:-1], pulses[1:]):
+        dt = b - a
+        w = min(1.0, max(0.0, (fat.economy_unfused_interval - dt) / span))
+        k = w / fat.economy_onset + (1 - w) / fat.economy_recovery
+        r_inf = (w * fat.economy_floor / fat.economy_onset + (1 - w) / fat.economy_recovery) / k
+        r = r_inf + (r - r_inf) * np.exp(-k * dt)
+        out.append(r)
+    return np.array(out)
+
+
+def _mixed_timing(seed):
+    rng = np.random.default_rng(seed)
+    gaps = rng.choice([0.0125, 0.033, 0.07, 0.1, 0.2, 0.5, 2.0], size=200)
+    return np.concatenate([[0.0], np.cumsum(gaps)])
+
+
+def test_full_activation_reproduces_the_timing_only_factors():
+    """Activation 1 at every pulse (given, or left out) gives the factors of the timing-only
+    form to 1e-12."""
+    p = _mixed_timing(5)
+    ref = _timing_only_factors(p, ON)
+    np.testing.assert_allclose(economy_factors(p, ON, np.ones(p.size)), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(economy_factors(p, ON), ref, rtol=0, atol=1e-12)
+
+
+def test_factors_with_partial_activation_solve_their_ode():
+    """Activations between 0 and 1 (and beyond, clipped) against the numerical ODE solution with
+    the fusion weight scaled by the starting pulse's activation: within 1e-8."""
+    p = _mixed_timing(7)
+    act = np.random.default_rng(8).uniform(-0.2, 1.2, p.size)
+    np.testing.assert_allclose(economy_factors(p, ON, act),
+                               _ode_factors(p, ON, np.clip(act, 0.0, 1.0)), atol=1e-8)
+
+
+def test_lead_in_that_recruits_nothing_earns_no_economy():
+    """3 s of 50 Hz at activation 0 before a 50 Hz contraction: the factor at the first
+    recruiting pulse is exactly 1 (the lead-in is a rest), and from there the factors equal
+    those of the contraction on its own; the timing-only form had it near the floor."""
+    p = np.arange(0.0, 7.0, 1 / 50)
+    act = (p >= 3.0 - 1e-9).astype(float)
+    i3 = int(np.argmax(act))
+    r = economy_factors(p, ON, act)
+    assert r[i3] == 1.0
+    np.testing.assert_allclose(r[i3:], economy_factors(p[i3:] - p[i3], ON), rtol=0, atol=1e-12)
+    assert economy_factors(p, ON)[i3] == pytest.approx(
+        ON.economy_floor + (1 - ON.economy_floor) * np.exp(-p[i3] / ON.economy_onset), rel=1e-9)
 
 
 def test_fused_train_approaches_the_floor_with_the_onset_time():
@@ -158,3 +212,54 @@ def test_interval_stepping_with_the_economy_matches_full_integration(muscle):
     assert np.max(np.abs(fast.peak_force_n - full.peak_force_n)) < 1e-3 * peak
     assert np.max(np.abs(fast.fti_ns - full.fti_ns) / full.fti_ns) < 1e-3
     assert np.all(np.abs(fast.deficits - full.deficits) <= 1e-3 * full.deficits + 1e-12)
+
+
+def test_session_lead_in_at_recruitment_zero_changes_nothing(muscle):
+    """A 3 s, 40 Hz lead-in at recruitment 0 ending 0.5 s before 20 s of 40 Hz, 4 s on /
+    4 s off: the deficits and every contraction's force-time integral equal those of the
+    session without the lead-in to 1e-9. (The timing-only factor left R ≈ 0.74 at the first
+    recruited pulse, and the lead-in ends 25 τc before it, so the Ding core's own pulse-timing
+    term R_i is 1 there too.)"""
+    cycles = [k * 8.0 + np.arange(0.0, 4.0, 1 / 40) for k in range(3)]
+    alone = np.concatenate(cycles)
+    lead = np.arange(-3.5, -0.5 + 1e-9, 1 / 40)
+    with_lead = np.concatenate([lead, alone])
+    rec = np.where(with_lead < -0.25, 0.0, 0.7)
+    a = simulate(alone, muscle, recruitment=0.7, trace=False, t_end=24.0)
+    b = simulate(with_lead, muscle, recruitment=rec, trace=False, t_end=24.0)
+    np.testing.assert_allclose(b.deficits, a.deficits, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.fti_ns[0, -3:], a.fti_ns[0], rtol=1e-9)
+    assert b.fti_ns[0, 0] == 0.0
+
+
+def test_batch_rows_with_different_activation_equal_single_rows(muscle):
+    """Rows of one timing whose activation differs (flat, ramped, half-amplitude lead) run in
+    separate groups of the kernel's tables: each batch row equals the row simulated alone."""
+    p = np.concatenate([k * 3.0 + np.arange(0.0, 2.0, 1 / 35) for k in range(4)])
+    rel = np.mod(p, 3.0)
+    rows = np.vstack([np.full(p.size, 0.6), np.clip(rel / 0.5, 0, 1) * 0.6,
+                      np.where(rel < 0.5, 0.3, 0.6), np.full(p.size, 0.6)])
+    batch = simulate(np.broadcast_to(p, rows.shape), muscle, recruitment=rows, trace=False)
+    for i, r in enumerate(rows):
+        one = simulate(p, muscle, recruitment=r, trace=False)
+        np.testing.assert_allclose(batch.fti_ns[i], one.fti_ns[0], rtol=1e-12)
+        np.testing.assert_allclose(batch.deficits[i, :one.deficits.shape[1]], one.deficits[0],
+                                   rtol=1e-12, atol=1e-15)
+    # the ramped rows hold less of their pool early, so they keep more of the economy's cost
+    assert not np.allclose(batch.deficits[0], batch.deficits[1, :batch.deficits[0].shape[0]])
+
+
+@pytest.mark.slow
+def test_economy_with_ramped_activation_matches_the_reference(muscle):
+    """A flat row and a row ramped 0 → 0.6 over 0.5 s (activation rising from 0) in one batch,
+    against the solve_ivp reference of ``benchmarks/bench_muscle.py`` (per-row activation):
+    force within 0.1 % of the peak, deficits within 1e-4."""
+    bench = load_bench()
+    p = np.concatenate([k * 2.0 + np.arange(0.0, 1.0, 1 / 30) for k in range(4)])
+    rel = np.mod(p, 2.0)
+    rows = np.vstack([np.full(p.size, 0.6), np.clip(rel / 0.5, 0.0, 1.0) * 0.6])
+    r = simulate(np.broadcast_to(p, rows.shape), muscle, recruitment=rows, dt=1e-3,
+                 skip_tol=None)
+    ref, x = bench.reference_pool(p, rows, muscle, r.t)
+    assert np.max(np.abs(r.force_n - ref)) < 1e-3 * ref.max()
+    assert np.max(np.abs(r.deficits - x)) < 1e-4
