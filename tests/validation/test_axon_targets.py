@@ -126,7 +126,10 @@ def test_khz_threshold_rises_with_carrier_frequency(table):
                    "after them. Ward & Chuen 2009 (Part II, 20 Hz bursts) found utilization times of 20/30/>50 ms "
                    "against 7/>10/>=20 ms at 50 Hz: they scale with the burst period, which a membrane time constant "
                    "cannot do. Missing: an integration over the burst train (perceptual, or repetitive firing near "
-                   "threshold), not a cable property")
+                   "threshold), not a cable property. The population-level check at Ward's level (train thresholds "
+                   "of first sensation, motor response and pain tolerance vs burst duration at 50 and 20 Hz bursts) is "
+                   "tests/validation/test_discomfort_targets.py::test_ward_thresholds_fall_with_burst_duration_to_a_"
+                   "utilization_time_that_scales_with_the_period (strict xfail; session 9b)")
 def test_s5_utilization_time(table):
     """S5 (Ward & Lucas-Toumbourou 2007): thresholds fall with burst duration up to ≈ 7 ms
     (sensory) and > 10 ms (motor). Tolerance: at 2.5 kHz, the 10 ms threshold is ≥ 20 % below the

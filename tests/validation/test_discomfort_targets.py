@@ -348,14 +348,14 @@ KHZ_SITE = "lumbar_erector_spinae"
 KHZ_AMPS_MA = np.geomspace(1.0, 200.0, 240)
 
 
-def khz_sweep(carrier_hz, burst_ms):
+def khz_sweep(carrier_hz, burst_ms, frequency_hz=50.0):
     """(motor fraction of the pool, Aβ fraction, NRS) over KHZ_AMPS_MA for one carrier."""
     from emsim.physiology.recruitment import StimulusSet, recruit
     from emsim.program.model import Channel
 
     ch = Channel(id="A", site=KHZ_SITE, side="left", spacing_cm=4.0, orientation="along_fibres",
                  electrodes=({"shape": "rectangle", "width_cm": 5.0, "length_cm": 5.0},) * 2)
-    s = StimulusSet.from_arrays(KHZ_AMPS_MA, channels=ch, frequency_hz=50.0, shape="khz_burst",
+    s = StimulusSet.from_arrays(KHZ_AMPS_MA, channels=ch, frequency_hz=frequency_hz, shape="khz_burst",
                                 carrier_hz=carrier_hz, burst_duration_ms=burst_ms)
     rec = recruit(s, KHZ_SITE, person=Person())
     return (np.maximum.accumulate(rec.force_fraction[:, 0]), rec.afferent_fraction["abeta"].max(axis=1),
@@ -499,7 +499,14 @@ def test_short_khz_bursts_match_pulsed_current_at_tolerance():
                                        "between classes. Ward 2001/2004 attribute the long-burst deficit to motor-fibre "
                                        "dropout (torque side, not the discomfort model) and Ward 2007 to the pain "
                                        "classes' longer utilization time (>= 20 ms vs > 10 ms motor; magnitudes not in "
-                                       "the abstract): docs/literature/khz_discomfort.md")
+                                       "the abstract): docs/literature/khz_discomfort.md. Session 9b: afferents firing "
+                                       "repetitively through the burst (train-level integration, motor units still once "
+                                       "per burst, the most favourable case) move the ratios to 0.96/0.92 and 0.94/0.91 "
+                                       "at 300 Hz (about the most the model's recovery cycle allows near threshold), "
+                                       "1.024/1.048 and 0.998/1.055 at 800 Hz, 1.045/1.081 and 1.004/1.089 at 1 kHz: "
+                                       "the 4 ms check passes from ~650 Hz (1.007/1.019), the Russian one from ~1 kHz; "
+                                       "both stay far from the published 1.33-1.38 "
+                                       "(benchmarks/khz_train_integration.py)")
 @pytest.mark.parametrize("protocol", ["pc300_vs_2.5khz_4ms_at_nrs5", "pc200_vs_russian_at_nrs8"])
 def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort(protocol):
     """Published: at equal discomfort kHz AC is no better than pulsed current — burst-modulated pulsed
@@ -523,3 +530,66 @@ def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort(p
             pulsed = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
             khz = _motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
         assert 1.0 <= pulsed / khz <= 2.0, (protocol, w, l, pulsed, khz)
+
+
+# ----------------------------------------------------------------------------- kHz burst trains (Ward)
+# Ward's burst-duration series, at the level where he measured: thresholds of a TRAIN of bursts
+# (first sensation, motor response, pain tolerance), not of one fibre (S5 in test_axon_targets).
+
+#: Burst durations (ms) of the two series: 50 Hz bursts up to continuous (20 ms; Ward &
+#: Lucas-Toumbourou 2007) and 20 Hz bursts up to continuous (50 ms; Ward & Chuen 2009).
+WARD_BURSTS_MS = {50.0: (1.0, 2.0, 4.0, 7.0, 10.0, 20.0), 20.0: (1.0, 2.0, 4.0, 10.0, 20.0, 30.0, 50.0)}
+#: Published utilization times as windows (ms) of the tested durations: 50 Hz ≈ 7 / > 10 / ≥ 20 ms,
+#: 20 Hz ≈ 20 / ≈ 30 / > 50 ms (sensory / motor / pain tolerance; abstracts).
+WARD_UTILIZATION_MS = {50.0: {"sensory": (4.0, 10.0), "motor": (10.0, 20.0), "pain_tolerance": (20.0, 20.0)},
+                       20.0: {"sensory": (10.0, 30.0), "motor": (20.0, 50.0), "pain_tolerance": (50.0, 50.0)}}
+
+
+def ward_train_thresholds(frequency_hz, carrier_hz):
+    """Sensory (5 % of Aβ), motor (2 % of the pool) and pain-tolerance (NRS 8) thresholds (mA) over
+    ``WARD_BURSTS_MS[frequency_hz]``."""
+    rows = []
+    for b in WARD_BURSTS_MS[frequency_hz]:
+        motor, abeta, nrs = khz_sweep(carrier_hz, b, frequency_hz)
+        rows.append((first_crossing_ma(abeta, 0.05), first_crossing_ma(motor, 0.02),
+                     first_crossing_ma(nrs, TOLERANCE_NRS)))
+    return dict(zip(("sensory", "motor", "pain_tolerance"), np.array(rows).T))
+
+
+@pytest.mark.xfail(strict=True, reason="the model's train thresholds do not fall with burst duration at all: 50 Hz "
+                                       "bursts, 1 kHz, 1/2/4/7/10/20 ms: sensory 6.41/6.75/6.75/6.75/6.75/6.75 mA, motor "
+                                       "14.30 throughout, pain tolerance 38.6/40.2/40.2/39.8/39.8/39.8; 4 kHz: 22.9, 44.3, "
+                                       "133.6-135.9 (rising); 20 Hz bursts the same (tolerance 41.5-43.0 at 1 kHz, "
+                                       "143.3-146.4 at 4 kHz). Afferents and motor units take a burst's threshold from "
+                                       "the Brian2 tables (no summation beyond 1-2 ms: S5; the table ends at 20 ms, "
+                                       "longer bursts are clamped to it) and fire once per burst near threshold "
+                                       "(burst_firing table). A train-level integration (afferents firing repetitively "
+                                       "through the burst at r Hz, counted by the discomfort model's temporal summation, "
+                                       "capped at Ward's utilization fraction of the period) gives the pain-tolerance "
+                                       "fall (1 -> 20 ms at 50 Hz, 1 kHz: -9 % at r = 300 Hz, -16 % at 800 Hz) but needs "
+                                       "the caps fitted to these very numbers, leaves the motor series flat and the "
+                                       "5 %-of-Abeta sensory criterion unchanged; near threshold the model's own recovery "
+                                       "cycle allows r <= ~100-300 Hz (benchmarks/khz_train_integration.py, "
+                                       "docs/literature/khz_discomfort.md section 'Session 9b')")
+def test_ward_thresholds_fall_with_burst_duration_to_a_utilization_time_that_scales_with_the_period():
+    """Ward & Lucas-Toumbourou 2007 (Arch Phys Med Rehabil 88:1036; 26 adults, 50 Hz bursts) and
+    Ward & Chuen 2009 (Arch Phys Med Rehabil 90:1619; 20 adults, 20 Hz bursts), 1 and 4 kHz sine
+    AC, abstracts [verified]: sensory, motor and pain-tolerance thresholds (voltages) fall with
+    burst duration to a minimum, the utilization time: ≈ 7 / > 10 / ≥ 20 ms at 50 Hz, ≈ 20 / ≈ 30
+    / > 50 ms at 20 Hz. Model: lumbar ES, 5 × 5 cm pair 4 cm apart, a man; first sensation 5 % of
+    Aβ (the calibration criterion), motor threshold 2 % of the pool, pain tolerance NRS 8; currents,
+    not voltages (at one carrier the skin impedance is nearly the same for every burst duration).
+    Tolerances: (a) at each carrier and burst rate every threshold falls by ≥ 5 % from 1 ms to its
+    minimum (the abstracts give no magnitudes; 5 % is taken as the smallest fall that could be
+    called a minimum), (b) the utilization time — the shortest burst within 1 % of the minimum —
+    lies in the window of tested durations around the published value (WARD_UTILIZATION_MS; the
+    thresholds' rise beyond it is not checked: no magnitudes). Not fitted."""
+    for fb, windows in WARD_UTILIZATION_MS.items():
+        bursts = np.array(WARD_BURSTS_MS[fb])
+        for carrier in (1000.0, 4000.0):
+            th = ward_train_thresholds(fb, carrier)
+            for name, (lo, hi) in windows.items():
+                t = th[name]
+                assert t.min() <= 0.95 * t[0], (fb, carrier, name, t)
+                u = bursts[int(np.flatnonzero(t <= 1.01 * t.min())[0])]
+                assert lo <= u <= hi, (fb, carrier, name, u, t)
