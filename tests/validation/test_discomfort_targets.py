@@ -389,7 +389,11 @@ D1_CARRIERS_HZ = (1000.0, 2500.0, 4000.0, 5000.0, 10000.0)
                                        "above 2.5 kHz) and Schiller 2018 (1 kHz BMAC 38.2 vs 2.5 kHz 32.0 % MVC) find it "
                                        "falls. Giving Adelta the motor table's carrier response flattens the NRS to "
                                        "3.38/3.31/3.32/3.31/3.30 (no minimum): no afferent-membrane difference in the "
-                                       "present tables produces D1 (docs/literature/khz_discomfort.md)")
+                                       "present tables produces D1 (docs/literature/khz_discomfort.md). Nor can an integration "
+                                       "over the burst train (session 9b): every carrier here has the same burst duration "
+                                       "and rate, so a duty-driven effect scales them alike (afferents firing through the "
+                                       "burst at 300-1500 Hz: NRS 3.71/3.14/3.08/3.04/2.94 to 4.67/4.03/3.95/3.90/3.78, "
+                                       "still lowest at 10 kHz)")
 def test_d1_khz_carrier_least_discomfort_near_4khz():
     """D1 (Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569, wrist extensors: fewest discomfort
     reports at 4 kHz with 20–25 % duty; Modesto 2022: 2.5–5 kHz lower discomfort). Model: 4 ms
@@ -430,7 +434,10 @@ def test_pain_to_motor_threshold_ratio_rises_from_1_to_10khz():
                                        "(stratum-corneum breakdown) at low carriers but is capacitive (linear) at high "
                                        "ones raises the voltage ratio with carrier at a constant current ratio; no "
                                        "published parameters of that impedance were found to test it "
-                                       "(docs/literature/khz_discomfort.md)")
+                                       "(docs/literature/khz_discomfort.md). An integration over the burst train cannot "
+                                       "move it either (both carriers use 10 ms bursts at 50 Hz, one duty): with "
+                                       "afferents firing through the burst at 300-1500 Hz the ratio is 3.10 -> 3.05 to "
+                                       "2.81 -> 2.77 (session 9b)")
 def test_pain_to_sensory_threshold_ratio_rises_with_carrier():
     """Ward & Robertson 1998: the pain/sensory threshold ratio rises systematically with carrier
     frequency. Model as above; tolerance: ratio at 10 kHz ≥ 10 % above the 1 kHz ratio. Not fitted."""
