@@ -169,13 +169,11 @@ def test_doublet_trains_stay_below_the_fused_tetanus_binder_macleod1998(muscle):
     assert dbl <= 1.05 * fused, dbl / fused
 
 
-def test_repeated_doublet_contractions_are_stepped_over(muscle):
-    """60 cycles of a 0.5 s doublet train at 20 Hz (doublets 5 ms apart) with 1.5 s rests: the
-    stepping over contractions (which must step) vs integrating every one. Deficits within 1e-3
-    relative (the gain carried between contractions is not scaled by capacity); the
-    interpolated per-contraction peaks and force-time integrals no further off than for the
-    same program without the gain (for this protocol the stepping's own error is ~1.2e-3
-    relative either way, above the 1e-3 of the 85 Hz benchmark session)."""
+def _doublet_cycles_stepped_and_full(muscle):
+    """60 cycles of a 0.5 s doublet train at 20 Hz (doublets 5 ms apart) with 1.5 s rests,
+    with the catch-like gain and without it: per muscle, the largest relative error of the
+    stepping's per-contraction peaks and force-time integrals, and (stepped, full) gains at
+    the end; asserts the stepping steps and keeps deficits within 1e-3 relative."""
     one = np.sort(np.concatenate([np.arange(0.0, 0.5, 0.05), np.arange(0.0, 0.5, 0.05) + 0.005]))
     p = np.concatenate([k * 2.0 + one for k in range(60)])
     errs, gains = [], []
@@ -187,11 +185,34 @@ def test_repeated_doublet_contractions_are_stepped_over(muscle):
         errs.append([np.max(np.abs(fast.peak_force_n / full.peak_force_n - 1.0)),
                      np.max(np.abs(fast.fti_ns / full.fti_ns - 1.0))])
         gains.append((fast.deficits[0, :, CATCH], full.deficits[0, :, CATCH]))
+    return np.array(errs), gains
+
+
+def test_repeated_doublet_contractions_are_stepped_over(muscle):
+    """60 cycles of a 0.5 s doublet train at 20 Hz (doublets 5 ms apart) with 1.5 s rests: the
+    stepping over contractions (which must step) vs integrating every one. Deficits within 1e-3
+    relative (the gain carried between contractions is not scaled by capacity); the
+    interpolated per-contraction peaks and force-time integrals within 1e-3 relative with and
+    without the gain (1.4e-4 and 1.0e-4 since they are interpolated in log space; ~1.2e-3
+    either way before)."""
+    errs, gains = _doublet_cycles_stepped_and_full(muscle)
     # the gain carried to the end of the session (1.5 s after the last doublet): set by the
     # catch model, stepped over alike, absent without it
     assert np.all(gains[0][1] > 0.05) and np.all(gains[0][0] > 0.05)
     assert not np.any(gains[1][0]) and not np.any(gains[1][1])
-    assert np.all(np.array(errs[0]) <= 1.1 * np.array(errs[1])), errs
+    assert np.all(errs < 1e-3), errs
+
+
+@pytest.mark.xfail(strict=True, reason="since the skipped contractions' outputs are "
+                   "interpolated in log space the stepping's own error on this protocol fell "
+                   "from ~1.2e-3 to 1.0e-4, and the gain's share is now visible: 1.37e-4 with "
+                   "it (the interval stepping extrapolates the decaying gain's increments as "
+                   "quadratics, see test_muscle_accuracy)")
+def test_catch_gain_adds_little_to_the_stepping_error(muscle):
+    """The same protocol: with the gain, the stepping's per-contraction errors no more than
+    10 % above those without it."""
+    errs, _ = _doublet_cycles_stepped_and_full(muscle)
+    assert np.all(errs[0] <= 1.1 * errs[1]), errs
 
 
 @pytest.mark.slow
