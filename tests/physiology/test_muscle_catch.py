@@ -192,15 +192,16 @@ def test_repeated_doublet_contractions_are_stepped_over(muscle):
     """60 cycles of a 0.5 s doublet train at 20 Hz (doublets 5 ms apart) with 1.5 s rests: the
     stepping over contractions (which must step) vs integrating every one. Deficits within 1e-3
     relative (the gain carried between contractions is not scaled by capacity); the
-    interpolated per-contraction peaks and force-time integrals within 1e-3 relative with and
-    without the gain (1.4e-4 and 1.0e-4 since they are interpolated in log space; ~1.2e-3
-    either way before)."""
+    interpolated per-contraction peaks and force-time integrals within 3e-4 relative with and
+    without the gain (1.37e-4 and 1.02e-4 since they are interpolated in log space; ~1.2e-3
+    either way before; the bound is ~2x the measured error so a refactor that loses the
+    log-space interpolation fails here)."""
     errs, gains = _doublet_cycles_stepped_and_full(muscle)
     # the gain carried to the end of the session (1.5 s after the last doublet): set by the
     # catch model, stepped over alike, absent without it
     assert np.all(gains[0][1] > 0.05) and np.all(gains[0][0] > 0.05)
     assert not np.any(gains[1][0]) and not np.any(gains[1][1])
-    assert np.all(errs < 1e-3), errs
+    assert np.all(errs < 3e-4), errs
 
 
 @pytest.mark.xfail(strict=True, reason="since the skipped contractions' outputs are "
