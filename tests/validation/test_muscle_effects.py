@@ -204,7 +204,11 @@ def test_doublet_augments_torque_time_integral_in_fatigued_muscle_bickel2004():
                    "fatigue without a Km component (+5.7 % at a refitted 0.67 decline; paralysed "
                    "muscle shows low-frequency fatigue and doublets help it most then), a faster "
                    "stand-in (+21.6 %), the Ding 2007 SCI set (+27.0 %, decline 0.04), fibre-type "
-                   "weights (docs/literature/muscle_fatigue_effects.md, sessions 8b and 9)")
+                   "weights (docs/literature/muscle_fatigue_effects.md, sessions 8b and 9). Session 9c: "
+                   "Bickel's methods could not be read; every protocol reading the abstract allows "
+                   "(intensity 0.3-1.0, period 0.70-1.0 s, test 0.84-60 s later, VFT definition) gives "
+                   "+19.5 to +28.1 %, and only CFT/VFT interleaved <1 s apart drops it (+1.2 %), "
+                   "taking able-bodied with it (+0.1 %) through the assumed 1 s catch decay")
 def test_doublet_gain_small_in_fast_sci_muscle_bickel2004():
     """B5a. Bickel et al. 2004: in fatigued chronic SCI quadriceps (fast, type II) the initial
     5 ms doublet raised the torque–time integral by only 6 % (acute SCI 0 %), against 18 % in
