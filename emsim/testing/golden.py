@@ -506,7 +506,7 @@ def load(name: str, directory: Path | None = None) -> dict:
 
 @dataclass(frozen=True)
 class Mismatch:
-    """One key of a case that moved: the worst element, or a structural difference."""
+    """One key of a case that moved: the element furthest outside its tolerance, or a structural difference."""
 
     key: str
     problem: str
@@ -532,12 +532,14 @@ class Mismatch:
                 f"relative {self.rel_diff:.3g})")
 
 
-def _worst(key: str, e: np.ndarray, g: np.ndarray, moved: np.ndarray) -> Mismatch:
+def _worst(key: str, e: np.ndarray, g: np.ndarray, moved: np.ndarray, rtol: float, atol: float) -> Mismatch:
+    """The moved element furthest outside its tolerance (in multiples of ``atol + rtol·|e|``)."""
     ef, gf = e.astype(float), g.astype(float)
-    with np.errstate(invalid="ignore"):  # inf - inf where the infinities agree (not moved)
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf where infinities agree; zero tolerance
         diff = np.abs(np.nan_to_num(gf - ef, nan=0.0, posinf=np.inf, neginf=np.inf))
+        score = diff / (atol + rtol * np.abs(np.nan_to_num(ef, posinf=0.0, neginf=0.0)))
     # NaN against a number is the worst kind of move
-    score = np.where(np.isnan(ef) != np.isnan(gf), np.inf, diff)
+    score = np.where(np.isnan(ef) != np.isnan(gf), np.inf, np.nan_to_num(score, nan=np.inf))
     score = np.where(moved, score, -1.0)
     idx = np.unravel_index(int(np.argmax(score)), e.shape) if e.ndim else ()
     return Mismatch(key, "moved", tuple(int(i) for i in idx), float(ef[idx]), float(gf[idx]),
@@ -560,7 +562,7 @@ def compare(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], *
             continue
         close = np.isclose(g.astype(float), e.astype(float), rtol=rtol, atol=atol, equal_nan=True)
         if not close.all():
-            out.append(_worst(key, e, g, ~close))
+            out.append(_worst(key, e, g, ~close, rtol, atol))
     return out
 
 
