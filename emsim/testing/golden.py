@@ -258,7 +258,7 @@ def _no_fatigue() -> dict:
 _SITE = "lumbar_erector_spinae"
 _PULSED = dict(waveform={"shape": "symmetric_biphasic", "pulse_width_us": 300, "interphase_gap_us": 100},
                frequency_hz=50)
-# Russian-current style: 2.5 kHz carrier in 10 ms bursts at 50 bursts/s (Ward 2009 reviews the
+# Russian current: 2.5 kHz carrier in 10 ms bursts at 50 bursts/s (Ward 2009, Phys Ther 89:181, reviews the
 # parameters) — a different excitation path (carrier half-cycles, burst firing tables).
 _KHZ = dict(waveform={"shape": "khz_burst", "carrier_hz": 2500, "burst_duration_ms": 10}, frequency_hz=50)
 _NMES_NOTE = ("pure numpy/scipy plus serial numba kernels: bit-identical over 3 runs, in a fresh process "
