@@ -520,7 +520,8 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
 
     ``hold`` (P, n), the drive weights of :meth:`Model.drive_weights`, scales each interval's
     and node step's force-drive gains by the weight of the pulse that starts the interval
-    (contractions share a grid only when their pulse keys, which include these weights, agree).
+    (contractions share a grid only when their pulse keys, which include these weights, agree);
+    None (the economy is off): the gains are used as they are.
     """
     first = {}
     for k, u in enumerate(uid):
@@ -555,30 +556,34 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
         stops = np.where(np.append(~same[1:], True), idx, pn.size - 1)
         run_end = np.minimum.accumulate(stops[::-1])[::-1]
         if hold is None:
-            hw_int = np.ones((pn.size, gains.size))
+            hw = None
         else:
             hw_int = hold[seg.pulse_index]
-        # node step k belongs to the interval of the last pulse at or before it
-        iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
-        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end,
-                      hw_int, hw_int[iv]))
+            # node step k belongs to the interval of the last pulse at or before it
+            iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
+            hw = (hw_int, hw_int[iv])
+        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end, hw))
     n_nodes = np.array([p[0].size for p in parts], dtype=np.int64)
     n_pulses = np.array([p[2].size for p in parts], dtype=np.int64)
     h = np.concatenate([p[1] for p in parts])
     ilen = np.concatenate([p[3] for p in parts])
     c = np.ascontiguousarray
+    # force-drive gains per node step and per interval, weighted by the drive weights when the
+    # economy is on (off, every weight is 1: no table, no multiply)
+    step_gains, interval_gains = gains[None, :], gains[None, :]
+    if hold is not None:
+        step_gains = step_gains * np.concatenate([p[7][1] for p in parts])
+        interval_gains = interval_gains * np.concatenate([p[7][0] for p in parts])
+    step_gains = step_gains * np.exp(-0.5 * h[:, None] / taus[None, :])
+    interval_gains = interval_gains * np.exp(-0.5 * ilen[:, None] / taus[None, :])
     return (np.concatenate([[0], np.cumsum(n_nodes)[:-1]]).astype(np.int64),
             np.concatenate([[0], np.cumsum(n_pulses)[:-1]]).astype(np.int64),
             n_nodes, n_pulses, np.array([p[5] for p in parts]),
             np.concatenate([p[0] for p in parts]), h, np.exp(-h / model.tau_c),
             np.exp(-0.5 * h / model.tau_c),
-            c(np.exp(-h[:, None] / taus[None, :])),
-            c(gains[None, :] * np.concatenate([p[8] for p in parts])
-              * np.exp(-0.5 * h[:, None] / taus[None, :])),
+            c(np.exp(-h[:, None] / taus[None, :])), c(step_gains),
             np.concatenate([p[2] for p in parts]),
-            c(np.exp(-ilen[:, None] / taus[None, :])),
-            c(gains[None, :] * np.concatenate([p[7] for p in parts])
-              * np.exp(-0.5 * ilen[:, None] / taus[None, :])),
+            c(np.exp(-ilen[:, None] / taus[None, :])), c(interval_gains),
             np.concatenate([p[4] for p in parts]), ilen,
             np.concatenate([p[6] for p in parts]).astype(np.int64))
 
