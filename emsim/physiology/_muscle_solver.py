@@ -394,13 +394,7 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
     hashes = [kernel.block_hashes(a.view(np.uint64), first, stop) for a in facs]
     keys = np.stack([np.broadcast_to(kernel.fold_hashes(h), (B,)) for h in hashes], axis=1)
-    _, uniq, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    dup = np.flatnonzero(uniq[inverse] != np.arange(B))
-    # a hash match is confirmed before rows are shared
-    if uniq.size == B or not all(np.array_equal(_row(a, r), _row(a, uniq[inverse[r]]))
-                                 for a in facs for r in dup):
-        uniq, inverse = np.arange(B), np.arange(B)
+    uniq, inverse = _equal_rows(keys, facs)
     run = _run_by_activation if model.economy_on else _run_rows
     if uniq.size == B:
         return run(pulses, *facs, B, model, cells, t_out, max_step, want_trace, skip_tol,
@@ -409,6 +403,24 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             cells.take(uniq), t_out, max_step, want_trace, skip_tol, segs, c_start,
             [_take_rows(h, uniq) for h in hashes])
     return _expand(g, inverse)
+
+
+def _equal_rows(keys: np.ndarray, arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that are equal in every array of ``arrays`` (each (B, …), or one row shared by
+    all), grouped by their ``keys`` (B, k) (64-bit hashes of those arrays): the first row of
+    each group and the group of each row.
+
+    A hash match is confirmed by comparison before rows are shared; if any fails (a hash
+    collision), or no two rows are equal, every row is its own group (``arange(B)`` twice).
+    """
+    B = keys.shape[0]
+    _, first, label = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    label = label.ravel()
+    if first.size < B:
+        dup = np.flatnonzero(first[label] != np.arange(B))
+        if all(np.array_equal(_row(a, r), _row(a, first[label[r]])) for a in arrays for r in dup):
+            return first, label
+    return np.arange(B), np.arange(B)
 
 
 def _expand(g: GroupResult, inverse: np.ndarray) -> GroupResult:
@@ -428,17 +440,14 @@ def _run_by_activation(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, re
                        c_start: np.ndarray, hashes: list) -> GroupResult:
     """:func:`_run_rows` with the economy on: the kernel's interval tables hold one row's
     economy factors, so rows are run in groups of equal activation
-    (:func:`economy_activation`; grouped by a 64-bit hash, confirmed by comparison)."""
+    (:func:`economy_activation`; grouped by :func:`_equal_rows`)."""
     act = economy_activation(recr, lam)
     if act.shape[0] == 1:
         return _run_rows(pulses, afac, lam, recr, B, model, cells, t_out, max_step, want_trace,
                          skip_tol, segs, c_start, hashes, act[0])
     whole = kernel.block_hashes(act.view(np.uint64), np.zeros(1, dtype=np.int64),
-                                np.array([act.shape[1]], dtype=np.int64))[:, 0]
-    _, first, label = np.unique(whole, return_index=True, return_inverse=True)
-    label = label.ravel()
-    if not all(np.array_equal(act[r], act[first[label[r]]]) for r in range(B)):
-        first, label = np.arange(B), np.arange(B)
+                                np.array([act.shape[1]], dtype=np.int64))
+    first, label = _equal_rows(whole, [act])
     parts = []
     for u, r0 in enumerate(first):
         rows = np.flatnonzero(label == u)

@@ -165,6 +165,22 @@ def test_block_hashes_tell_rows_and_units_apart():
     assert hc[2, 0] != hc[0, 0] and hc[0, 0] != hc[0, 1]   # other value; other unit length
 
 
+def test_equal_rows_shares_only_rows_that_compare_equal():
+    """Rows are grouped by their hashes but shared only after comparison: equal rows share a
+    group, a faked hash collision (equal keys, different rows) makes every row its own group,
+    and one row shared by all (a broadcast factor) is one group."""
+    a = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0]])
+    keys = np.array([[7], [8], [7], [9]], dtype=np.uint64)
+    first, label = solver._equal_rows(keys, [a])
+    assert np.array_equal(a[first[label]], a) and label[0] == label[2] and first.size == 3
+    collided = np.array([[7], [7], [7], [9]], dtype=np.uint64)
+    for k in (collided, np.array([[1], [2], [3], [4]], dtype=np.uint64)):
+        first, label = solver._equal_rows(k, [a])
+        assert np.array_equal(first, np.arange(4)) and np.array_equal(label, np.arange(4))
+    first, label = solver._equal_rows(np.zeros((3, 1), dtype=np.uint64), [a[:1]])
+    assert np.array_equal(first, [0]) and np.array_equal(label, [0, 0, 0])
+
+
 def test_compiled_checks_still_name_the_bad_value(muscle):
     """Large float arrays take the compiled checks; a bad value still gets the typed error with
     its index."""
