@@ -22,9 +22,11 @@ Run: ``python benchmarks/khz_onset_summation.py [--models node_cable mrg] [--cla
 ``benchmarks/results/khz_onset_summation.jsonl``. Node cable: ~20 s CPU per class, carrier and
 temperature for the default 3 onsets × 5 bursts; MRG ~50 s; Gaines several minutes; FH ~10 s.
 
-Private helpers of :mod:`emsim.physiology.axon` (``_wave_matrix``, ``_network``, ``_search``) are
-used on purpose: the library has no public way to pass an arbitrary sampled waveform, and this is
-a probe, not a feature.
+Cable thresholds of the sampled bursts come from :func:`emsim.physiology.axon.sampled_thresholds`;
+the FH node is this probe's own Brian2 network, searched with
+:func:`emsim.physiology.axon.threshold_search`. The temperature variant patches the node cable's
+membrane parameters for the process and clears :mod:`~emsim.physiology.axon`'s cache of resting
+states (``_REST_CACHE``): a probe, not a feature the library offers.
 """
 
 from __future__ import annotations
@@ -78,10 +80,8 @@ def cable_thresholds(cls, model, columns):
     """Uniform-field thresholds (V/m) of the class's middle diameter for sampled ``columns``."""
     c = fibre_classes()[cls]
     d = math.sqrt(c.diameter_min_m * c.diameter_max_m)
-    waves = ax._wave_matrix(columns, ax.DT[ax._engine(cls, model)])
-    net = ax._network(cls, np.full(len(columns), d), np.arange(len(columns)), waves, model=model)
-    guess = np.full(len(columns), ax._guess(cls, d) * 20.0)
-    return d, ax._search(lambda a: net.run(a) >= 1, guess, rtol=0.01)
+    # bursts need ~20× the field of a 100 µs pulse: start the search there
+    return d, ax.sampled_thresholds(cls, [d], columns, guess_scale=20.0, rtol=0.01, model=model)[0]
 
 
 # Frankenhaeuser & Huxley 1964 (J Physiol 171:302) Xenopus node, rates at 20 °C scaled by Q10 = 3,
@@ -114,7 +114,10 @@ def fh_thresholds(columns, temp_c, dt=0.5e-6):
     from brian2 import (NeuronGroup, Network, SpikeMonitor, TimedArray, coulomb, defaultclock, farad, joule, kelvin,
                         metre, mmolar, mole, ms, mV, second, amp)
     n = len(columns)
-    waves = ax._wave_matrix(columns, dt)
+    lead = int(round(ax.T_LEAD / dt))   # the rest before each waveform, as in the cable experiments
+    waves = np.zeros((lead + max(c.size for c in columns) + 1, n))
+    for j, c in enumerate(columns):
+        waves[lead:lead + c.size, j] = c
     defaultclock.dt = dt * second
     ns = {"wave": TimedArray(np.ascontiguousarray(waves), dt=dt * second, name="wave"), "mmolar": mmolar,
           "faraday": 96485.0 * coulomb / mole, "gas_r": 8.314 * joule / mole / kelvin}
@@ -140,7 +143,7 @@ def fh_thresholds(columns, temp_c, dt=0.5e-6):
         net.run(dur * second)
         i, t = np.asarray(mon.i[:]), np.asarray(mon.t_[:])
         return np.bincount(i[t > t0], minlength=n) >= 1
-    return ax._search(fired, np.full(n, 20.0), rtol=0.01) / 10.0   # A/m² -> mA/cm²
+    return ax.threshold_search(fired, np.full(n, 20.0), rtol=0.01) / 10.0   # A/m² -> mA/cm²
 
 
 def table(values, labels):
@@ -172,7 +175,7 @@ def main(argv=None) -> int:
             for temp in temps:
                 orig = _with_temperature(temp) if temp != 37.0 else None
                 t0 = time.process_time()
-                dt = ax.DT[ax._engine(cls, model)]
+                dt = ax.sample_interval(cls, model)
                 d, e = cable_thresholds(cls, model, [burst(o, f, b, dt, args.train) for f, o, b in labels])
                 key = f"{model} {cls} {d * 1e6:.2f} um {temp:g} C (V/m)"
                 results[key] = table(e, labels)

@@ -105,11 +105,11 @@ def checks() -> dict:
         motor, _, n = targets.khz_sweep(f, 4.0)
         i = targets.first_crossing_ma(motor, 0.20)
         nrs.append(round(float(np.interp(math.log(i), np.log(targets.KHZ_AMPS_MA), n)), 2))
-    lo, hi = (targets._ward1998_thresholds(f) for f in (1000.0, 10000.0))
+    lo, hi = (targets.ward1998_thresholds(f) for f in (1000.0, 10000.0))
     out = {"d1_nrs_at_20pct_pool": nrs,
            "pain_over_sensory_1_10khz": [round(lo[2] / lo[0], 2), round(hi[2] / hi[0], 2)],
            "pain_over_motor_1_10khz": [round(lo[2] / lo[1], 2), round(hi[2] / hi[1], 2)]}
-    m = targets._motor_at_nrs
+    m = targets.motor_at_nrs
     for w, length in ((5.0, 9.0), (5.0, 5.0)):
         pc200 = m("symmetric_biphasic", w, length, targets.TOLERANCE_NRS, pulse_width_us=200.0)
         out[f"{w:g}x{length:g}"] = {

@@ -169,7 +169,7 @@ def thresholds(model, diameters_m, sources, waveforms, *, rtol=0.01, half_length
     waveforms side by side in it.
     """
     from emsim.physiology import _mrg_cable as mc
-    from emsim.physiology.axon import DT, _search, _wave_matrix, waveform_samples
+    from emsim.physiology.axon import DT, threshold_search, _wave_matrix, waveform_samples
     if model not in MODELS:
         raise PhysiologyInputError("unknown double-cable model", path="model", value=model, allowed=", ".join(MODELS))
     d = np.atleast_1d(np.asarray(diameters_m, float))
@@ -194,7 +194,7 @@ def thresholds(model, diameters_m, sources, waveforms, *, rtol=0.01, half_length
 
         pw = np.array([wf.primary_width_s(w) for w in waveforms])
         guess = (2e-3 * (h_eff / 5e-3) ** 2 * 10e-6 / dd * (1.0 + 200e-6 / pw[kk])).ravel()
-        out[:, s, :] = _search(fired, guess, rtol=rtol).reshape(dd.shape)
+        out[:, s, :] = threshold_search(fired, guess, rtol=rtol).reshape(dd.shape)
         del net
     return out
 
@@ -208,7 +208,8 @@ def node_cable_thresholds(class_name, diameters_m, sources, waveforms, *, rtol=0
     near threshold that is the initiating action potential.
     """
     from emsim.physiology import _axon_brian as engine
-    from emsim.physiology.axon import DT, _membrane_rows, _rest as class_rest, _search, _wave_matrix, waveform_samples
+    from emsim.physiology.axon import (DT, _membrane_rows, _rest as class_rest, _wave_matrix, threshold_search,
+                                       waveform_samples)
     from emsim.physiology.fibre_tables import fibre_classes
     cls = fibre_classes()[class_name]
     if cls.membrane != "mrg_node":
@@ -235,7 +236,7 @@ def node_cable_thresholds(class_name, diameters_m, sources, waveforms, *, rtol=0
         rest = {k: np.full(gax.size, val) for k, val in rest1.items()}
         net = engine.build("mrg_node", rows, gext.ravel(), gax, rest, waves, None, dt_s=dt, duration_s=duration)
         guess = (2e-3 * (h_eff / 5e-3) ** 2 * 10e-6 / dd * (1.0 + 200e-6 / pw[kk])).ravel()
-        out[:, s, :] = _search(lambda a, net=net: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
+        out[:, s, :] = threshold_search(lambda a, net=net: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
         del net
     return out
 

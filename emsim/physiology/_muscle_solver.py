@@ -394,13 +394,7 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
     hashes = [kernel.block_hashes(a.view(np.uint64), first, stop) for a in facs]
     keys = np.stack([np.broadcast_to(kernel.fold_hashes(h), (B,)) for h in hashes], axis=1)
-    _, uniq, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    dup = np.flatnonzero(uniq[inverse] != np.arange(B))
-    # a hash match is confirmed before rows are shared
-    if uniq.size == B or not all(np.array_equal(_row(a, r), _row(a, uniq[inverse[r]]))
-                                 for a in facs for r in dup):
-        uniq, inverse = np.arange(B), np.arange(B)
+    uniq, inverse = _equal_rows(keys, facs)
     run = _run_by_activation if model.economy_on else _run_rows
     if uniq.size == B:
         return run(pulses, *facs, B, model, cells, t_out, max_step, want_trace, skip_tol,
@@ -409,6 +403,24 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             cells.take(uniq), t_out, max_step, want_trace, skip_tol, segs, c_start,
             [_take_rows(h, uniq) for h in hashes])
     return _expand(g, inverse)
+
+
+def _equal_rows(keys: np.ndarray, arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that are equal in every array of ``arrays`` (each (B, …), or one row shared by
+    all), grouped by their ``keys`` (B, k) (64-bit hashes of those arrays): the first row of
+    each group and the group of each row.
+
+    A hash match is confirmed by comparison before rows are shared; if any fails (a hash
+    collision), or no two rows are equal, every row is its own group (``arange(B)`` twice).
+    """
+    B = keys.shape[0]
+    _, first, label = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    label = label.ravel()
+    if first.size < B:
+        dup = np.flatnonzero(first[label] != np.arange(B))
+        if all(np.array_equal(_row(a, r), _row(a, first[label[r]])) for a in arrays for r in dup):
+            return first, label
+    return np.arange(B), np.arange(B)
 
 
 def _expand(g: GroupResult, inverse: np.ndarray) -> GroupResult:
@@ -428,17 +440,14 @@ def _run_by_activation(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, re
                        c_start: np.ndarray, hashes: list) -> GroupResult:
     """:func:`_run_rows` with the economy on: the kernel's interval tables hold one row's
     economy factors, so rows are run in groups of equal activation
-    (:func:`economy_activation`; grouped by a 64-bit hash, confirmed by comparison)."""
+    (:func:`economy_activation`; grouped by :func:`_equal_rows`)."""
     act = economy_activation(recr, lam)
     if act.shape[0] == 1:
         return _run_rows(pulses, afac, lam, recr, B, model, cells, t_out, max_step, want_trace,
                          skip_tol, segs, c_start, hashes, act[0])
     whole = kernel.block_hashes(act.view(np.uint64), np.zeros(1, dtype=np.int64),
-                                np.array([act.shape[1]], dtype=np.int64))[:, 0]
-    _, first, label = np.unique(whole, return_index=True, return_inverse=True)
-    label = label.ravel()
-    if not all(np.array_equal(act[r], act[first[label[r]]]) for r in range(B)):
-        first, label = np.arange(B), np.arange(B)
+                                np.array([act.shape[1]], dtype=np.int64))
+    first, label = _equal_rows(whole, [act])
     parts = []
     for u, r0 in enumerate(first):
         rows = np.flatnonzero(label == u)
@@ -494,33 +503,34 @@ def pulse_weights(pulses: np.ndarray, thresholds: np.ndarray,
                                      WEIGHT_FLOOR)
 
 
-def _pulse_keys(rfac: np.ndarray, pw: np.ndarray) -> np.ndarray:
-    """What must agree pulse by pulse for two pulse intervals to be integrated alike, (P, k):
-    the R factor and, when the pulse costs are weighted, the weights."""
-    return rfac[:, None] if pw.shape[0] == 1 else np.column_stack([rfac, pw])
+def _key_columns(model: Model, economy: bool) -> np.ndarray:
+    """The columns of the pulse weights that can differ from each other (the others repeat
+    one of them): one per distinct interval threshold, rate cap, catch-like flag and, with the
+    economy on (``economy``), economy flag of the deficits. :func:`pulse_weights` and
+    :meth:`Model.drive_weights` compute a deficit's column from these alone."""
+    spec = np.column_stack([model.thresholds, model.rate_cap, model.mech == 3]
+                           + ([model.economy_mask] if economy else []))
+    return np.unique(spec, axis=0, return_index=True)[1].astype(np.int64)
 
 
-def _unit_ids(segs: list[Segment], pkey: np.ndarray) -> np.ndarray:
-    """Per contraction, an id shared by the contractions with the same node grid, period and
-    per-pulse keys (R factors, cost weights: :func:`_pulse_keys`; the row-independent part of
-    being identical)."""
-    ids: dict[bytes, int] = {}
-    # periods are rounded: cycles built from ``k·period + pattern`` differ in the last bits
-    r = np.round(pkey, 12)
-    periods = np.round(np.array([s.period for s in segs]), 9)
-    return np.array([ids.setdefault(b"".join([np.int64(s.grid).tobytes(), periods[k].tobytes(),
-                                              r[s.pulse_index[0]:s.pulse_index[-1] + 1].tobytes()]),
-                                    len(ids)) for k, s in enumerate(segs)], dtype=np.int64)
+def _pulse_keys(rfac: np.ndarray, pw: np.ndarray, cols: np.ndarray,
+                idx: np.ndarray) -> np.ndarray:
+    """What must agree pulse by pulse for two pulse intervals to be integrated alike, for the
+    pulses ``idx``, (p, k): the R factor and, when the pulse costs are weighted, the weights
+    (columns ``cols``, :func:`_key_columns`)."""
+    return rfac[idx, None] if pw.shape[0] == 1 else np.column_stack([rfac[idx], pw[idx][:, cols]])
 
 
-def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.ndarray,
-                hold: np.ndarray | None = None) -> tuple:
+def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, rfac: np.ndarray,
+                pw: np.ndarray, cols: np.ndarray, hold: np.ndarray | None = None) -> tuple:
     """The kernel's step and interval tables of every distinct node grid, concatenated (the
-    ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows).
+    ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows). ``rfac``,
+    ``pw`` and ``cols`` are the pulse keys of the interval stepping (:func:`_pulse_keys`).
 
     ``hold`` (P, n), the drive weights of :meth:`Model.drive_weights`, scales each interval's
     and node step's force-drive gains by the weight of the pulse that starts the interval
-    (contractions share a grid only when their pulse keys, which include these weights, agree).
+    (contractions share a grid only when their pulse keys, which include these weights, agree);
+    None (the economy is off): the gains are used as they are.
     """
     first = {}
     for k, u in enumerate(uid):
@@ -542,7 +552,7 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
             # then each of its steps equals the step n_sub before it. Keys are compared to
             # 1e-9, not rounded: pulse times of later cycles lose bits, and a rounding boundary
             # between two equal keys would break the run
-            r = pkey[seg.pulse_index]
+            r = _pulse_keys(rfac, pw, cols, seg.pulse_index)
             hr = np.round(h[:-1], 12)
             back = np.repeat(n_sub, n_sub)
             k = np.arange(hr.size)
@@ -555,30 +565,34 @@ def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, pkey: np.nda
         stops = np.where(np.append(~same[1:], True), idx, pn.size - 1)
         run_end = np.minimum.accumulate(stops[::-1])[::-1]
         if hold is None:
-            hw_int = np.ones((pn.size, gains.size))
+            hw = None
         else:
             hw_int = hold[seg.pulse_index]
-        # node step k belongs to the interval of the last pulse at or before it
-        iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
-        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end,
-                      hw_int, hw_int[iv]))
+            # node step k belongs to the interval of the last pulse at or before it
+            iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
+            hw = (hw_int, hw_int[iv])
+        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end, hw))
     n_nodes = np.array([p[0].size for p in parts], dtype=np.int64)
     n_pulses = np.array([p[2].size for p in parts], dtype=np.int64)
     h = np.concatenate([p[1] for p in parts])
     ilen = np.concatenate([p[3] for p in parts])
     c = np.ascontiguousarray
+    # force-drive gains per node step and per interval, weighted by the drive weights when the
+    # economy is on (off, every weight is 1: no table, no multiply)
+    step_gains, interval_gains = gains[None, :], gains[None, :]
+    if hold is not None:
+        step_gains = step_gains * np.concatenate([p[7][1] for p in parts])
+        interval_gains = interval_gains * np.concatenate([p[7][0] for p in parts])
+    step_gains = step_gains * np.exp(-0.5 * h[:, None] / taus[None, :])
+    interval_gains = interval_gains * np.exp(-0.5 * ilen[:, None] / taus[None, :])
     return (np.concatenate([[0], np.cumsum(n_nodes)[:-1]]).astype(np.int64),
             np.concatenate([[0], np.cumsum(n_pulses)[:-1]]).astype(np.int64),
             n_nodes, n_pulses, np.array([p[5] for p in parts]),
             np.concatenate([p[0] for p in parts]), h, np.exp(-h / model.tau_c),
             np.exp(-0.5 * h / model.tau_c),
-            c(np.exp(-h[:, None] / taus[None, :])),
-            c(gains[None, :] * np.concatenate([p[8] for p in parts])
-              * np.exp(-0.5 * h[:, None] / taus[None, :])),
+            c(np.exp(-h[:, None] / taus[None, :])), c(step_gains),
             np.concatenate([p[2] for p in parts]),
-            c(np.exp(-ilen[:, None] / taus[None, :])),
-            c(gains[None, :] * np.concatenate([p[7] for p in parts])
-              * np.exp(-0.5 * ilen[:, None] / taus[None, :])),
+            c(np.exp(-ilen[:, None] / taus[None, :])), c(interval_gains),
             np.concatenate([p[4] for p in parts]), ilen,
             np.concatenate([p[6] for p in parts]).astype(np.int64))
 
@@ -598,24 +612,24 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     # the interval stepping inside a contraction needs only the force map to repeat: the
     # deficits' increments of skipped intervals are interpolated, so the economy factor (smooth
     # in time) is left out of the keys that decide it
-    pkey_step = _pulse_keys(rfac, pw)
+    pw_step = pw
     hold = model.drive_weights(pulses, activation)
     if hold is not None:
         # the economy factor weights each pulse's cost as it weights the drive after it
         pw = np.ascontiguousarray(pw * hold)
     gains, pulse_gains, fatigue = model.for_kernel(pw)
-    pkey = _pulse_keys(rfac, pw)
-    uid = _unit_ids(segs, pkey)
-    # per row, the last unit of the run of identical units starting at each unit: the same node
-    # grid, period and R factors, and the same hashes of the row's own factors. Periods and R
-    # factors are compared with a tolerance, not by their rounded keys: pulse times past 1024 s
-    # lose a bit, and a rounding boundary would break a run (and cost integrations)
-    row_hash = np.stack([np.broadcast_to(h, (B, K)) for h in hashes], axis=2)
+    first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
+    stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
+    periods = np.array([s.period for s in segs])
+    # the units (contractions integrated alike) and which ones are near the next: the
+    # row-independent part of being identical
+    uid = np.empty(K, dtype=np.int64)
     near = np.zeros(max(K - 1, 0), dtype=bool)
-    for k in range(K - 1):
-        a, b = segs[k], segs[k + 1]
-        near[k] = (a.grid == b.grid and abs(a.period - b.period) <= 1e-9 * max(1.0, a.period)
-                   and np.max(np.abs(pkey[a.pulse_index] - pkey[b.pulse_index])) <= 1e-9)
+    kernel.alike_contractions(np.array([s.grid for s in segs], dtype=np.int64), periods, rfac,
+                              pw, _key_columns(model, hold is not None), first, stop, uid, near)
+    # per row, the last unit of the run of identical units starting at each unit: near the
+    # next, and the same hashes of the row's own factors
+    row_hash = np.stack([np.broadcast_to(h, (B, K)) for h in hashes], axis=2)
     same_next = near[None, :] & np.all(row_hash[:, 1:] == row_hash[:, :-1], axis=2)
     idx = np.arange(K)
     stops = np.where(np.concatenate([~same_next, np.ones((B, 1), bool)], axis=1), idx, K - 1)
@@ -628,8 +642,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     t_lo = np.searchsorted(t_out, starts, side="left").astype(np.int64)
     # the last contraction owns the final sample too
     t_hi = np.append(np.searchsorted(t_out, ends[:-1], side="left"), t_out.size).astype(np.int64)
-    periods = np.array([s.period for s in segs])
-    seg_tabs = (uid, np.array([s.pulse_index[0] for s in segs], dtype=np.int64), f64(starts),
+    seg_tabs = (uid, first, f64(starts),
                 f64(np.exp(-periods[:, None] / model.taus[None, :])), run_end.astype(np.int64),
                 t_lo, t_hi, f64(t_out))
     cell_args = (rc.act_cell, f64(rc.act_w), rc.n_act, rc.cell_rep,
@@ -650,7 +663,8 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
             np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
     grid_model = model if gains is model.gains else replace(model, gains=gains)
-    kernel.march(_pack_grids(segs, uid, grid_model, pkey_step, hold), seg_tabs,
+    kernel.march(_pack_grids(segs, uid, grid_model, rfac, pw_step, _key_columns(model, False),
+                             hold), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
                  fatigue, 0.0 if skip_tol is None else float(skip_tol), outs)
     peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs

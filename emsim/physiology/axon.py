@@ -103,7 +103,7 @@ from emsim.program.model import AsymmetricBiphasic, KhzBurst, Monophasic, Symmet
 
 __all__ = ["thresholds", "strength_duration", "paired_pulse", "following", "khz_thresholds", "conduction_velocity",
            "khz_block", "tabulate", "merge_tables", "waveform_samples", "monophasic", "symmetric", "asymmetric", "khz",
-           "GRID_FULL", "GRID_SMALL", "main"]
+           "sampled_thresholds", "sample_interval", "threshold_search", "GRID_FULL", "GRID_SMALL", "main"]
 
 T_LEAD = 20e-6            # s of rest before every stimulus
 # Keyed by engine: "mrg_node" (node-only cable), the double cables ("mrg" and Gaines's variants),
@@ -319,11 +319,34 @@ def _guess(class_name, diameter_m):
     return base * 10e-6 / np.asarray(diameter_m, float)
 
 
-def _search(run, guess, *, rtol=0.005, max_runs=40, cap=None):
-    """Vectorised threshold search: smallest amplitude with ``run(amps)`` True, per trial.
+def threshold_search(run, guess, *, rtol=0.005, max_runs=40, cap=None):
+    """Vectorised threshold search: the smallest amplitude with ``run(amps)`` True, per trial.
 
-    Brackets by ×3 steps from ``guess`` then bisects geometrically until ``hi/lo < 1 + rtol``.
-    Trials not excited at ``cap`` return ``inf``.
+    All trials move together, so one simulation of a network holding every trial answers each
+    step (the experiments here, and probes that build their own Brian2 network).
+
+    Parameters
+    ----------
+    run : callable
+        ``run(amps) -> bool array``: whether each trial fires at amplitude ``amps`` (same shape
+        as ``guess``); firing must be monotone in the amplitude.
+    guess : array_like
+        Starting amplitude per trial (any positive unit; the result is in the same unit).
+    rtol : float
+        Relative bracket width ``hi/lo − 1`` at which a trial stops.
+    max_runs : int
+        Most calls of ``run``.
+    cap : array_like, optional
+        Largest amplitude tried per trial; default ``guess × CAP_FACTOR``.
+
+    Returns
+    -------
+    ndarray
+        Geometric midpoint of each final bracket; ``inf`` for trials not excited at ``cap``.
+
+    Notes
+    -----
+    Brackets by ×3 steps from ``guess``, then bisects geometrically until ``hi/lo < 1 + rtol``.
     """
     guess = np.asarray(guess, float)
     cap = guess * CAP_FACTOR if cap is None else np.broadcast_to(cap, guess.shape)
@@ -351,6 +374,60 @@ def _check_class(name):
 
 # ------------------------------------------------------------------------- experiments
 
+def sample_interval(class_name, model=None):
+    """Time step (s) of the class's cable model: the interval to sample waveforms at for
+    :func:`sampled_thresholds` (1 µs for myelinated fibres, 2 µs for C fibres).
+
+    Parameters
+    ----------
+    class_name : {"motor", "abeta", "adelta", "c"}
+    model : {"node_cable", "mrg", "gaines_motor", "gaines_sensory"}, optional
+        Myelinated cable model; default the class's.
+    """
+    _check_class(class_name)
+    return DT[_engine(class_name, model)]
+
+
+def sampled_thresholds(class_name, diameters_m, samples, *, guess_scale=1.0, rtol=0.005, model=None):
+    """Uniform-field threshold ``E_th`` (V/m) for every (diameter, sampled waveform) pair.
+
+    :func:`thresholds` for waveforms given as samples rather than as program waveform objects
+    (a kHz burst with another onset phase, a train of bursts, any probe's stimulus).
+
+    Parameters
+    ----------
+    class_name : {"motor", "abeta", "adelta", "c"}
+    diameters_m : array_like (n_d,)
+        Fibre diameters in metres.
+    samples : sequence of 1-D arrays, length n_w
+        Relative level of each waveform (peak 1 for a threshold in peak field) sampled every
+        :func:`sample_interval` from its onset; ``T_LEAD`` (20 µs) of rest is put before each.
+    guess_scale : float or array_like broadcastable to (n_d, n_w)
+        Factor on the search's starting field (which scales as 1/diameter); waveforms that
+        need a much larger field than a 100 µs pulse converge in fewer runs from a larger one.
+    rtol : float
+        Relative bracket width at which the search stops (:func:`threshold_search`).
+    model : {"node_cable", "mrg", "gaines_motor", "gaines_sensory"}, optional
+        Myelinated cable model; default the class's.
+
+    Returns
+    -------
+    ndarray (n_d, n_w)
+        ``inf`` where no action potential arose up to the search cap.
+    """
+    _check_class(class_name)
+    if len(samples) == 0 or any(np.ndim(c) != 1 or not np.all(np.isfinite(c)) for c in samples):
+        raise PhysiologyInputError("samples must be 1-D arrays of finite levels", path="samples",
+                                   value=[np.shape(c) for c in samples], allowed="non-empty sequence of 1-D arrays")
+    d = np.atleast_1d(np.asarray(diameters_m, float))
+    dt = DT[_engine(class_name, model)]
+    waves = _wave_matrix([np.asarray(c, float) for c in samples], dt)
+    dd, kk = np.meshgrid(d, np.arange(len(samples)), indexing="ij")
+    net = _network(class_name, dd.ravel(), kk.ravel(), waves, model=model)
+    guess = (_guess(class_name, dd) * guess_scale).ravel()
+    return threshold_search(lambda a: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
+
+
 def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005, model=None):
     """Uniform-field threshold ``E_th`` (V/m) for every (diameter, waveform) pair.
 
@@ -370,15 +447,11 @@ def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005, model=None):
     ndarray (n_d, n_w)
         ``inf`` where no action potential arose up to the search cap.
     """
-    _check_class(class_name)
-    d = np.atleast_1d(np.asarray(diameters_m, float))
-    dt = DT[_engine(class_name, model)]
-    waves = _wave_matrix([waveform_samples(w, dt) for w in waveforms], dt)
-    dd, kk = np.meshgrid(d, np.arange(len(waveforms)), indexing="ij")
-    net = _network(class_name, dd.ravel(), kk.ravel(), waves, model=model)
+    dt = sample_interval(class_name, model)
     pw = np.array([wf.primary_width_s(w) for w in waveforms])
-    guess = (_guess(class_name, dd) * (1.0 + 100e-6 / pw[kk])).ravel()
-    return _search(lambda a: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
+    # short pulses need a larger field: start the search nearer their threshold
+    return sampled_thresholds(class_name, diameters_m, [waveform_samples(w, dt) for w in waveforms],
+                              guess_scale=(1.0 + 100e-6 / pw)[None, :], rtol=rtol, model=model)
 
 
 def strength_duration(class_name, diameter_m, pulse_widths_us=(20, 50, 100, 200, 500, 1000), *, rtol=0.005,
@@ -418,7 +491,7 @@ def paired_pulse(class_name, diameter_m, intervals_s, *, pulse_width_us=100.0, c
         test[s:s + pulse.size, j] = pulse
     net = _network(class_name, np.full(iv.size, diameter_m), np.arange(iv.size), cond, test, model=model)
     drive1 = np.full(iv.size, conditioning * single)
-    e2 = _search(lambda a: net.run(drive1, a) >= 2, np.full(iv.size, single), rtol=rtol,
+    e2 = threshold_search(lambda a: net.run(drive1, a) >= 2, np.full(iv.size, single), rtol=rtol,
                  cap=np.full(iv.size, 20.0 * single))
     return e2 / single
 

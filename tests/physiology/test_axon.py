@@ -33,7 +33,7 @@ def test_search_finds_a_stub_threshold_and_reports_unexcitable_as_inf():
         calls.append(a.copy())
         return a >= true
 
-    got = axon._search(run, np.ones(4), rtol=0.005)
+    got = axon.threshold_search(run, np.ones(4), rtol=0.005)
     assert np.all(np.abs(got[:3] / true[:3] - 1) < 0.006)
     assert math.isinf(got[3])
     assert len(calls) < 30
@@ -51,6 +51,13 @@ def test_unknown_class_is_a_typed_error():
     with pytest.raises(PhysiologyInputError) as e:
         axon.thresholds("gamma", [5e-6], [axon.monophasic(100)])
     assert e.value.path == "fibre_class"
+
+
+@pytest.mark.parametrize("samples", [[], [np.ones((2, 3))], [np.array([0.0, np.nan])]])
+def test_bad_sampled_waveforms_are_a_typed_error(samples):
+    with pytest.raises(PhysiologyInputError) as err:
+        axon.sampled_thresholds("motor", [5e-6], samples)
+    assert err.value.path == "samples"
 
 
 def test_mrg_geometry_interpolates_and_extrapolates_by_ratio():

@@ -165,6 +165,22 @@ def test_block_hashes_tell_rows_and_units_apart():
     assert hc[2, 0] != hc[0, 0] and hc[0, 0] != hc[0, 1]   # other value; other unit length
 
 
+def test_equal_rows_shares_only_rows_that_compare_equal():
+    """Rows are grouped by their hashes but shared only after comparison: equal rows share a
+    group, a faked hash collision (equal keys, different rows) makes every row its own group,
+    and one row shared by all (a broadcast factor) is one group."""
+    a = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0]])
+    keys = np.array([[7], [8], [7], [9]], dtype=np.uint64)
+    first, label = solver._equal_rows(keys, [a])
+    assert np.array_equal(a[first[label]], a) and label[0] == label[2] and first.size == 3
+    collided = np.array([[7], [7], [7], [9]], dtype=np.uint64)
+    for k in (collided, np.array([[1], [2], [3], [4]], dtype=np.uint64)):
+        first, label = solver._equal_rows(k, [a])
+        assert np.array_equal(first, np.arange(4)) and np.array_equal(label, np.arange(4))
+    first, label = solver._equal_rows(np.zeros((3, 1), dtype=np.uint64), [a[:1]])
+    assert np.array_equal(first, [0]) and np.array_equal(label, [0, 0, 0])
+
+
 def test_compiled_checks_still_name_the_bad_value(muscle):
     """Large float arrays take the compiled checks; a bad value still gets the typed error with
     its index."""
@@ -350,3 +366,52 @@ def test_thread_count_is_settable_and_defaults_to_the_affinity(monkeypatch):
         assert np.array_equal(_batch_peak(), one)
     finally:
         mus.set_num_threads(None)
+
+
+def _alike_by_bytes(segs, rfac, pw):
+    """The contraction ids and near-next flags as first written (session 8): byte keys of the
+    rounded (P, 1 + n) key table per contraction, and a tolerance loop in Python."""
+    pkey = rfac[:, None] if pw.shape[0] == 1 else np.column_stack([rfac, pw])
+    r = np.round(pkey, 12)
+    periods = np.round(np.array([s.period for s in segs]), 9)
+    ids = {}
+    uid = [ids.setdefault(b"".join([np.int64(s.grid).tobytes(), periods[k].tobytes(),
+                                    r[s.pulse_index[0]:s.pulse_index[-1] + 1].tobytes()]),
+                          len(ids)) for k, s in enumerate(segs)]
+    near = [a.grid == b.grid and abs(a.period - b.period) <= 1e-9 * max(1.0, a.period)
+            and np.max(np.abs(pkey[a.pulse_index] - pkey[b.pulse_index])) <= 1e-9
+            for a, b in zip(segs[:-1], segs[1:])]
+    return np.array(uid), np.array(near, dtype=bool)
+
+
+@pytest.mark.parametrize("kind", ["85 Hz 4/4", "doublet onset", "variable", "8 Hz", "irregular"])
+def test_alike_contractions_match_the_byte_keys(muscle, kind):
+    """The compiled contraction ids and near-next flags equal the byte-key form's on cycles
+    whose pulse times lose bits past 1024 s (2 400 s sessions), doublets, variable-frequency
+    and irregular trains, with the weight columns reduced to the distinct ones."""
+    rng = np.random.default_rng(3)
+    rel = {"85 Hz 4/4": np.arange(0.0, 4.0, 1 / 85),
+           "doublet onset": np.concatenate([[0.0, 0.005], 0.005 + np.arange(1, 60) / 20.0]),
+           "variable": np.cumsum(1.0 / np.linspace(20, 80, 150)) - 1.0 / 20,
+           "8 Hz": np.arange(0.0, 5.0, 1 / 8)}.get(kind)
+    if rel is None:
+        p = np.cumsum(rng.choice([0.01, 0.0125, 0.05, 0.3, 2.0], size=3000))
+    else:
+        p = np.concatenate([k * 8.0 + rel for k in range(300)])
+    from emsim.physiology.muscle import _model
+
+    model = _model(muscle, True)
+    segs, _ = solver.segment_train(p, p[-1] + 1.0, 2.5e-3)
+    rfac = 1.0 + (model.r0 - 1.0) * np.exp(-np.diff(p, prepend=-np.inf) / model.tau_c)
+    pw = solver.pulse_weights(p, model.thresholds, model.rate_cap, model.mech == 3)
+    uid = np.empty(len(segs), dtype=np.int64)
+    near = np.zeros(len(segs) - 1, dtype=bool)
+    kernel.alike_contractions(np.array([s.grid for s in segs], dtype=np.int64),
+                              np.array([s.period for s in segs]), rfac, pw,
+                              solver._key_columns(model, False),
+                              np.array([s.pulse_index[0] for s in segs], dtype=np.int64),
+                              np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64),
+                              uid, near)
+    ref_uid, ref_near = _alike_by_bytes(segs, rfac, pw)
+    assert np.array_equal(uid, ref_uid) and np.array_equal(near, ref_near)
+    assert 1 < uid.max() + 1 < len(segs) and near.any()   # some ids are shared, not all

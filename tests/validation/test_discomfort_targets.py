@@ -409,7 +409,7 @@ def test_d1_khz_carrier_least_discomfort_near_4khz():
     assert 2500.0 <= best <= 5000.0, nrs
 
 
-def _ward1998_thresholds(carrier_hz):
+def ward1998_thresholds(carrier_hz):
     """Sensory (5 % of Aβ), motor (2 % of the pool) and pain (NRS 3) thresholds (mA), 10 ms bursts."""
     motor, abeta, nrs = khz_sweep(carrier_hz, 10.0)
     return first_crossing_ma(abeta, 0.05), first_crossing_ma(motor, 0.02), first_crossing_ma(nrs, 3.0)
@@ -421,7 +421,7 @@ def test_pain_to_motor_threshold_ratio_rises_from_1_to_10khz():
     thresholds are voltages; at one frequency the skin impedance cancels in a ratio.) Model:
     10 ms bursts at 50 Hz; tolerance: ratio at 10 kHz ≥ 5 % above the 1 kHz ratio (model 1.53 →
     1.70). Not fitted."""
-    lo, hi = (_ward1998_thresholds(f) for f in (1000.0, 10000.0))
+    lo, hi = (ward1998_thresholds(f) for f in (1000.0, 10000.0))
     assert hi[2] / hi[1] >= 1.05 * (lo[2] / lo[1]), (lo, hi)
 
 
@@ -441,7 +441,7 @@ def test_pain_to_motor_threshold_ratio_rises_from_1_to_10khz():
 def test_pain_to_sensory_threshold_ratio_rises_with_carrier():
     """Ward & Robertson 1998: the pain/sensory threshold ratio rises systematically with carrier
     frequency. Model as above; tolerance: ratio at 10 kHz ≥ 10 % above the 1 kHz ratio. Not fitted."""
-    lo, hi = (_ward1998_thresholds(f) for f in (1000.0, 10000.0))
+    lo, hi = (ward1998_thresholds(f) for f in (1000.0, 10000.0))
     assert hi[2] / hi[0] >= 1.10 * (lo[2] / lo[0]), (lo, hi)
 
 
@@ -455,7 +455,7 @@ def test_single_electrode_set_with_unequal_sizes_puts_discomfort_under_the_small
     assert fr["adelta"][0] > 5 * fr["adelta"][1]
 
 
-def _motor_at_nrs(shape, w_cm, l_cm, level=5.0, **kw):
+def motor_at_nrs(shape, w_cm, l_cm, level=5.0, **kw):
     """Motor fraction of the ES pool (force stand-in) where the NRS first reaches ``level``, 50 Hz, a man."""
     from emsim.physiology.recruitment import StimulusSet, recruit
     from emsim.program.model import Channel
@@ -488,9 +488,9 @@ def test_short_khz_bursts_match_pulsed_current_at_tolerance():
     NRS 5, 1.07/1.13 at NRS 8, 1.02/1.00 at NRS 9 (5 × 9 / 5 × 5 cm) — near saturation every ratio
     tends to 1, so this passes at the published "maximal tolerated" level, not at sub-maximal ones."""
     for w, l in ((5.0, 9.0), (5.0, 5.0)):
-        pc200 = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
-        pc500 = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=500.0)
-        aussie = _motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=1000.0, burst_duration_ms=4.0)
+        pc200 = motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
+        pc500 = motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=500.0)
+        aussie = motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=1000.0, burst_duration_ms=4.0)
         assert 0.8 <= aussie / pc200 <= 1.25, (w, l, aussie, pc200)
         assert pc500 > pc200, (w, l, pc500, pc200)
 
@@ -531,11 +531,11 @@ def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort(p
     pass shows. Not fitted."""
     for w, l in ((5.0, 9.0), (5.0, 5.0)):
         if protocol == "pc300_vs_2.5khz_4ms_at_nrs5":
-            pulsed = _motor_at_nrs("symmetric_biphasic", w, l, pulse_width_us=300.0)
-            khz = _motor_at_nrs("khz_burst", w, l, carrier_hz=2500.0, burst_duration_ms=4.0)
+            pulsed = motor_at_nrs("symmetric_biphasic", w, l, pulse_width_us=300.0)
+            khz = motor_at_nrs("khz_burst", w, l, carrier_hz=2500.0, burst_duration_ms=4.0)
         else:
-            pulsed = _motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
-            khz = _motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
+            pulsed = motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
+            khz = motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
         assert 1.0 <= pulsed / khz <= 2.0, (protocol, w, l, pulsed, khz)
 
 
