@@ -275,7 +275,7 @@ def terminal_thresholds(class_name, diameters_m, points_m, potential, waveforms,
     phi = phi * np.where(phi[:, 1] >= phi[:, 0], 1.0, -1.0)[:, None]
     dd = np.repeat(d, nw)
     kk = np.tile(np.arange(nw), d.size)
-    _, gax, dx = _membrane_rows(cls, dd)
+    _, _, dx = _membrane_rows(cls, dd)
     pw = np.array([wf.primary_width_s(w) for w in waveforms])
     first = np.repeat(np.abs(phi[:, 1] - phi[:, 0]), nw)
     # uniform-field guess: ~40 V/m at 10 um and 100 us (axon._guess) over the terminal's first difference
@@ -309,9 +309,7 @@ def _node_cable_search(cls, dd, kk, v, waves, guess, rtol):
     dt = DT["mrg_node"]
     net = engine.build("mrg_node", rows, gext.ravel(), gax, rest, waves, None, dt_s=dt,
                        duration_s=waves.shape[0] * dt + TAIL_S)
-    out = _search(lambda a: net.run(a) >= 1, guess, rtol=rtol)
-    del net
-    return out
+    return _search(lambda a: net.run(a) >= 1, guess, rtol=rtol)   # the network is freed on return
 
 
 def strength_duration(model, diameters_m, sources, pulse_widths_us=(50, 100, 200, 500, 1000), *, rtol=0.01,
