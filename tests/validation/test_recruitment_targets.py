@@ -228,7 +228,7 @@ def test_r1_amplitude_recruitment_hmed2018():
                    "amplitude recruitment concave from onset or a motor chronaxie near 100-230 us. Chronaxie growing "
                    "with electrode distance (Grill & Mortimer 1996) does not help either: the tabulated terminal "
                    "cable placed in this layered field keeps 457-478 us from 3 to 36 mm into muscle, and each of 400 "
-                   "units' own cable thresholds give 0.10/0.29/0.51/0.68 (fast path on the same units "
+                   "units' own cable thresholds give 0.10/0.29/0.51/0.69 (fast path on the same units "
                    "0.11/0.30/0.50/0.64); a passing-fibre distance law (398-777 us at 3-20 mm) with the first unit "
                    "at 459 us gives 0.09/0.28/0.48/0.65 - late units gaining more from wide pulses lowers R2; it "
                    "needs them to gain less (docs/literature/recruitment.md, session 9d). Ding's SCI set-up "
