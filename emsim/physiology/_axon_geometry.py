@@ -38,6 +38,11 @@ simulations, unverified recollection). Only rheobases depend on it (∝ σ); chr
 
 Results and their discussion: docs/literature/axon_models.md §6; the grid is
 ``benchmarks/axon_geometry_sd.py``.
+
+:func:`terminal_thresholds` is the same question for the fast path's own fibres (issue 4, R2):
+the tabulated node-cable *terminal*, placed with its end at a unit's terminal in a computed
+field (e.g. the layered solution under the patient's electrodes) instead of a uniform one.
+Results: docs/literature/recruitment.md "Session 9d"; probe ``benchmarks/terminal_depth_sd.py``.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ import numpy as np
 from emsim.physiology.errors import PhysiologyInputError
 from emsim.program import waveform as wf
 
-__all__ = ["point_source", "disc_source", "passing_cable", "thresholds", "node_cable_thresholds", "strength_duration",
-           "SIGMA_S_PER_M"]
+__all__ = ["point_source", "disc_source", "passing_cable", "thresholds", "node_cable_thresholds",
+           "terminal_thresholds", "strength_duration", "SIGMA_S_PER_M"]
 
 SIGMA_S_PER_M = 0.2          # MRG 2002 homogeneous medium (500 Ω·cm)
 HALF_LENGTH_FACTOR = 8.0     # half fibre length / effective distance
@@ -207,38 +212,104 @@ def node_cable_thresholds(class_name, diameters_m, sources, waveforms, *, rtol=0
     The node cable's engine reports spikes at the middle node only, i.e. under the source;
     near threshold that is the initiating action potential.
     """
-    from emsim.physiology import _axon_brian as engine
-    from emsim.physiology.axon import (DT, _membrane_rows, _rest as class_rest, _wave_matrix, threshold_search,
-                                       waveform_samples)
-    from emsim.physiology.fibre_tables import fibre_classes
-    cls = fibre_classes()[class_name]
-    if cls.membrane != "mrg_node":
-        raise PhysiologyInputError("node cable geometry needs a myelinated class", path="class_name",
-                                   value=class_name, allowed="motor, abeta, adelta")
+    from emsim.physiology.axon import DT, _membrane_rows, _wave_matrix, waveform_samples
+    cls = _node_cable_class(class_name)
     d = np.atleast_1d(np.asarray(diameters_m, float))
     dt = DT["mrg_node"]
     waves = _wave_matrix([waveform_samples(w, dt) for w in waveforms], dt)
-    duration = waves.shape[0] * dt + TAIL_S
     dd, kk = np.meshgrid(d, np.arange(len(waveforms)), indexing="ij")
-    f, gax, dx = _membrane_rows(cls, dd.ravel())
-    rest1 = class_rest(cls)
+    _, _, dx = _membrane_rows(cls, dd.ravel())
     pw = np.array([wf.primary_width_s(w) for w in waveforms])
     out = np.full((d.size, len(sources), len(waveforms)), np.inf)
     for s, (ve, h_eff) in enumerate(sources):
         n = _n_nodes(float(dx.min()), h_eff, half_length_factor)
         x = (np.arange(n) - n // 2)[:, None] * dx[None, :]            # (n_nodes, F)
-        v = ve(x)
-        gext = np.zeros_like(v)
-        gext[:-1] += (v[1:] - v[:-1]) * gax
-        gext[1:] += (v[:-1] - v[1:]) * gax
-        rows = {k: np.tile(val, n) for k, val in f.items()}
-        rows["k"] = np.tile(kk.ravel(), n)
-        rest = {k: np.full(gax.size, val) for k, val in rest1.items()}
-        net = engine.build("mrg_node", rows, gext.ravel(), gax, rest, waves, None, dt_s=dt, duration_s=duration)
         guess = (2e-3 * (h_eff / 5e-3) ** 2 * 10e-6 / dd * (1.0 + 200e-6 / pw[kk])).ravel()
-        out[:, s, :] = threshold_search(lambda a, net=net: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
-        del net
+        out[:, s, :] = _node_cable_search(cls, dd.ravel(), kk.ravel(), ve(x), waves, guess, rtol).reshape(dd.shape)
     return out
+
+
+def terminal_thresholds(class_name, diameters_m, points_m, potential, waveforms, *, axis=(1.0, 0.0, 0.0),
+                        n_nodes=None, rtol=0.005):
+    """Thresholds (A per A of the source) of the shipped node-cable *terminal* in a computed field.
+
+    The cable is the tabulated one (:mod:`emsim.physiology.axon`: ``n_nodes`` of the class,
+    sealed ends, action potential detected at the middle node), but instead of a uniform field
+    each node sits in the potential ``potential(x, y, z)`` (V per A, e.g.
+    :meth:`emsim.physiology.field.FieldSolution.potential`): node 0 at the terminal
+    ``points_m[i]``, node k at ``points_m[i] + k·Δx·axis``. The source's polarity is the one
+    that depolarises node 0, as the fast path's ``|E|·Δx`` drive assumes. In a uniform field
+    this is exactly the tabulated threshold; in a real field it measures what the fast path's
+    "uniform-field table ÷ local first difference" leaves out (the field's variation along the
+    cable). Investigation helper (issue 4, R2): docs/literature/recruitment.md.
+
+    Parameters
+    ----------
+    class_name : {"motor", "abeta", "adelta"}
+    diameters_m : array_like (P,)
+        Fibre diameter at each terminal.
+    points_m : array_like (P, 3)
+        Terminal positions (m).
+    potential : callable (x, y, z) -> ndarray
+    waveforms : sequence of waveform objects (first phase depolarising node 0)
+
+    Returns
+    -------
+    ndarray (P, n_w); ``inf`` where nothing fired up to the search cap.
+    """
+    from emsim.physiology.axon import DT, _membrane_rows, _wave_matrix, waveform_samples
+    from emsim.physiology.fibre_tables import mrg_geometry
+    cls = _node_cable_class(class_name)
+    d = np.atleast_1d(np.asarray(diameters_m, float))
+    pts = np.asarray(points_m, float).reshape(-1, 3)
+    if pts.shape[0] != d.size:
+        raise PhysiologyInputError("one diameter per terminal", path="diameters_m", value=d.size,
+                                   allowed=f"{pts.shape[0]} (the number of points)")
+    n = cls.n_nodes if n_nodes is None else int(n_nodes)
+    dt = DT["mrg_node"]
+    waves = _wave_matrix([waveform_samples(w, dt) for w in waveforms], dt)
+    nw = len(waveforms)
+    step = mrg_geometry(d)[2][:, None] * np.asarray(axis, float)[None, :]          # (P, 3)
+    nodes = pts[:, None, :] + np.arange(n)[None, :, None] * step[:, None, :]        # (P, n, 3)
+    phi = np.asarray(potential(nodes[..., 0], nodes[..., 1], nodes[..., 2]), float)  # (P, n)
+    phi = phi * np.where(phi[:, 1] >= phi[:, 0], 1.0, -1.0)[:, None]
+    dd = np.repeat(d, nw)
+    kk = np.tile(np.arange(nw), d.size)
+    _, _, dx = _membrane_rows(cls, dd)
+    pw = np.array([wf.primary_width_s(w) for w in waveforms])
+    first = np.repeat(np.abs(phi[:, 1] - phi[:, 0]), nw)
+    # uniform-field guess: ~40 V/m at 10 um and 100 us (axon._guess) over the terminal's first difference
+    guess = 40.0 * 10e-6 / dd * (1.0 + 100e-6 / pw[kk]) * dx / np.maximum(first, 1e-30)
+    v = np.repeat(phi.T, nw, axis=1)                                                # (n, P*nw)
+    return _node_cable_search(cls, dd, kk, v, waves, guess, rtol).reshape(d.size, nw)
+
+
+def _node_cable_class(class_name):
+    from emsim.physiology.fibre_tables import fibre_classes
+    cls = fibre_classes()[class_name]
+    if cls.membrane != "mrg_node":
+        raise PhysiologyInputError("node cable geometry needs a myelinated class", path="class_name",
+                                   value=class_name, allowed="motor, abeta, adelta")
+    return cls
+
+
+def _node_cable_search(cls, dd, kk, v, waves, guess, rtol):
+    """Threshold search on node cables (one per column of ``v``, the potential per unit source
+    at each node, shape (n_nodes, F)); fibre ``F`` has diameter ``dd`` and waveform column ``kk``."""
+    from emsim.physiology import _axon_brian as engine
+    from emsim.physiology.axon import DT, _membrane_rows, _rest as class_rest, threshold_search
+    f, gax, _ = _membrane_rows(cls, dd)
+    n = v.shape[0]
+    gext = np.zeros_like(v)
+    gext[:-1] += (v[1:] - v[:-1]) * gax
+    gext[1:] += (v[:-1] - v[1:]) * gax
+    rows = {k: np.tile(val, n) for k, val in f.items()}
+    rows["k"] = np.tile(kk, n)
+    rest = {k: np.full(gax.size, val) for k, val in class_rest(cls).items()}
+    dt = DT["mrg_node"]
+    net = engine.build("mrg_node", rows, gext.ravel(), gax, rest, waves, None, dt_s=dt,
+                       duration_s=waves.shape[0] * dt + TAIL_S)
+    return threshold_search(lambda a: net.run(a) >= 1, guess, rtol=rtol)   # the network is freed on return
 
 
 def strength_duration(model, diameters_m, sources, pulse_widths_us=(50, 100, 200, 500, 1000), *, rtol=0.01,

@@ -225,7 +225,13 @@ def test_r1_amplitude_recruitment_hmed2018():
                    "of median 459 us gives 0.14/0.29/0.43/0.56 for sigma_ln 0 and 0.27 (Mogyoros's SD), worst error "
                    "0.26 at sigma 1.0, 0.18 at 1.5, 0.13 only at 2.0 (a x7.4 geometric SD; the onset then falls to 16 "
                    "mA); even an amplitude curve linear from its onset gives 0.21/0.40/0.55/0.66 (c = 459 us). R2 needs "
-                   "amplitude recruitment concave from onset or a motor chronaxie near 100-230 us. Ding's SCI set-up "
+                   "amplitude recruitment concave from onset or a motor chronaxie near 100-230 us. Chronaxie growing "
+                   "with electrode distance (Grill & Mortimer 1996) does not help either: the tabulated terminal "
+                   "cable placed in this layered field keeps 457-478 us from 3 to 36 mm into muscle, and each of 400 "
+                   "units' own cable thresholds give 0.10/0.29/0.51/0.69 (fast path on the same units "
+                   "0.11/0.30/0.50/0.64); a passing-fibre distance law (398-777 us at 3-20 mm) with the first unit "
+                   "at 459 us gives 0.09/0.28/0.48/0.65 - late units gaining more from wide pulses lowers R2; it "
+                   "needs them to gain less (docs/literature/recruitment.md, session 9d). Ding's SCI set-up "
                    "(amplitude, electrodes, force rather than unit count) is assumed")
 def test_r2_pulse_width_recruitment_ding2007():
     """R2 (Ding et al. 2007, Muscle Nerve 36:214): A(PW)/A_max = 0.30, 0.58, 0.75, 0.85 at 200,
