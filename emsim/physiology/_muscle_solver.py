@@ -42,8 +42,12 @@ How it is fast
   cell's force is that small remainder), and the curvature of the log peaks and force-time
   integrals, below ``skip_tol``. The skipped cycles' peaks and integrals are interpolated in
   log space, quadratic through the last three integrated cycles (they fall nearly
-  geometrically; a linear interpolation overestimated them by 2–3e-3 on lumbar sessions). Contractions are identical when their node grids and the row's per-pulse factors
-  are (compared by 64-bit hashes of the factors,
+  geometrically; a linear interpolation overestimated them by 2–3e-3 on lumbar sessions).
+  The force left at the start of the contraction stepped to (after rests of less than ~0.5 s
+  it is ~10 % of the peak) is extrapolated linearly per unit of capacity, and its difference
+  from the value interpolated once the contraction is integrated, relative to the run's first
+  peak, joins the step error. Contractions are identical when their node grids and the row's
+  per-pulse factors are (compared by 64-bit hashes of the factors,
   :func:`~emsim.physiology._muscle_kernel.block_hashes`; periods, R factors and per-pulse cost
   weights to 1e-9). Each row
   decides for itself.
