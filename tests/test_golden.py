@@ -76,6 +76,17 @@ def test_a_value_moved_beyond_tolerance_is_named_with_its_worst_element():
     assert "python -m emsim.testing.golden --update muscle_x" in msg
 
 
+def test_a_decayed_tail_may_move_by_rounding_of_the_peak_but_not_more():
+    # merging s9rev moved a relaxed force of 1.63e-11 N to 1.47e-11 N beside a 4 N peak:
+    # 10 % of itself, 4e-13 of the key's peak -- rounding, not a result
+    expected = {"force_n": np.array([4.0, 1.6269678293753055e-11])}
+    noise = {"force_n": np.array([4.0, 1.4681977872630774e-11])}
+    assert golden.compare(expected, noise, rtol=1e-9, atol=0.0) == []
+    moved = {"force_n": np.array([4.0, 1e-9])}   # 2.5e-10 of the peak: a real change in the tail
+    assert [m.key for m in golden.compare(expected, moved, rtol=1e-9, atol=0.0)] == ["force_n"]
+    assert golden.compare(expected, noise, rtol=1e-9, atol=0.0, peak_rtol=0.0) != []
+
+
 def test_nan_for_a_number_shape_and_key_changes_all_count():
     expected = _values()
     got = {**_values(), "extra": np.array(1.0)}
