@@ -568,7 +568,7 @@ def _check_pulses(pulse_times: Any, batch: bool) -> np.ndarray:
         what = "duplicate" if d[r, j] == 0 else "unsorted"
         path = f"pulse_times[{r}, {j + 1}]" if batch else f"pulse_times[{j + 1}]"
         raise _bad(f"pulse times must be strictly increasing ({what} time)", path,
-                   float(a2[r, j + 1]), f"> {a2[r, j]!r} (the previous pulse)")
+                   float(a2[r, j + 1]), f"> {float(a2[r, j])!r} s (the previous pulse)")
     return a2
 
 

@@ -603,6 +603,22 @@ def predict(recruitment: Any, *, person: Person | None = None, params: Discomfor
     Returns
     -------
     Discomfort
+
+    Notes
+    -----
+    A synthesis model (shared/reference/nerve_recruitment_discomfort.md §4.5), not a published
+    one; the equations are in the module docstring and every parameter's source and evidence
+    level in ``models/discomfort/discomfort.json``. The calibration points and published
+    comparisons are tests in ``tests/validation/test_discomfort_targets.py``.
+
+    References
+    ----------
+    Mogyoros I, Kiernan MC, Burke D (1996). Brain 119:439 (sensory vs motor strength–duration).
+    "Scales of unpleasantness of electrical stimulation" (unpleasantness exponent 1.81) and
+    "Electrocutaneous psychophysical input-output functions and temporal integration"
+    (Bar-Ilan; exponent 1.4 → 0.93 with duration): reference §4.2, target D2.
+    Sha N et al. (2008). Artif Organs (PMID 18782136): hot spots under the stratum corneum.
+    Maffiuletti NA et al. (2008). Ann Neurol 63:507 (sex and thresholds; person factors).
     """
     p = params or DiscomfortParameters.load()
     person = person or Person()

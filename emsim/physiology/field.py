@@ -897,6 +897,18 @@ def solve(layers: Layers, electrodes: Electrodes, *, gel: Gel | None = None,
     Semi-analytical 2-D FFT / transfer-matrix method of
     shared/reference/nerve_recruitment_discomfort.md §2.3 (anisotropic muscle by coordinate
     scaling), current sharing under the electrodes after the complete-electrode (Robin) model.
+    Checked against the closed-form half-space, uniform-disc and two-layer image-series
+    solutions of §2.3 (tests/physiology/test_field.py) and the layered results of §2.6
+    (tests/validation/test_field_targets.py, targets G1–G3).
+
+    References
+    ----------
+    Conductivities: Gabriel S, Lau RW, Gabriel C (1996). Phys Med Biol 41:2271; the others
+    listed with each value in ``models/tissues/conductivities.json``.
+    Electrode edge and gel: Panescu D, Webster JG, Stratbucker RA (1994). IEEE Trans Biomed Eng
+    41:681; Sha N et al. (2008). Artif Organs (PMID 18782136).
+    Layered vs anatomical models: Kuhn A et al. (2009). Med Eng Phys 31:945; Gómez-Tames et
+    al. (2014). Comput Math Methods Med 2014:489240.
     """
     if not isinstance(layers, Layers):
         raise PhysiologyInputError("layers must be a Layers", path="layers", value=type(layers).__name__,

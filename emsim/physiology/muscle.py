@@ -39,8 +39,8 @@ from emsim._data import models_dir
 from emsim.physiology import _muscle_kernel as kernel
 from emsim.physiology import _muscle_solver as solver
 from emsim.physiology.ding import (DingParameters, ParameterInfo, _check_max_step, _check_pulses,
-                                   _check_per_pulse, _SPEC as DING_SPEC, ding_force, read_document,
-                                   read_entries)
+                                   _check_per_pulse, _float_array, _SPEC as DING_SPEC, ding_force,
+                                   read_document, read_entries)
 from emsim.physiology.errors import ModelParameterError, PhysiologyInputError
 from emsim.physiology.fatigue import (FATIGUE_SPEC, MECH_CAPACITY, FatigueParameters,
                                       deficit_gains, deficit_rate_cap_intervals,
@@ -131,6 +131,16 @@ def load_muscle(name: str) -> MuscleParameters:
     ModelParameterError
         Unknown name (the error lists the known ones), or a file with missing, unknown, mis-united
         or out-of-range values (the error names the JSON path).
+
+    Notes
+    -----
+    Every value carries its source and evidence level (``MuscleParameters.evidence``). The
+    quadriceps sets are published ones: ``quadriceps_ding2003`` (able-bodied; Ding, Wexler &
+    Binder-Macleod 2003, J Electromyogr Kinesiol 13:575, with the Hmed et al. 2018 amplitude
+    term) and ``quadriceps_ding2007`` (spinal-cord-injured; Ding et al. 2007, Muscle Nerve
+    36:214, cocofest defaults). The lumbar, hip and abdominal sets are extrapolated from
+    ``quadriceps_ding2003``; each file's ``description`` states how (force scaled by PCSA,
+    fibre-type composition, twitch times).
     """
     if not isinstance(name, str) or not name or "/" in name or "\\" in name:
         raise ModelParameterError("muscle name must be a file stem in models/muscles",
@@ -241,7 +251,8 @@ def _from_pulse_train(train, recruitment):
         amps.append(train.amplitude_a[sl])
     n = max((r.size for r in rows), default=0)
     if n == 0:
-        raise _bad("the pulse train has no pulses", "train", has_value=False)
+        raise _bad("the pulse train has no pulses", "train", has_value=False,
+                   allowed="at least one pulse")
 
     def pad(list_, fill):
         out = np.full((len(list_), n), fill)
@@ -330,8 +341,15 @@ def _recruitment(recruitment, pulses, valid, batch, amp, ding: DingParameters):
             raise _bad("recruitment must be a fraction of the motor-unit pool", "recruitment",
                        value=r, allowed="0 to 1")
         return np.broadcast_to(float(r), pulses.shape)
-    r, below_top = _per_pulse(recruitment, "recruitment", pulses, batch, "nonnegative", "1",
-                              top=1.0)
+    try:
+        r, below_top = _per_pulse(recruitment, "recruitment", pulses, batch, "nonnegative", "",
+                                  top=1.0)
+    except PhysiologyInputError as exc:
+        if not exc.has_value or exc.message != "recruitment out of range":
+            raise
+        # the generic per-pulse check only knows the lower bound; name the whole range
+        raise _bad("recruitment must be a fraction of the motor-unit pool", exc.path,
+                   value=exc.value, allowed="0 to 1") from None
     if not below_top and not kernel.values_ok(r, pulses, False, 1.0):
         bad = np.argwhere(valid & (r > 1.0))[0]
         raise _bad("recruitment must be a fraction of the motor-unit pool",
@@ -466,10 +484,26 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     Raises
     ------
     PhysiologyInputError
-        Empty trains, unsorted or duplicate pulse times, negative widths or amplitudes,
-        recruitment outside 0–1, a bad ``dt`` or ``max_step``.
+        Empty or non-numeric trains, unsorted or duplicate pulse times, negative widths or
+        amplitudes, recruitment outside 0–1, a bad ``dt``, ``t_end``, ``max_step`` or
+        ``skip_tol``.
     ModelParameterError
         Unknown muscle name or a bad parameter file.
+
+    References
+    ----------
+    Ding J, Wexler AS, Binder-Macleod SA (2003). Mathematical models for fatigue minimization
+    during functional electrical stimulation. J Electromyogr Kinesiol 13:575–588.
+    Ding J, Chou LW, Kesar TM, Lee SCK, Johnston TE, Wexler AS, Binder-Macleod SA (2007).
+    Mathematical model that predicts the force–intensity and force–frequency relationships
+    after spinal cord injuries. Muscle Nerve 36:214–222.
+    Hmed AB, Bakir T, Garnier YM, Sakly A, Lepers R, Binczak S (2018). An approach to a muscle
+    force model with force-pulse amplitude relationship of human quadriceps muscles. Comput
+    Biol Med 101:218–228.
+    Fuglevand AJ, Winter DA, Patla AE (1993). Models of recruitment and rate coding
+    organization in motor-unit pools. J Neurophysiol 70:2470–2488.
+    Validation targets and effects: ``shared/reference/muscle_force_fatigue.md`` §6 and
+    ``docs/literature/muscle_fatigue_effects.md``.
 
     Examples
     --------
@@ -480,6 +514,11 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     """
     m = muscle if isinstance(muscle, MuscleParameters) else load_muscle(muscle)
     max_step = _check_max_step(max_step)   # RK4 of the force needs steps well below τ1
+    if skip_tol is not None and (isinstance(skip_tol, bool)
+                                 or not isinstance(skip_tol, (int, float, np.floating))
+                                 or not 0.0 <= float(skip_tol) < np.inf):
+        raise _bad("skip_tol out of range", "skip_tol", value=skip_tol,
+                   allowed="≥ 0 and finite (deficit units; 0 or None integrates every contraction)")
     from emsim.program.compile import PulseTrain
 
     duration = None
@@ -490,13 +529,18 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
             raise _bad("pulse_width_us/amplitude_ma come from the PulseTrain; do not pass them",
                        "pulse_width_us", has_value=False)
     else:
-        arr = np.asarray(train, dtype=float) if not isinstance(train, np.ndarray) else train
+        arr = train if isinstance(train, np.ndarray) else _float_array(train, "pulse_times")
         if arr.size == 0 or (arr.ndim == 2 and arr.shape[1] == 0):
-            raise _bad("the pulse train is empty", "train", has_value=False)
+            raise _bad("the pulse train is empty", "train", has_value=False,
+                       allowed="at least one pulse time")
+        if arr.ndim == 0:
+            raise _bad("pulse_times must be an array", "pulse_times", value=train,
+                       allowed="1-D array of times in s, or (batch, pulses) NaN-padded")
         batch = arr.ndim == 2
         pulses = _pulses(arr, batch)
         if np.all(np.isnan(pulses[..., 0])):   # NaN padding is trailing (checked)
-            raise _bad("the pulse train is empty", "train", has_value=False)
+            raise _bad("the pulse train is empty", "train", has_value=False,
+                       allowed="at least one pulse time")
         width = amp = None
         if pulse_width_us is not None:
             width = _per_pulse(pulse_width_us, "pulse_width_us", pulses, batch, "positive",

@@ -728,6 +728,18 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     PhysiologyInputError
         Unknown site, no channel of the train at the site, bad stimulus values, a
         non-positive motor gain or cutaneous threshold scale, an unknown ``excitation``.
+
+    References
+    ----------
+    Terminal excitation by E·Δx and calibration against measured motor thresholds:
+    shared/reference/nerve_recruitment_discomfort.md §2.6 and §3.
+    McIntyre CC, Richardson AG, Grill WM (2002). J Neurophysiol 87:995–1006 (membrane of the
+    Brian2 fibre tables).
+    Mogyoros I, Kiernan MC, Burke D (1996). Brain 119:439–447 (motor and sensory
+    strength–duration time constants, target S1).
+    Hmed AB et al. (2018). Comput Biol Med 101:218 (quadriceps amplitude recruitment, target R1;
+    the motor threshold scale is fitted to it).
+    Gobbo M et al. (2011). Eur J Appl Physiol 111:2451 (placement relative to the motor point).
     """
     if excitation not in EXCITATIONS:
         raise PhysiologyInputError("unknown motor excitation", path="excitation", value=excitation,

@@ -474,6 +474,29 @@ def motor_at_nrs(shape, w_cm, l_cm, level=5.0, **kw):
 TOLERANCE_NRS = 8.0
 
 
+@pytest.mark.xfail(strict=True, reason="model: motor fraction of the ES pool at NRS 8 (5 x 5 cm, 4 ms bursts at 50 Hz) "
+                                       "0.605/0.677/0.682 at 1/2.5/4 kHz: it rises from 1 to 2.5 kHz (1 kHz 11 % below "
+                                       "2.5 kHz) where Ward 2004 finds the largest torque at 1 kHz. 10 kHz gives 0.303 only "
+                                       "because NRS 8 is not reached below the sweep's 200 mA cap (the first assert "
+                                       "passes for that reason, not from a modelled fall). No motor-fibre dropout in long "
+                                       "or high-carrier bursts is modelled, the torque-side cause Ward 2001/2004/2009 give "
+                                       "(docs/literature/khz_discomfort.md); the D1 strict xfail records the same mirror "
+                                       "image")
+def test_r3_tolerated_khz_torque_falls_above_2_5_khz_ward2004():
+    """R3 (reference §6; Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569, abstract
+    [verified] in docs/literature/khz_discomfort.md): with 50 Hz bursts at 20 % duty, the maximal
+    electrically induced torque is similar at low carriers (largest at 1 kHz) and falls markedly
+    above 2.5 kHz. Model: motor fraction of the lumbar ES pool (torque stand-in) at the model's
+    tolerance anchor (NRS 8), 5 × 5 cm pair, 4 ms bursts at 50 Hz (20 % duty), a man. Tolerance
+    (the abstract gives no magnitude; "markedly" taken as ≥ 10 %): the 10 kHz fraction at
+    least 10 % below both the 1 and the 2.5 kHz fractions, and 1 kHz not below 2.5 kHz by more
+    than 5 %. Not fitted."""
+    got = {f: motor_at_nrs("khz_burst", 5.0, 5.0, level=TOLERANCE_NRS, carrier_hz=f,
+                           burst_duration_ms=4.0) for f in (1000.0, 2500.0, 10000.0)}
+    assert got[10000.0] <= 0.9 * min(got[1000.0], got[2500.0]), got
+    assert got[1000.0] >= 0.95 * got[2500.0], got
+
+
 def test_short_khz_bursts_match_pulsed_current_at_tolerance():
     """Vaz et al. 2015 (Muscle Nerve 51:76, quadriceps, 21 women; abstract [verified]): at comparable
     discomfort (maximal tolerated intensity) the evoked torque was Aussie current 71.7 % MVC, 200 µs
