@@ -447,6 +447,32 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
     return _at(afac, gb, gi)
 
 
+@jit(error_model="numpy", nogil=True, inline="always")
+def _hermite_max(f0, d0, f1, d1, h):
+    """Largest value of the cubic Hermite interpolant of a node step from the force and its
+    slope at both ends (``d0 > 0 > d1``: one maximum inside the step).
+
+    A contraction's peak between nodes: the ODE gives dF/dt exactly at each node, and a twitch
+    peaks in the relaxation tail, where node steps grow to 20 ms (``TAIL_STEP``); the largest
+    node value there was 0.6-1.1 % of the peak low (issue 3, session 10).
+    """
+    m0 = d0 * h
+    m1 = d1 * h
+    df = f1 - f0
+    c2 = 3.0 * df - 2.0 * m0 - m1
+    c3 = m0 + m1 - 2.0 * df
+    # p'(u) = m0 + 2·c2·u + 3·c3·u², positive at 0 and negative at 1: one root in (0, 1),
+    # taken in the form without cancellation
+    disc = c2 * c2 - 3.0 * c3 * m0
+    disc = 0.0 if disc < 0.0 else disc
+    qd = -(c2 + (np.sqrt(disc) if c2 >= 0.0 else -np.sqrt(disc)))
+    u = m0 / qd if qd != 0.0 else 0.5
+    if not 0.0 < u < 1.0:
+        u = qd / (3.0 * c3) if c3 != 0.0 else 0.5
+    u = 0.0 if u < 0.0 else (1.0 if u > 1.0 else u)
+    return f0 + u * (m0 + u * (c2 + u * c3))
+
+
 @jit(error_model="numpy", nogil=True, fastmath=True, inline="always")
 def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, fnod, dfnod,
               tangent):
@@ -455,6 +481,8 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     interval's force-time integral and peak total force, and leaves each cell's peak in
     ``ws[5]`` and, with ``tangent``, ∂F_end/∂F_start of each cell in ``ws[13]`` (the force
     equation is linear in F, so this is the interval's multiplier of a change of start force).
+    Peaks inside a node step (where dF/dt turns from rising to falling) are the maximum of the
+    step's cubic Hermite interpolant (:func:`_hermite_max`), the curve the force trace samples.
 
     The fatigue parameters (A, τ1, Km) are held over the interval at their predicted midpoint
     value (the state after the pulse plus half the previous interval's drift); the deficits
@@ -585,12 +613,21 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
             Fn[q] = F1
             if F1 > cpk[q]:
                 cpk[q] = F1
+            if k1_ > 0.0 and sl1 < 0.0:
+                # the cell peaks inside the step
+                v = _hermite_max(F0, k1_, F1, sl1, h)
+                if v > cpk[q]:
+                    cpk[q] = v
             ftot1 += F1
             sl0tot += k1_
             sl1tot += sl1
         if want_nodes:
             fnod[k] = ftot0
             dfnod[k] = sl0tot
+        if sl0tot > 0.0 and sl1tot < 0.0:
+            v = _hermite_max(ftot0, sl0tot, ftot1, sl1tot, h)
+            if v > pk:
+                pk = v
         om0 = occl_a + occl_b * ftot0
         om1 = occl_a + occl_b * ftot1
         for q in range(na):

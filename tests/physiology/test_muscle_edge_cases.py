@@ -214,11 +214,6 @@ def test_stepped_trace_agrees_with_the_reported_integrals_and_peaks(lumbar):
         assert np.max(np.abs(top - r.peak_force_n[b])) < 1e-3 * np.max(r.peak_force_n[b])
 
 
-@pytest.mark.xfail(strict=True, reason="a contraction's peak is its largest node value, and a "
-                   "twitch peaks in the relaxation tail, whose node steps grow to 20 ms "
-                   "(TAIL_STEP): the reported peak is 6.4e-3 (fresh) to 1.1e-2 (fatigued) of "
-                   "the peak below the trace's maximum, integrating everything too (vs "
-                   "solve_ivp: 4.020 vs 4.047 N at 0.3 recruitment)")
 def test_twitch_peaks_agree_with_the_trace(lumbar):
     """1 Hz twitches for 10 minutes at 0.6 recruitment, 1 ms samples: each contraction's reported
     peak within 1e-3 of the session peak of the trace's maximum."""
