@@ -99,10 +99,6 @@ def test_lumbar_20_min_doublet_onset_trains_force_and_integrals(lumbar):
     assert np.all(np.abs(d_fast - d_full) <= 1e-3 * d_full + 1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="the interval stepping extrapolates a purely decaying "
-                   "deficit's increments as quadratics: the catch-like gain (1 s recovery) ends "
-                   "2.2e-3 off relative (about 8e-6 absolute, at 3.6e-3 of its saturation "
-                   "level 2; no visible effect on force)")
 def test_catch_gain_after_doublet_trains_within_1e_3(lumbar):
     """The catch-like gain (last deficit) after 20 minutes of doublet-onset trains: within
     1e-3 relative of integrating everything."""
