@@ -480,7 +480,9 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     for the last pulse, to the end of the tail). Updates the state ``st`` in place; returns the
     interval's force-time integral and peak total force, and leaves each cell's peak in
     ``ws[5]`` and, with ``tangent``, ∂F_end/∂F_start of each cell in ``ws[13]`` (the force
-    equation is linear in F, so this is the interval's multiplier of a change of start force).
+    equation is linear in F, so this is the interval's multiplier of a change of start force);
+    with both ``tangent`` and ``want_nodes``, that multiplier at each node of the interval and
+    its time derivative in ``ws[14]`` (2, cells, node offset in the interval).
     Peaks inside a node step (where dF/dt turns from rising to falling) are the maximum of the
     step's cubic Hermite interpolant (:func:`_hermite_max`), the curve the force trace samples.
 
@@ -496,7 +498,7 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     mech = defs[2]
     nd = mech.size
     F, X, E, CN, dXc = st
-    a, t1, km, s0, b0, cpk, I, Xs, Fn, CM, CE, LD, xm, gt = ws
+    a, t1, km, s0, b0, cpk, I, Xs, Fn, CM, CE, LD, xm, gt, gq = ws
     na = F.size
     D = E.size
     n_p = pulse_node.size
@@ -568,6 +570,10 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
         ftot1 = 0.0
         sl0tot = 0.0
         sl1tot = 0.0
+        if want_nodes and tangent:
+            for q in range(na):
+                gq[0, q, k - k0] = gt[q]
+                gq[1, q, k - k0] = -b0[q] * gt[q]
         for q in range(na):
             dq = dep[q]
             kq = km[q]
@@ -845,7 +851,8 @@ def _copy_rest(dXc, E, CN, dXc2, E2, CN2):
 def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
     """Append an integrated interval to the stepping history, dropping the oldest: its
     increment from ``S0`` to (F, X), the residuals of its force-time integral and peak, its
-    position and start force (``hist`` rows 0–3), and its force map g, F* per cell (``gh``)."""
+    position and start force (``hist`` rows 0–3), and its force map g, F* and start force per
+    cell (``gh``)."""
     for q in range(F.size):
         for j in range(X.shape[1] + 1):
             dh0[q, j] = dh1[q, j]
@@ -872,6 +879,8 @@ def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
         for k in range(2):
             gh[0, k, q] = gh[0, k + 1, q]
             gh[1, k, q] = gh[1, k + 1, q]
+            gh[2, k, q] = gh[2, k + 1, q]
+        gh[2, 2, q] = S0[q, 0]
         g = gt[q] if gt[q] < G_MAX else G_MAX
         gh[0, 2, q] = g
         gh[1, 2, q] = (F[q] - g * S0[q, 0]) / (1.0 - g)
@@ -909,6 +918,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     rfac, afac, lam, recr, ridx = rows
     run_buf, buf, dXc_now, ebuf, hist, wp, wc, gh, cf = sbuf
     gt = ws[13]
+    gq = ws[14]
     gb = ridx[b]
     na = F.size
     D = E.size
@@ -1111,11 +1121,19 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 pk = pk_m
             if want_nodes:
                 # node values of the skipped intervals: the quadratic through the same nodes of
-                # the last two integrated intervals and the new one, relative to their start
-                # forces
+                # the last two integrated intervals and the new one, each shifted by what the
+                # difference of its cells' start forces from the skipped interval's carries to
+                # the node (∂F(t)/∂F_start, ``gq``, of the new interval): in an unfused train
+                # a start force's deviation decays to g ≈ 0.2 within the interval, and held
+                # (shifted alike at every node) it put the 12 Hz trace 2.1e-3 of the peak off
                 ip = int(hist[2, 1])
                 kp, ka, kb = pulse_node[ip], pulse_node[i], pulse_node[i + m]
                 n_sub = pulse_node[i + 1] - ka
+                # the new interval's nodes from its corrected start
+                for o in range(_steps_of(pulse_node, i + m, h_step.size)):
+                    for q in range(na):
+                        fnod[kb + o] += gq[0, q, o] * (S0[q, 0] - S_pred[q, 0])
+                        dfnod[kb + o] += gq[1, q, o] * (S0[q, 0] - S_pred[q, 0])
                 x0 = xb
                 xm_ = float(m)
                 for qq in range(1, m):
@@ -1124,15 +1142,19 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     l1 = (r - x0) * (r - xm_) / (x0 * xm_)
                     l2 = (r - x0) * r / ((xm_ - x0) * xm_)
                     base = pulse_node[i + qq]
-                    fs_r = 0.0
                     for q in range(na):
-                        fs_r += _force_at(cf, q, r, cf[q, 0] ** (r - 1.0))
+                        # the cell's start force less the interpolated ones (into ``cf``'s
+                        # column of g^{m−1}, which the peaks above were the last to use)
+                        cf[q, 5] = _force_at(cf, q, r, cf[q, 0] ** (r - 1.0)) - (
+                            l0 * gh[2, 1, q] + l1 * gh[2, 2, q] + l2 * S0[q, 0])
                     for o in range(n_sub):
-                        fnod[base + o] = l0 * (fnod[kp + o] - hist[3, 1]) \
-                            + l1 * (fnod[ka + o] - hist[3, 2]) \
-                            + l2 * (fnod[kb + o] - fs_m) + fs_r
-                        dfnod[base + o] = (l0 * dfnod[kp + o] + l1 * dfnod[ka + o]
-                                           + l2 * dfnod[kb + o])
+                        vf = l0 * fnod[kp + o] + l1 * fnod[ka + o] + l2 * fnod[kb + o]
+                        vd = l0 * dfnod[kp + o] + l1 * dfnod[ka + o] + l2 * dfnod[kb + o]
+                        for q in range(na):
+                            vf += gq[0, q, o] * cf[q, 5]
+                            vd += gq[1, q, o] * cf[q, 5]
+                        fnod[base + o] = vf
+                        dfnod[base + o] = vd
             _push(hist, dh0, dh1, dh2, F, X, S0, i + m, a_m, pk_m, gh, gt, ilen[i])
             n_hist = 3
             i = i + m
@@ -1388,13 +1410,13 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     st = (F, X, E, CN, np.zeros((na, nd)))
     ws = (np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.zeros(na),
           np.zeros(na), np.zeros((na, nd)), np.zeros(na), np.empty(D), np.empty(D), np.zeros(D),
-          np.zeros(3), np.ones(na))
+          np.zeros(3), np.ones(na), np.zeros((2, na, n_nodes.max() if trace else 1)))
     # scratch of the interval stepping: run ends, per-cell states, their copies, and the
     # history (integral and peak residuals, position, start force; force maps) of the last
     # three integrated intervals
     sbuf = (np.empty(max(1, n_pulses.max()), dtype=np.int64), np.zeros((6, na, nd + 1)),
             np.zeros((na, nd)), np.zeros((5, D)), np.zeros((4, 3)), np.zeros(3), np.zeros(3),
-            np.zeros((2, 3, na)), np.zeros((na, 6)))
+            np.zeros((3, 3, na)), np.zeros((na, 6)))
     nn = n_nodes.max() if trace else 0
     o = (np.zeros(2), np.zeros(2), np.zeros((2, na)), np.zeros((2, na)), np.ones((2, na)),
          np.zeros((2, nn)), np.zeros((2, nn)))

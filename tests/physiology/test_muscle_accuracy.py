@@ -152,14 +152,7 @@ def test_slow_and_irregular_trains_stepped_keep_deficits_and_force_within_0_5_pc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("train", [
-    pytest.param("8 Hz unfused", marks=pytest.mark.xfail(
-        strict=True, reason="the force trace of intervals stepped over is interpolated from "
-        "the integrated ones' node values relative to their start forces; in an unfused train "
-        "the start force still converges geometrically (twitch summation, ~0.2 per interval) "
-        "where the stepping starts: 1.45e-3 of the peak (peaks, integrals and deficits are not "
-        "affected)")),
-    "variable frequency"])
+@pytest.mark.parametrize("train", TRAINS)
 def test_slow_and_irregular_trains_stepped_force_within_0_1_pct(lumbar, train):
     """The default stepping's force trace against solve_ivp within 0.1 % of the peak."""
     r, ref, _ = _against_reference(lumbar, train, SKIP_TOL)

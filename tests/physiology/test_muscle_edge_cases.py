@@ -168,10 +168,6 @@ def test_long_pulse_intervals_meet_the_house_targets(lumbar, train):
     _assert_house_targets(fast, full)
 
 
-@pytest.mark.xfail(strict=True, reason="the interval stepping's force trace in unfused trains "
-                   "(the 8 Hz solve_ivp xfail of test_muscle_accuracy): at 12 Hz, recruitment "
-                   "0.3, 2.08e-3 of the peak half a second into early contractions (1.78e-3 at "
-                   "0.6, 1.47e-3 at 1.0); the same before the log-space interpolation")
 def test_12_hz_force_trace_within_2e_3(lumbar):
     """20 minutes of 12 Hz 4 s / 4 s at three levels: force trace within 2e-3 of the peak."""
     fast, full = _stepping_vs_everything(lumbar, _onoff(12.0, 4.0, 4.0))
