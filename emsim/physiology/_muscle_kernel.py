@@ -447,6 +447,32 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
     return _at(afac, gb, gi)
 
 
+@jit(error_model="numpy", nogil=True, inline="always")
+def _hermite_max(f0, d0, f1, d1, h):
+    """Largest value of the cubic Hermite interpolant of a node step from the force and its
+    slope at both ends (``d0 > 0 > d1``: one maximum inside the step).
+
+    A contraction's peak between nodes: the ODE gives dF/dt exactly at each node, and a twitch
+    peaks in the relaxation tail, where node steps grow to 20 ms (``TAIL_STEP``); the largest
+    node value there was 0.6-1.1 % of the peak low (issue 3, session 10).
+    """
+    m0 = d0 * h
+    m1 = d1 * h
+    df = f1 - f0
+    c2 = 3.0 * df - 2.0 * m0 - m1
+    c3 = m0 + m1 - 2.0 * df
+    # p'(u) = m0 + 2·c2·u + 3·c3·u², positive at 0 and negative at 1: one root in (0, 1),
+    # taken in the form without cancellation
+    disc = c2 * c2 - 3.0 * c3 * m0
+    disc = 0.0 if disc < 0.0 else disc
+    qd = -(c2 + (np.sqrt(disc) if c2 >= 0.0 else -np.sqrt(disc)))
+    u = m0 / qd if qd != 0.0 else 0.5
+    if not 0.0 < u < 1.0:
+        u = qd / (3.0 * c3) if c3 != 0.0 else 0.5
+    u = 0.0 if u < 0.0 else (1.0 if u > 1.0 else u)
+    return f0 + u * (m0 + u * (c2 + u * c3))
+
+
 @jit(error_model="numpy", nogil=True, fastmath=True, inline="always")
 def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, fnod, dfnod,
               tangent):
@@ -454,7 +480,11 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     for the last pulse, to the end of the tail). Updates the state ``st`` in place; returns the
     interval's force-time integral and peak total force, and leaves each cell's peak in
     ``ws[5]`` and, with ``tangent``, ∂F_end/∂F_start of each cell in ``ws[13]`` (the force
-    equation is linear in F, so this is the interval's multiplier of a change of start force).
+    equation is linear in F, so this is the interval's multiplier of a change of start force);
+    with both ``tangent`` and ``want_nodes``, that multiplier at each node of the interval and
+    its time derivative in ``ws[14]`` (2, cells, node offset in the interval).
+    Peaks inside a node step (where dF/dt turns from rising to falling) are the maximum of the
+    step's cubic Hermite interpolant (:func:`_hermite_max`), the curve the force trace samples.
 
     The fatigue parameters (A, τ1, Km) are held over the interval at their predicted midpoint
     value (the state after the pulse plus half the previous interval's drift); the deficits
@@ -468,7 +498,7 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
     mech = defs[2]
     nd = mech.size
     F, X, E, CN, dXc = st
-    a, t1, km, s0, b0, cpk, I, Xs, Fn, CM, CE, LD, xm, gt = ws
+    a, t1, km, s0, b0, cpk, I, Xs, Fn, CM, CE, LD, xm, gt, gq = ws
     na = F.size
     D = E.size
     n_p = pulse_node.size
@@ -540,6 +570,10 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
         ftot1 = 0.0
         sl0tot = 0.0
         sl1tot = 0.0
+        if want_nodes and tangent:
+            for q in range(na):
+                gq[0, q, k - k0] = gt[q]
+                gq[1, q, k - k0] = -b0[q] * gt[q]
         for q in range(na):
             dq = dep[q]
             kq = km[q]
@@ -585,12 +619,21 @@ def _interval(b, i, grid, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, 
             Fn[q] = F1
             if F1 > cpk[q]:
                 cpk[q] = F1
+            if k1_ > 0.0 and sl1 < 0.0:
+                # the cell peaks inside the step
+                v = _hermite_max(F0, k1_, F1, sl1, h)
+                if v > cpk[q]:
+                    cpk[q] = v
             ftot1 += F1
             sl0tot += k1_
             sl1tot += sl1
         if want_nodes:
             fnod[k] = ftot0
             dfnod[k] = sl0tot
+        if sl0tot > 0.0 and sl1tot < 0.0:
+            v = _hermite_max(ftot0, sl0tot, ftot1, sl1tot, h)
+            if v > pk:
+                pk = v
         om0 = occl_a + occl_b * ftot0
         om1 = occl_a + occl_b * ftot1
         for q in range(na):
@@ -700,9 +743,30 @@ def _ecn_ahead(E1, CN1, J, rho, dt, n, E, CN):
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
-def _corrected(wc, d1, d2, dm):
+def _geometric_sum(d0, ratio, gap, m):
+    """``Σ_{r=1}^{m−1} d0·ρ^r`` with ``ρ^gap = ratio``, ``0 < ratio < 1``: the increments of a
+    state whose map over identical intervals is affine (``x → a·x + b``: increments
+    ``d_{r+1} = a·d_r``), summed over the intervals a step skips."""
+    lr = np.log(ratio) / gap
+    return d0 * np.exp(lr) * np.expm1((m - 1.0) * lr) / np.expm1(lr)
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _is_geometric(mj, d_old, d_new):
+    """Whether a deficit's skipped increments are summed as a geometric sequence: the
+    catch-like gain (mechanism 3: no force drive, so its map over identical intervals is affine
+    and its increments geometric; as quadratics it ended 2.2e-3 relative off after 20 minutes
+    of doublet-onset trains) whose increments decay from ``d_old`` to ``d_new``."""
+    return mj == 3 and d_old != 0.0 and 0.0 < d_new / d_old < 1.0
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _skipped_increments(wc, mj, d1, d2, dm, m):
     """Corrected sum of a deficit's skipped increments (relative to the step's start): the
-    quadratic through d1, d2 and the new increment dm."""
+    quadratic through d1, d2 and the new increment dm, or the geometric sequence through d2 and
+    dm (:func:`_is_geometric`)."""
+    if _is_geometric(mj, d2, dm):
+        return _geometric_sum(d2, dm / d2, float(m), m)
     return wc[0] * d1 + wc[1] * d2 + wc[2] * dm
 
 
@@ -787,7 +851,8 @@ def _copy_rest(dXc, E, CN, dXc2, E2, CN2):
 def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
     """Append an integrated interval to the stepping history, dropping the oldest: its
     increment from ``S0`` to (F, X), the residuals of its force-time integral and peak, its
-    position and start force (``hist`` rows 0–3), and its force map g, F* per cell (``gh``)."""
+    position and start force (``hist`` rows 0–3), and its force map g, F* and start force per
+    cell (``gh``)."""
     for q in range(F.size):
         for j in range(X.shape[1] + 1):
             dh0[q, j] = dh1[q, j]
@@ -814,6 +879,8 @@ def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
         for k in range(2):
             gh[0, k, q] = gh[0, k + 1, q]
             gh[1, k, q] = gh[1, k + 1, q]
+            gh[2, k, q] = gh[2, k + 1, q]
+        gh[2, 2, q] = S0[q, 0]
         g = gt[q] if gt[q] < G_MAX else G_MAX
         gh[0, 2, q] = g
         gh[1, 2, q] = (F[q] - g * S0[q, 0]) / (1.0 - g)
@@ -851,6 +918,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
     rfac, afac, lam, recr, ridx = rows
     run_buf, buf, dXc_now, ebuf, hist, wp, wc, gh, cf = sbuf
     gt = ws[13]
+    gq = ws[14]
     gb = ridx[b]
     na = F.size
     D = E.size
@@ -947,8 +1015,11 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
             x0 = xa if n_hist >= 3 else xb
             for q in range(na):
                 for j in range(1, nd + 1):
-                    S_pred[q, j] = S_now[q, j] + wp[0] * dh0[q, j] + wp[1] * dh1[q, j] \
-                        + wp[2] * dh2[q, j]
+                    if _is_geometric(mech[j - 1], dh1[q, j], dh2[q, j]):
+                        v = _geometric_sum(dh2[q, j], dh2[q, j] / dh1[q, j], -xb, m)
+                    else:
+                        v = wp[0] * dh0[q, j] + wp[1] * dh1[q, j] + wp[2] * dh2[q, j]
+                    S_pred[q, j] = S_now[q, j] + v
                 # the force through the maps of the skipped intervals, g and F* extrapolated
                 S_pred[q, 0] = _force_run(x0, gh[0, 0, q], gh[1, 0, q], xb, gh[0, 1, q],
                                           gh[1, 1, q], 0.0, gh[0, 2, q], gh[1, 2, q], m,
@@ -984,7 +1055,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 for j in range(1, nd + 1):
                     dm = X[q, j - 1] - S_pred[q, j]
                     pred = S_pred[q, j] - S_now[q, j]
-                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm)
+                    corr = _skipped_increments(wc, mech[j - 1], dh1[q, j], dh2[q, j], dm, m)
                     scale = 1.0 + abs(S_now[q, j] + corr)
                     v = abs(corr - pred) / scale
                     err = v if v > err else err
@@ -1010,7 +1081,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 for j in range(1, nd + 1):
                     dm = X[q, j - 1] - S_pred[q, j]
                     pred = S_pred[q, j] - S_now[q, j]
-                    corr = _corrected(wc, dh1[q, j], dh2[q, j], dm)
+                    corr = _skipped_increments(wc, mech[j - 1], dh1[q, j], dh2[q, j], dm, m)
                     S0[q, j] = S_now[q, j] + corr
                     X[q, j - 1] = S0[q, j] + dm
             # the new interval's integral and peak at its corrected start
@@ -1050,11 +1121,19 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                 pk = pk_m
             if want_nodes:
                 # node values of the skipped intervals: the quadratic through the same nodes of
-                # the last two integrated intervals and the new one, relative to their start
-                # forces
+                # the last two integrated intervals and the new one, each shifted by what the
+                # difference of its cells' start forces from the skipped interval's carries to
+                # the node (∂F(t)/∂F_start, ``gq``, of the new interval): in an unfused train
+                # a start force's deviation decays to g ≈ 0.2 within the interval, and held
+                # (shifted alike at every node) it put the 12 Hz trace 2.1e-3 of the peak off
                 ip = int(hist[2, 1])
                 kp, ka, kb = pulse_node[ip], pulse_node[i], pulse_node[i + m]
                 n_sub = pulse_node[i + 1] - ka
+                # the new interval's nodes from its corrected start
+                for o in range(_steps_of(pulse_node, i + m, h_step.size)):
+                    for q in range(na):
+                        fnod[kb + o] += gq[0, q, o] * (S0[q, 0] - S_pred[q, 0])
+                        dfnod[kb + o] += gq[1, q, o] * (S0[q, 0] - S_pred[q, 0])
                 x0 = xb
                 xm_ = float(m)
                 for qq in range(1, m):
@@ -1063,15 +1142,19 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                     l1 = (r - x0) * (r - xm_) / (x0 * xm_)
                     l2 = (r - x0) * r / ((xm_ - x0) * xm_)
                     base = pulse_node[i + qq]
-                    fs_r = 0.0
                     for q in range(na):
-                        fs_r += _force_at(cf, q, r, cf[q, 0] ** (r - 1.0))
+                        # the cell's start force less the interpolated ones (into ``cf``'s
+                        # column of g^{m−1}, which the peaks above were the last to use)
+                        cf[q, 5] = _force_at(cf, q, r, cf[q, 0] ** (r - 1.0)) - (
+                            l0 * gh[2, 1, q] + l1 * gh[2, 2, q] + l2 * S0[q, 0])
                     for o in range(n_sub):
-                        fnod[base + o] = l0 * (fnod[kp + o] - hist[3, 1]) \
-                            + l1 * (fnod[ka + o] - hist[3, 2]) \
-                            + l2 * (fnod[kb + o] - fs_m) + fs_r
-                        dfnod[base + o] = (l0 * dfnod[kp + o] + l1 * dfnod[ka + o]
-                                           + l2 * dfnod[kb + o])
+                        vf = l0 * fnod[kp + o] + l1 * fnod[ka + o] + l2 * fnod[kb + o]
+                        vd = l0 * dfnod[kp + o] + l1 * dfnod[ka + o] + l2 * dfnod[kb + o]
+                        for q in range(na):
+                            vf += gq[0, q, o] * cf[q, 5]
+                            vd += gq[1, q, o] * cf[q, 5]
+                        fnod[base + o] = vf
+                        dfnod[base + o] = vd
             _push(hist, dh0, dh1, dh2, F, X, S0, i + m, a_m, pk_m, gh, gt, ilen[i])
             n_hist = 3
             i = i + m
@@ -1327,13 +1410,13 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     st = (F, X, E, CN, np.zeros((na, nd)))
     ws = (np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.empty(na), np.zeros(na),
           np.zeros(na), np.zeros((na, nd)), np.zeros(na), np.empty(D), np.empty(D), np.zeros(D),
-          np.zeros(3), np.ones(na))
+          np.zeros(3), np.ones(na), np.zeros((2, na, n_nodes.max() if trace else 1)))
     # scratch of the interval stepping: run ends, per-cell states, their copies, and the
     # history (integral and peak residuals, position, start force; force maps) of the last
     # three integrated intervals
     sbuf = (np.empty(max(1, n_pulses.max()), dtype=np.int64), np.zeros((6, na, nd + 1)),
             np.zeros((na, nd)), np.zeros((5, D)), np.zeros((4, 3)), np.zeros(3), np.zeros(3),
-            np.zeros((2, 3, na)), np.zeros((na, 6)))
+            np.zeros((3, 3, na)), np.zeros((na, 6)))
     nn = n_nodes.max() if trace else 0
     o = (np.zeros(2), np.zeros(2), np.zeros((2, na)), np.zeros((2, na)), np.ones((2, na)),
          np.zeros((2, nn)), np.zeros((2, nn)))

@@ -99,10 +99,6 @@ def test_lumbar_20_min_doublet_onset_trains_force_and_integrals(lumbar):
     assert np.all(np.abs(d_fast - d_full) <= 1e-3 * d_full + 1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="the interval stepping extrapolates a purely decaying "
-                   "deficit's increments as quadratics: the catch-like gain (1 s recovery) ends "
-                   "2.2e-3 off relative (about 8e-6 absolute, at 3.6e-3 of its saturation "
-                   "level 2; no visible effect on force)")
 def test_catch_gain_after_doublet_trains_within_1e_3(lumbar):
     """The catch-like gain (last deficit) after 20 minutes of doublet-onset trains: within
     1e-3 relative of integrating everything."""
@@ -156,14 +152,7 @@ def test_slow_and_irregular_trains_stepped_keep_deficits_and_force_within_0_5_pc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("train", [
-    pytest.param("8 Hz unfused", marks=pytest.mark.xfail(
-        strict=True, reason="the force trace of intervals stepped over is interpolated from "
-        "the integrated ones' node values relative to their start forces; in an unfused train "
-        "the start force still converges geometrically (twitch summation, ~0.2 per interval) "
-        "where the stepping starts: 1.45e-3 of the peak (peaks, integrals and deficits are not "
-        "affected)")),
-    "variable frequency"])
+@pytest.mark.parametrize("train", TRAINS)
 def test_slow_and_irregular_trains_stepped_force_within_0_1_pct(lumbar, train):
     """The default stepping's force trace against solve_ivp within 0.1 % of the peak."""
     r, ref, _ = _against_reference(lumbar, train, SKIP_TOL)
