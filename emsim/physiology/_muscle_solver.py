@@ -525,80 +525,104 @@ def _pulse_keys(rfac: np.ndarray, pw: np.ndarray, cols: np.ndarray,
     return rfac[idx, None] if pw.shape[0] == 1 else np.column_stack([rfac[idx], pw[idx][:, cols]])
 
 
+def _grid_tables(seg: Segment, model: Model, economy: bool) -> dict:
+    """What every contraction on ``seg``'s node grid shares, whatever its pulse keys: the node
+    steps and intervals, the decays over them, and which intervals repeat the previous one's
+    node steps (the pulse keys decide the rest, :func:`_pack_grids`). ``economy``: also the
+    interval each node step belongs to (its drive weight is the interval's)."""
+    nodes = seg.nodes
+    h = np.append(np.diff(nodes), 0.0)   # one pad value: node and step tables share offsets
+    pn = seg.pulse_node.astype(np.int64)
+    ends = np.append(pn[1:], nodes.size - 1)
+    ilen = nodes[ends] - nodes[pn]
+    n_sub = ends - pn
+    steps_alike = None
+    if pn.size > 2:
+        # each step of an interval equals the step n_sub before it (the last interval carries
+        # the tail and never repeats)
+        hr = np.round(h[:-1], 12)
+        back = np.repeat(n_sub, n_sub)
+        k = np.arange(hr.size)
+        step_same = (k >= back) & (hr == hr[np.maximum(k - back, 0)])
+        all_same = np.logical_and.reduceat(np.append(step_same, True), pn)
+        steps_alike = (n_sub[1:-1] == n_sub[:-2]) & all_same[1:-1]
+    taus = model.taus
+    return dict(
+        nodes=nodes, h=h, pn=pn, ilen=ilen, steps_alike=steps_alike,
+        # node step k belongs to the interval of the last pulse at or before it
+        iv=(np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
+            if economy else None),
+        dc=np.exp(-h / model.tau_c), dch=np.exp(-0.5 * h / model.tau_c),
+        sdec=np.exp(-h[:, None] / taus[None, :]), shalf=np.exp(-0.5 * h[:, None] / taus[None, :]),
+        idec=np.exp(-ilen[:, None] / taus[None, :]),
+        ihalf=np.exp(-0.5 * ilen[:, None] / taus[None, :]))
+
+
 def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, rfac: np.ndarray,
                 pw: np.ndarray, cols: np.ndarray, hold: np.ndarray | None = None) -> tuple:
-    """The kernel's step and interval tables of every distinct node grid, concatenated (the
-    ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows). ``rfac``,
-    ``pw`` and ``cols`` are the pulse keys of the interval stepping (:func:`_pulse_keys`).
+    """The kernel's step and interval tables of every distinct contraction unit (``uid``),
+    concatenated (the ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all
+    rows). ``rfac``, ``pw`` and ``cols`` are the pulse keys of the interval stepping
+    (:func:`_pulse_keys`).
+
+    Units on one node grid (cycles whose R factors or cost weights differ in the last digits)
+    share the grid's tables (:func:`_grid_tables`, computed once per grid): without the economy
+    their node offsets point at one copy of the node-step tables; only the interval tables
+    (which intervals repeat, runs of them) are per unit.
 
     ``hold`` (P, n), the drive weights of :meth:`Model.drive_weights`, scales each interval's
     and node step's force-drive gains by the weight of the pulse that starts the interval
-    (contractions share a grid only when their pulse keys, which include these weights, agree);
-    None (the economy is off): the gains are used as they are.
+    (contractions share a unit only when their pulse keys, which include these weights, agree;
+    every unit then has its own node-step block); None (the economy is off): the gains are
+    used as they are.
     """
     first = {}
     for k, u in enumerate(uid):
         first.setdefault(int(u), k)
-    taus, gains = model.taus, model.gains
-    parts = []
+    gains = model.gains[None, :]
+    grids: dict[int, dict] = {}
+    units = []
     for u in range(len(first)):
         seg = segs[first[u]]
-        nodes = seg.nodes
-        h = np.append(np.diff(nodes), 0.0)   # one pad value: node and step tables share offsets
-        pn = seg.pulse_node.astype(np.int64)
-        ends = np.append(pn[1:], nodes.size - 1)
-        ilen = nodes[ends] - nodes[pn]
-        n_sub = ends - pn
-        same = np.zeros(pn.size, dtype=np.bool_)
-        if pn.size > 2:
+        g = grids.get(seg.grid)
+        if g is None:
+            g = grids[seg.grid] = _grid_tables(seg, model, hold is not None)
+        same = np.zeros(g["pn"].size, dtype=np.bool_)
+        if g["steps_alike"] is not None:
             # an interval repeats the previous one when its node steps and pulse keys (R
-            # factor, cost weights) do (the last interval carries the tail and never repeats):
-            # then each of its steps equals the step n_sub before it. Keys are compared to
-            # 1e-9, not rounded: pulse times of later cycles lose bits, and a rounding boundary
-            # between two equal keys would break the run
+            # factor, cost weights) do: then each of its steps equals the step n_sub before
+            # it. Keys are compared to 1e-9, not rounded: pulse times of later cycles lose
+            # bits, and a rounding boundary between two equal keys would break the run
             r = _pulse_keys(rfac, pw, cols, seg.pulse_index)
-            hr = np.round(h[:-1], 12)
-            back = np.repeat(n_sub, n_sub)
-            k = np.arange(hr.size)
-            step_same = (k >= back) & (hr == hr[np.maximum(k - back, 0)])
-            all_same = np.logical_and.reduceat(np.append(step_same, True), pn)
-            same[1:-1] = (n_sub[1:-1] == n_sub[:-2]) \
-                & np.all(np.abs(r[1:-1] - r[:-2]) <= 1e-9, axis=1) & all_same[1:-1]
+            same[1:-1] = g["steps_alike"] & np.all(np.abs(r[1:-1] - r[:-2]) <= 1e-9, axis=1)
         # the last interval of the run of identical intervals that starts at each interval
-        idx = np.arange(pn.size)
-        stops = np.where(np.append(~same[1:], True), idx, pn.size - 1)
+        idx = np.arange(same.size)
+        stops = np.where(np.append(~same[1:], True), idx, same.size - 1)
         run_end = np.minimum.accumulate(stops[::-1])[::-1]
-        if hold is None:
-            hw = None
-        else:
-            hw_int = hold[seg.pulse_index]
-            # node step k belongs to the interval of the last pulse at or before it
-            iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
-            hw = (hw_int, hw_int[iv])
-        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end, hw))
-    n_nodes = np.array([p[0].size for p in parts], dtype=np.int64)
-    n_pulses = np.array([p[2].size for p in parts], dtype=np.int64)
-    h = np.concatenate([p[1] for p in parts])
-    ilen = np.concatenate([p[3] for p in parts])
-    c = np.ascontiguousarray
-    # force-drive gains per node step and per interval, weighted by the drive weights when the
-    # economy is on (off, every weight is 1: no table, no multiply)
-    step_gains, interval_gains = gains[None, :], gains[None, :]
-    if hold is not None:
-        step_gains = step_gains * np.concatenate([p[7][1] for p in parts])
-        interval_gains = interval_gains * np.concatenate([p[7][0] for p in parts])
-    step_gains = step_gains * np.exp(-0.5 * h[:, None] / taus[None, :])
-    interval_gains = interval_gains * np.exp(-0.5 * ilen[:, None] / taus[None, :])
-    return (np.concatenate([[0], np.cumsum(n_nodes)[:-1]]).astype(np.int64),
-            np.concatenate([[0], np.cumsum(n_pulses)[:-1]]).astype(np.int64),
-            n_nodes, n_pulses, np.array([p[5] for p in parts]),
-            np.concatenate([p[0] for p in parts]), h, np.exp(-h / model.tau_c),
-            np.exp(-0.5 * h / model.tau_c),
-            c(np.exp(-h[:, None] / taus[None, :])), c(step_gains),
-            np.concatenate([p[2] for p in parts]),
-            c(np.exp(-ilen[:, None] / taus[None, :])), c(interval_gains),
-            np.concatenate([p[4] for p in parts]), ilen,
-            np.concatenate([p[6] for p in parts]).astype(np.int64))
+        hw = None if hold is None else hold[seg.pulse_index]
+        units.append((g, same, run_end, float(seg.period - g["nodes"][-1]), hw))
+    # node-step blocks: one per grid without the economy, else one per unit (its drive weights)
+    blocks = list(grids.values()) if hold is None else [g for g, *_ in units]
+    n_block = np.array([g["nodes"].size for g in blocks], dtype=np.int64)
+    block_off = np.concatenate([[0], np.cumsum(n_block)[:-1]]).astype(np.int64)
+    if hold is None:
+        at = {id(g): i for i, g in enumerate(blocks)}
+        n_off = block_off[[at[id(g)] for g, *_ in units]]
+        step_gains = np.concatenate([gains * g["shalf"] for g in blocks])
+    else:
+        n_off = block_off
+        step_gains = np.concatenate([gains * hw[g["iv"]] * g["shalf"] for g, _, _, _, hw in units])
+    n_pulses = np.array([g["pn"].size for g, *_ in units], dtype=np.int64)
+    cat = lambda key, of=blocks: np.concatenate([g[key] for g in of])  # noqa: E731
+    per_unit = [g for g, *_ in units]
+    interval_gains = np.concatenate([gains * g["ihalf"] if hw is None else gains * hw * g["ihalf"]
+                                     for g, _, _, _, hw in units])
+    return (n_off, np.concatenate([[0], np.cumsum(n_pulses)[:-1]]).astype(np.int64),
+            np.array([g["nodes"].size for g in per_unit], dtype=np.int64), n_pulses,
+            np.array([u[3] for u in units]), cat("nodes"), cat("h"), cat("dc"), cat("dch"),
+            cat("sdec"), step_gains, cat("pn", per_unit), cat("idec", per_unit), interval_gains,
+            np.concatenate([u[1] for u in units]), cat("ilen", per_unit),
+            np.concatenate([u[2] for u in units]).astype(np.int64))
 
 
 def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray, B: int,
