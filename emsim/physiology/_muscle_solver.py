@@ -223,11 +223,17 @@ class Segment:
     start: float
     nodes: np.ndarray         # (N,) times from start; node 0 is the first pulse
     pulse_node: np.ndarray    # (p,) node index of each pulse
-    pulse_index: np.ndarray   # (p,) index into the row's pulse arrays
+    first: int                # index of its first pulse in the row's pulse arrays
+    stop: int                 # one past its last pulse
     period: float             # start of next contraction − start
     contraction: int
     last: bool = False
     grid: int = 0             # contractions with the same grid id share nodes and pulse_node
+
+    @property
+    def pulse_index(self) -> np.ndarray:
+        """(p,) index of its pulses in the row's pulse arrays."""
+        return np.arange(self.first, self.stop)
 
 
 def segment_train(pulses: np.ndarray, t_end: float, max_step: float,
@@ -245,22 +251,33 @@ def segment_train(pulses: np.ndarray, t_end: float, max_step: float,
     c_last = np.concatenate([breaks, [pulses.size]])
     starts = pulses[c_first]
     nxt = np.append(pulses[breaks], max(t_end, pulses[-1]))
-    rel = pulses - np.repeat(starts, c_last - c_first)
+    n = c_last - c_first
+    rel = pulses - np.repeat(starts, n)
     end_rel = rel[c_last - 1] + np.minimum(nxt - pulses[c_last - 1], tail)
     key_rel = np.round(rel, 9)
     key_end = np.round(end_rel, 9)
+    # a contraction whose keys equal the previous one's bit for bit (every cycle of a program,
+    # mostly) takes its grid without a byte key: one vectorised comparison for all of them
+    same_prev = np.zeros(starts.size, dtype=np.bool_)
+    if starts.size > 1:
+        bits = key_rel.view(np.uint64)
+        back = np.repeat(np.concatenate([[0], n[:-1]]), n)
+        at = np.arange(bits.size)
+        alike = np.logical_and.reduceat(bits == bits[np.maximum(at - back, 0)], c_first)
+        end_bits = key_end.view(np.uint64)
+        same_prev[1:] = (n[1:] == n[:-1]) & (end_bits[1:] == end_bits[:-1]) & alike[1:]
     grids: dict[bytes, tuple[int, np.ndarray, np.ndarray]] = {}
     segs: list[Segment] = []
-    for ci in range(starts.size):
-        a, b = int(c_first[ci]), int(c_last[ci])
-        key = key_rel[a:b].tobytes() + key_end[ci].tobytes()
-        g = grids.get(key)
-        if g is None:
-            nodes = _nodes(rel[a:b], end_rel[ci], max_step)
-            g = grids[key] = (len(grids), nodes, np.searchsorted(nodes, rel[a:b]))
-        segs.append(Segment(start=float(starts[ci]), nodes=g[1], pulse_node=g[2],
-                            pulse_index=np.arange(a, b), period=float(nxt[ci] - starts[ci]),
-                            contraction=ci, grid=g[0]))
+    g = None
+    period = (nxt - starts).tolist()
+    for ci, (t0, a, b) in enumerate(zip(starts.tolist(), c_first.tolist(), c_last.tolist())):
+        if not same_prev[ci]:
+            key = key_rel[a:b].tobytes() + key_end[ci].tobytes()
+            g = grids.get(key)
+            if g is None:
+                nodes = _nodes(rel[a:b], end_rel[ci], max_step)
+                g = grids[key] = (len(grids), nodes, np.searchsorted(nodes, rel[a:b]))
+        segs.append(Segment(t0, g[1], g[2], a, b, period[ci], ci, grid=g[0]))
     segs[-1].last = True
     return segs, starts
 
@@ -394,8 +411,8 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     cells = cells.per_row(B)
     facs = [compact(a) for a in (afac, lam, recr)]
     segs, c_start = segment_train(pulses, t_end, max_step, min(TAIL, TAIL_TAU_C * model.tau_c))
-    first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
-    stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
+    first = np.array([s.first for s in segs], dtype=np.int64)
+    stop = np.array([s.stop for s in segs], dtype=np.int64)
     hashes = [kernel.block_hashes(a.view(np.uint64), first, stop) for a in facs]
     keys = np.stack([np.broadcast_to(kernel.fold_hashes(h), (B,)) for h in hashes], axis=1)
     uniq, inverse = _equal_rows(keys, facs)
@@ -646,15 +663,17 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
         # the economy factor weights each pulse's cost as it weights the drive after it
         pw = np.ascontiguousarray(pw * hold)
     gains, pulse_gains, fatigue = model.for_kernel(pw)
-    first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
-    stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
+    first = np.array([s.first for s in segs], dtype=np.int64)
+    stop = np.array([s.stop for s in segs], dtype=np.int64)
     periods = np.array([s.period for s in segs])
     # the units (contractions integrated alike) and which ones are near the next: the
     # row-independent part of being identical
     uid = np.empty(K, dtype=np.int64)
     near = np.zeros(max(K - 1, 0), dtype=bool)
+    step_cols = _key_columns(model, False)
     kernel.alike_contractions(np.array([s.grid for s in segs], dtype=np.int64), periods, rfac,
-                              pw, _key_columns(model, hold is not None), first, stop, uid, near)
+                              pw, step_cols if hold is None else _key_columns(model, True),
+                              first, stop, uid, near)
     # per row, the last unit of the run of identical units starting at each unit: near the
     # next, and the same hashes of the row's own factors
     row_hash = np.stack([np.broadcast_to(h, (B, K)) for h in hashes], axis=2)
@@ -691,8 +710,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
             np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
     grid_model = model if gains is model.gains else replace(model, gains=gains)
-    kernel.march(_pack_grids(segs, uid, grid_model, rfac, pw_step, _key_columns(model, False),
-                             hold), seg_tabs,
+    kernel.march(_pack_grids(segs, uid, grid_model, rfac, pw_step, step_cols, hold), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
                  fatigue, 0.0 if skip_tol is None else float(skip_tol), outs)
     peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs
