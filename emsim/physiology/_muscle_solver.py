@@ -388,10 +388,6 @@ def compact(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _row(a: np.ndarray, r: int) -> np.ndarray:
-    return a[r if a.shape[0] > 1 else 0]
-
-
 def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return a[rows] if a.shape[0] > 1 else a
 
@@ -431,15 +427,17 @@ def _equal_rows(keys: np.ndarray, arrays: list[np.ndarray]) -> tuple[np.ndarray,
     all), grouped by their ``keys`` (B, k) (64-bit hashes of those arrays): the first row of
     each group and the group of each row.
 
-    A hash match is confirmed by comparison before rows are shared; if any fails (a hash
-    collision), or no two rows are equal, every row is its own group (``arange(B)`` twice).
+    A hash match is confirmed by comparison before rows are shared (arrays of one row, shared
+    by all, need none); if any fails (a hash collision), or no two rows are equal, every row is
+    its own group (``arange(B)`` twice).
     """
     B = keys.shape[0]
     _, first, label = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     label = label.ravel()
     if first.size < B:
         dup = np.flatnonzero(first[label] != np.arange(B))
-        if all(np.array_equal(_row(a, r), _row(a, first[label[r]])) for a in arrays for r in dup):
+        if all(np.array_equal(a[r], a[first[label[r]]]) for a in arrays if a.shape[0] > 1
+               for r in dup):
             return first, label
     return np.arange(B), np.arange(B)
 

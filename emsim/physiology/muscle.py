@@ -286,23 +286,16 @@ def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: 
     return _check_per_pulse(x, name, pulses, batch, check, unit), top == np.inf
 
 
-def _timing_groups(pulses: np.ndarray, n_valid: np.ndarray) -> list[list[int]]:
-    """Rows with the same pulse timing (integrated together), by a hash of each row's times
-    confirmed by comparison."""
-    bits = pulses.view(np.uint64)
-    h = kernel.block_hashes(solver.compact(pulses).view(np.uint64) if pulses.strides[0] == 0
-                            else bits, np.zeros(1, np.int64), np.array([pulses.shape[1]]))[:, 0]
-    h = np.broadcast_to(h, (pulses.shape[0],))
-    groups: dict[tuple, list[list[int]]] = {}
-    for r in range(pulses.shape[0]):
-        cands = groups.setdefault((int(h[r]), int(n_valid[r])), [])
-        for g in cands:
-            if pulses.strides[0] == 0 or np.array_equal(pulses[g[0]], pulses[r], equal_nan=True):
-                g.append(r)
-                break
-        else:
-            cands.append([r])
-    return [g for cands in groups.values() for g in cands]
+def _timing_groups(pulses: np.ndarray) -> list[list[int]]:
+    """Rows with the same pulse timing (integrated together), bit for bit (NaN padding
+    included): grouped by a hash of each row's times, confirmed by comparison
+    (:func:`~emsim.physiology._muscle_solver._equal_rows`); a broadcast batch is one group."""
+    B, P = pulses.shape
+    bits = (solver.compact(pulses) if pulses.strides[0] == 0 else pulses).view(np.uint64)
+    h = kernel.block_hashes(bits, np.zeros(1, np.int64), np.array([P]))
+    _, label = solver._equal_rows(np.broadcast_to(h, (B, 1)), [bits])
+    order = np.argsort(label, kind="stable")
+    return [g.tolist() for g in np.split(order, np.cumsum(np.bincount(label))[:-1])]
 
 
 def _take(a: np.ndarray, rows: list[int], n: int) -> np.ndarray:
@@ -546,7 +539,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     t_out = np.arange(t0, t_end + 0.5 * dt, dt) if trace else np.zeros(0)
 
     model = _model(m, fatigue)
-    keys = _timing_groups(pulses, n_valid)
+    keys = _timing_groups(pulses)
     force = np.zeros((B, t_out.size))
     groups = []
     n_eval = n_seg = n_steps = n_full = 0
