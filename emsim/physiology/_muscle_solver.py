@@ -226,8 +226,6 @@ class Segment:
     first: int                # index of its first pulse in the row's pulse arrays
     stop: int                 # one past its last pulse
     period: float             # start of next contraction − start
-    contraction: int
-    last: bool = False
     grid: int = 0             # contractions with the same grid id share nodes and pulse_node
 
     @property
@@ -277,8 +275,7 @@ def segment_train(pulses: np.ndarray, t_end: float, max_step: float,
             if g is None:
                 nodes = _nodes(rel[a:b], end_rel[ci], max_step)
                 g = grids[key] = (len(grids), nodes, np.searchsorted(nodes, rel[a:b]))
-        segs.append(Segment(t0, g[1], g[2], a, b, period[ci], ci, grid=g[0]))
-    segs[-1].last = True
+        segs.append(Segment(t0, g[1], g[2], a, b, period[ci], g[0]))
     return segs, starts
 
 
@@ -305,9 +302,6 @@ class State:
     f: np.ndarray    # (B, C) force per cell, N
     e: np.ndarray    # (B, D) auxiliary E of the exact CN update, 1/s
     cn: np.ndarray   # (B, D)
-
-    def copy(self) -> "State":
-        return State(self.x.copy(), self.f.copy(), self.e.copy(), self.cn.copy())
 
 
 @dataclass

@@ -232,7 +232,7 @@ def _bad(msg, path, value=None, allowed=None, has_value=True):
     return PhysiologyInputError(msg, path=path, value=value, allowed=allowed, has_value=has_value)
 
 
-def _from_pulse_train(train, recruitment):
+def _from_pulse_train(train):
     rows, widths, amps = [], [], []
     for c in range(len(train.channel_ids)):
         sl = train.channel_slice(c)
@@ -477,7 +477,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
 
     duration = None
     if isinstance(train, PulseTrain):
-        pulses, width, amp, duration = _from_pulse_train(train, recruitment)
+        pulses, width, amp, duration = _from_pulse_train(train)
         batch = True
         if pulse_width_us is not None or amplitude_ma is not None:
             raise _bad("pulse_width_us/amplitude_ma come from the PulseTrain; do not pass them",
@@ -551,7 +551,8 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         cells = _cells(m, take(recr))
         g = solver.run_group(p, take(afac), take(lam), take(recr), model, cells, t_out, t_end,
                              max_step, trace, skip_tol)
-        force[rows] = g.force if trace else force[rows]
+        if trace:
+            force[rows] = g.force
         n_eval += g.evaluated
         n_seg += g.segments
         n_steps += g.node_steps
@@ -588,8 +589,6 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
                                recruitment_from=float(edges[cells.depth[j]]),
                                recruitment_to=float(edges[cells.depth[j] + 1]),
                                force_share=float(w[j])) for j in range(w.size)]
-    if not batch:
-        pass  # a single train is a batch of one: shapes stay (1, …) as documented
     return ForceResult(t=t_out, force_n=force, contraction_start_s=c_start, peak_force_n=peak,
                        fti_ns=fti, fti_total_ns=np.nansum(fti, axis=1), fatigue_index=fi,
                        cell_peak_force_n=cell_peak, capacity=cap, deficits=deficits, cells=cells_info, muscle=m,
