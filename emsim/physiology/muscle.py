@@ -275,8 +275,10 @@ def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: 
                top: float = np.inf) -> tuple[np.ndarray, bool]:
     """:func:`~emsim.physiology.ding._check_per_pulse` without copies when the values are fine;
     also says whether they were found ≤ ``top`` (one pass over large arrays, not two; values
-    constant along the pulses, a broadcast column, are checked once per row)."""
-    if isinstance(x, np.ndarray) and x.dtype == np.float64 and _unpadded(pulses):
+    constant along the pulses, a broadcast column, are checked once per row). The values at
+    NaN-padded pulses are then returned as given, unchecked, where the checker puts NaN: every
+    caller masks them with the valid pulses."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
         x2 = x if batch else (x[None, :] if x.ndim == 1 else None)
         if x2 is not None and x2.shape == pulses.shape:
             xc = solver.compact(x2)
@@ -505,6 +507,10 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     # from the distinct rows: a broadcast batch of one timing is looked at once
     valid_c = ~np.isnan(solver.compact(pulses))
     valid = np.broadcast_to(valid_c, pulses.shape)
+    if not isinstance(train, PulseTrain) and not _unpadded(pulses):
+        # NaN at padded pulses, as the checker gives them (its fast path passes them through)
+        width = None if width is None else np.where(valid, width, np.nan)
+        amp = None if amp is None else np.where(valid, amp, np.nan)
     d = m.ding
     if d.has_pulse_duration_term:
         if width is None:
