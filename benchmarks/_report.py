@@ -17,11 +17,19 @@ def machine() -> dict:
             "machine": platform.machine(), "processor": platform.processor() or None}
 
 
-def publish(name: str, result: dict) -> None:
-    """Print ``result`` and append it, time-stamped, to ``benchmarks/results/<name>.jsonl``."""
+def results_file(name: str) -> Path:
+    """The house results file of benchmark ``name``: ``benchmarks/results/<name>.jsonl``."""
+    return Path(__file__).resolve().parent / "results" / f"{name}.jsonl"
+
+
+def publish(name: str, result: dict, *, out: str | Path | None = None, record: bool = True) -> None:
+    """Print ``result`` and append it, time-stamped, to ``out`` (default
+    :func:`results_file`), or nowhere with ``record=False`` (trial runs)."""
     result = {**result, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     print(json.dumps(result, indent=2))
-    out = Path(__file__).resolve().parent / "results" / f"{name}.jsonl"
-    out.parent.mkdir(exist_ok=True)
+    if not record:
+        return
+    out = results_file(name) if out is None else Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(result) + "\n")

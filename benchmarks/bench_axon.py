@@ -39,21 +39,21 @@ def main(argv=None) -> int:
         brian2.prefs.codegen.runtime.cython.cache_dir = tempfile.mkdtemp(prefix="emsim-bench-cython-")
     counts = [int(c) for c in args.counts.split(",")]
     model = args.model
-    dt = axon.DT[axon._engine("motor", model)]
-    waves = axon._wave_matrix([axon.waveform_samples(axon.monophasic(100), dt)], dt)
+    dt = axon.sample_interval("motor", model)
+    samples = [axon.waveform_samples(axon.monophasic(100), dt)]
     rows = {}
     t0 = time.perf_counter()
-    axon._network("motor", np.array([5e-6]), [0], waves, model=model)
+    axon.fibre_network("motor", np.array([5e-6]), samples, model=model)
     first_build = time.perf_counter() - t0
     for n in counts:
         d = np.exp(np.random.default_rng(0).uniform(np.log(3e-6), np.log(7e-6), n))
         builds, runs, run_cpu = [], [], []
         t0 = time.perf_counter()
-        axon._network("motor", d, np.zeros(n, int), waves, model=model)
+        axon.fibre_network("motor", d, samples, model=model)
         first = time.perf_counter() - t0   # includes settling new diameters (double cable)
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            net = axon._network("motor", d, np.zeros(n, int), waves, model=model)
+            net = axon.fibre_network("motor", d, samples, model=model)
             builds.append(time.perf_counter() - t0)
             t0, c0 = time.perf_counter(), time.process_time()
             net.run(np.full(n, 10.0))

@@ -23,7 +23,8 @@ jumps, integrated interval by interval between pulses), reporting the speed rati
 largest force error relative to the peak force (target ≤ 0.5 %).
 
 Run: ``python benchmarks/bench_muscle.py [--repeats N] [--reference-minutes M]``; results are
-appended to ``benchmarks/results/muscle.jsonl``. The reference takes minutes per row; by default
+appended to ``benchmarks/results/muscle.jsonl``, or to ``--results PATH`` (trial runs, other
+machines), or printed only with ``--no-record``. The reference takes minutes per row; by default
 it covers the whole 20 minutes (``--reference-minutes`` shortens it, and the record says so).
 """
 
@@ -266,6 +267,11 @@ def main(argv=None) -> int:
     ap.add_argument("--reference-minutes", type=float, default=20.0)
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--no-start", action="store_true", help="skip the compile-time runs")
+    ap.add_argument("--results", default=None, metavar="PATH",
+                    help="JSON-lines file the result is appended to (default: "
+                         "benchmarks/results/muscle.jsonl)")
+    ap.add_argument("--no-record", action="store_true",
+                    help="print the result only, append it to no file (trial runs)")
     args = ap.parse_args(argv)
     mus.set_num_threads(args.threads)
     muscle = mus.load_muscle("quadriceps_ding2003")
@@ -344,7 +350,7 @@ def main(argv=None) -> int:
             else:
                 c["speed_ratio_vs_reference"] = 2 * ref_per_row / result[c["case"]]["median_s"]
         result["reference"] = checks
-    publish("muscle", result)
+    publish("muscle", result, out=args.results, record=not args.no_record)
     return 0
 
 

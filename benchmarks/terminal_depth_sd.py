@@ -22,9 +22,10 @@ R2's set-up (quadriceps, average build, 5 × 9 cm pair 3 cm apart along the fibr
 
 Run: ``python benchmarks/terminal_depth_sd.py [--units 400] [--chunk 100]``; appends one JSON line
 to ``benchmarks/results/terminal_depth_sd.jsonl``. Cost on 2 shared cores: ``sd`` ~90 s, 100
-units ~200 s. Discussion: docs/literature/recruitment.md "Session 9d". Private helpers of
-:mod:`emsim.physiology.recruitment` (``_geometry``, ``_offset_pair``) are used on purpose: this
-is a probe of the fast path's internals, not a feature.
+units ~200 s. Discussion: docs/literature/recruitment.md "Session 9d". The field is the one
+:func:`emsim.physiology.recruitment.recruit` solves for the channel (``field.solve`` of the site's
+layers and the channel's electrodes, cached); the terminal cable is the investigation helper
+:mod:`emsim.physiology._axon_geometry`.
 """
 
 from __future__ import annotations
@@ -50,14 +51,15 @@ HMED_MA = np.array([20.0, 30.0, 40.0, 50.0, 63.0, 80.0, 100.0])
 AMPS_MA = np.geomspace(0.5, 200.0, 240)          # tests/validation/test_recruitment_targets.py
 CHANNEL = Channel(id="A", site="quadriceps", side="left", spacing_cm=3.0, orientation="along_fibres",
                   electrodes=({"shape": "rectangle", "width_cm": 5.0, "length_cm": 9.0},) * 2)
+ELECTRODES = fld.Electrodes.from_channel(CHANNEL)
 PASSING_MM, PASSING_US = np.array([3.0, 5.0, 10.0, 20.0]), np.array([398.0, 507.0, 657.0, 777.0])
 
 
 def setup():
     s = rc.StimulusSet.from_arrays(30.0, SYM_US, 20.0, channels=CHANNEL, shape="symmetric_biphasic")
     r = rc.recruit(s, "quadriceps")
-    geom = rc._geometry("quadriceps", "left", CHANNEL, None, rc._offset_pair(None, "quadriceps"), 0)
-    return r, geom.field, fld.Layers.for_site("quadriceps", side="left").top_of("muscle")
+    layers = fld.Layers.for_site("quadriceps", side="left")
+    return r, fld.solve(layers, ELECTRODES), layers.top_of("muscle")
 
 
 def r2(thr_a):
@@ -75,7 +77,7 @@ def sd_part(r, sol, top):
     order = np.argsort(thr)
     qs = (0.0, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
     idx = [order[int(q * (order.size - 1))] for q in qs]
-    x0 = rc._electrodes(CHANNEL).electrodes[0].x_m
+    x0 = ELECTRODES.electrodes[0].x_m
     pts = [tuple(r.unit_position_m[i]) for i in idx] + [(x0, 0.0, top + z * 1e-3) for z in (3, 10, 20, 30)]
     dia = [float(r.unit_diameter_m[i]) for i in idx] + [5e-6] * 4
     names = [f"unit q{q:g}" for q in qs] + [f"axis {z} mm" for z in (3, 10, 20, 30)]
@@ -128,7 +130,7 @@ def laws_part(r):
         dx = np.maximum(np.abs(pos[:, 0] - e.x_m) - e.length_m / 2, 0.0)
         dy = np.maximum(np.abs(pos[:, 1] - e.y_m) - e.width_m / 2, 0.0)
         return np.sqrt(dx ** 2 + dy ** 2 + pos[:, 2] ** 2) * 1e3
-    el = rc._electrodes(CHANNEL).electrodes
+    el = ELECTRODES.electrodes
     h = np.minimum(dist(el[0]), dist(el[1]))
     slope = np.log(PASSING_US[-1] / PASSING_US[-2]) / np.log(PASSING_MM[-1] / PASSING_MM[-2])
     c_pass = np.where(h > PASSING_MM[-1], PASSING_US[-1] * (h / PASSING_MM[-1]) ** slope,

@@ -316,10 +316,22 @@ def alike_contractions(grid, period, rfac, pw, cols, first, stop, uid, near):
     per_bits = per.view(np.uint64)
     h = np.empty(K, dtype=np.uint64)
     for k in range(K):
-        v = _mix(_mix(_FNV_OFFSET, np.uint64(grid[k])), per_bits[k])
-        for j in range(first[k] * m, stop[k] * m):
-            v = _mix(v, bits[j])
-        h[k] = v
+        # four interleaved lanes (the mixing is a serial multiply chain), then combined
+        h0 = _mix(_mix(_FNV_OFFSET, np.uint64(grid[k])), per_bits[k])
+        h1 = _FNV_OFFSET ^ np.uint64(1)
+        h2 = _FNV_OFFSET ^ np.uint64(2)
+        h3 = _FNV_OFFSET ^ np.uint64(3)
+        j, end = first[k] * m, stop[k] * m
+        while j + 4 <= end:
+            h0 = _mix(h0, bits[j])
+            h1 = _mix(h1, bits[j + 1])
+            h2 = _mix(h2, bits[j + 2])
+            h3 = _mix(h3, bits[j + 3])
+            j += 4
+        while j < end:
+            h0 = _mix(h0, bits[j])
+            j += 1
+        h[k] = _mix(_mix(_mix(h0, h1), h2), h3)
     reps = np.empty(K, dtype=np.int64)
     n_ids = 0
     for k in range(K):
@@ -341,6 +353,10 @@ def alike_contractions(grid, period, rfac, pw, cols, first, stop, uid, near):
             n_ids += 1
         uid[k] = u
     for k in range(K - 1):
+        if uid[k] == uid[k + 1]:
+            # the same grid, period and keys rounded to 1e-9 s and 1e-12: within the tolerance
+            near[k] = True
+            continue
         ok = (grid[k] == grid[k + 1]
               and abs(period[k] - period[k + 1]) <= 1e-9 * max(1.0, period[k]))
         j = 0

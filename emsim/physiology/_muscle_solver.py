@@ -223,11 +223,15 @@ class Segment:
     start: float
     nodes: np.ndarray         # (N,) times from start; node 0 is the first pulse
     pulse_node: np.ndarray    # (p,) node index of each pulse
-    pulse_index: np.ndarray   # (p,) index into the row's pulse arrays
+    first: int                # index of its first pulse in the row's pulse arrays
+    stop: int                 # one past its last pulse
     period: float             # start of next contraction − start
-    contraction: int
-    last: bool = False
     grid: int = 0             # contractions with the same grid id share nodes and pulse_node
+
+    @property
+    def pulse_index(self) -> np.ndarray:
+        """(p,) index of its pulses in the row's pulse arrays."""
+        return np.arange(self.first, self.stop)
 
 
 def segment_train(pulses: np.ndarray, t_end: float, max_step: float,
@@ -245,23 +249,33 @@ def segment_train(pulses: np.ndarray, t_end: float, max_step: float,
     c_last = np.concatenate([breaks, [pulses.size]])
     starts = pulses[c_first]
     nxt = np.append(pulses[breaks], max(t_end, pulses[-1]))
-    rel = pulses - np.repeat(starts, c_last - c_first)
+    n = c_last - c_first
+    rel = pulses - np.repeat(starts, n)
     end_rel = rel[c_last - 1] + np.minimum(nxt - pulses[c_last - 1], tail)
     key_rel = np.round(rel, 9)
     key_end = np.round(end_rel, 9)
+    # a contraction whose keys equal the previous one's bit for bit (every cycle of a program,
+    # mostly) takes its grid without a byte key: one vectorised comparison for all of them
+    same_prev = np.zeros(starts.size, dtype=np.bool_)
+    if starts.size > 1:
+        bits = key_rel.view(np.uint64)
+        back = np.repeat(np.concatenate([[0], n[:-1]]), n)
+        at = np.arange(bits.size)
+        alike = np.logical_and.reduceat(bits == bits[np.maximum(at - back, 0)], c_first)
+        end_bits = key_end.view(np.uint64)
+        same_prev[1:] = (n[1:] == n[:-1]) & (end_bits[1:] == end_bits[:-1]) & alike[1:]
     grids: dict[bytes, tuple[int, np.ndarray, np.ndarray]] = {}
     segs: list[Segment] = []
-    for ci in range(starts.size):
-        a, b = int(c_first[ci]), int(c_last[ci])
-        key = key_rel[a:b].tobytes() + key_end[ci].tobytes()
-        g = grids.get(key)
-        if g is None:
-            nodes = _nodes(rel[a:b], end_rel[ci], max_step)
-            g = grids[key] = (len(grids), nodes, np.searchsorted(nodes, rel[a:b]))
-        segs.append(Segment(start=float(starts[ci]), nodes=g[1], pulse_node=g[2],
-                            pulse_index=np.arange(a, b), period=float(nxt[ci] - starts[ci]),
-                            contraction=ci, grid=g[0]))
-    segs[-1].last = True
+    g = None
+    period = (nxt - starts).tolist()
+    for ci, (t0, a, b) in enumerate(zip(starts.tolist(), c_first.tolist(), c_last.tolist())):
+        if not same_prev[ci]:
+            key = key_rel[a:b].tobytes() + key_end[ci].tobytes()
+            g = grids.get(key)
+            if g is None:
+                nodes = _nodes(rel[a:b], end_rel[ci], max_step)
+                g = grids[key] = (len(grids), nodes, np.searchsorted(nodes, rel[a:b]))
+        segs.append(Segment(t0, g[1], g[2], a, b, period[ci], g[0]))
     return segs, starts
 
 
@@ -288,9 +302,6 @@ class State:
     f: np.ndarray    # (B, C) force per cell, N
     e: np.ndarray    # (B, D) auxiliary E of the exact CN update, 1/s
     cn: np.ndarray   # (B, D)
-
-    def copy(self) -> "State":
-        return State(self.x.copy(), self.f.copy(), self.e.copy(), self.cn.copy())
 
 
 @dataclass
@@ -371,10 +382,6 @@ def compact(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _row(a: np.ndarray, r: int) -> np.ndarray:
-    return a[r if a.shape[0] > 1 else 0]
-
-
 def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return a[rows] if a.shape[0] > 1 else a
 
@@ -394,8 +401,8 @@ def run_group(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     cells = cells.per_row(B)
     facs = [compact(a) for a in (afac, lam, recr)]
     segs, c_start = segment_train(pulses, t_end, max_step, min(TAIL, TAIL_TAU_C * model.tau_c))
-    first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
-    stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
+    first = np.array([s.first for s in segs], dtype=np.int64)
+    stop = np.array([s.stop for s in segs], dtype=np.int64)
     hashes = [kernel.block_hashes(a.view(np.uint64), first, stop) for a in facs]
     keys = np.stack([np.broadcast_to(kernel.fold_hashes(h), (B,)) for h in hashes], axis=1)
     uniq, inverse = _equal_rows(keys, facs)
@@ -414,15 +421,17 @@ def _equal_rows(keys: np.ndarray, arrays: list[np.ndarray]) -> tuple[np.ndarray,
     all), grouped by their ``keys`` (B, k) (64-bit hashes of those arrays): the first row of
     each group and the group of each row.
 
-    A hash match is confirmed by comparison before rows are shared; if any fails (a hash
-    collision), or no two rows are equal, every row is its own group (``arange(B)`` twice).
+    A hash match is confirmed by comparison before rows are shared (arrays of one row, shared
+    by all, need none); if any fails (a hash collision), or no two rows are equal, every row is
+    its own group (``arange(B)`` twice).
     """
     B = keys.shape[0]
     _, first, label = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     label = label.ravel()
     if first.size < B:
         dup = np.flatnonzero(first[label] != np.arange(B))
-        if all(np.array_equal(_row(a, r), _row(a, first[label[r]])) for a in arrays for r in dup):
+        if all(np.array_equal(a[r], a[first[label[r]]]) for a in arrays if a.shape[0] > 1
+               for r in dup):
             return first, label
     return np.arange(B), np.arange(B)
 
@@ -525,80 +534,104 @@ def _pulse_keys(rfac: np.ndarray, pw: np.ndarray, cols: np.ndarray,
     return rfac[idx, None] if pw.shape[0] == 1 else np.column_stack([rfac[idx], pw[idx][:, cols]])
 
 
+def _grid_tables(seg: Segment, model: Model, economy: bool) -> dict:
+    """What every contraction on ``seg``'s node grid shares, whatever its pulse keys: the node
+    steps and intervals, the decays over them, and which intervals repeat the previous one's
+    node steps (the pulse keys decide the rest, :func:`_pack_grids`). ``economy``: also the
+    interval each node step belongs to (its drive weight is the interval's)."""
+    nodes = seg.nodes
+    h = np.append(np.diff(nodes), 0.0)   # one pad value: node and step tables share offsets
+    pn = seg.pulse_node.astype(np.int64)
+    ends = np.append(pn[1:], nodes.size - 1)
+    ilen = nodes[ends] - nodes[pn]
+    n_sub = ends - pn
+    steps_alike = None
+    if pn.size > 2:
+        # each step of an interval equals the step n_sub before it (the last interval carries
+        # the tail and never repeats)
+        hr = np.round(h[:-1], 12)
+        back = np.repeat(n_sub, n_sub)
+        k = np.arange(hr.size)
+        step_same = (k >= back) & (hr == hr[np.maximum(k - back, 0)])
+        all_same = np.logical_and.reduceat(np.append(step_same, True), pn)
+        steps_alike = (n_sub[1:-1] == n_sub[:-2]) & all_same[1:-1]
+    taus = model.taus
+    return dict(
+        nodes=nodes, h=h, pn=pn, ilen=ilen, steps_alike=steps_alike,
+        # node step k belongs to the interval of the last pulse at or before it
+        iv=(np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
+            if economy else None),
+        dc=np.exp(-h / model.tau_c), dch=np.exp(-0.5 * h / model.tau_c),
+        sdec=np.exp(-h[:, None] / taus[None, :]), shalf=np.exp(-0.5 * h[:, None] / taus[None, :]),
+        idec=np.exp(-ilen[:, None] / taus[None, :]),
+        ihalf=np.exp(-0.5 * ilen[:, None] / taus[None, :]))
+
+
 def _pack_grids(segs: list[Segment], uid: np.ndarray, model: Model, rfac: np.ndarray,
                 pw: np.ndarray, cols: np.ndarray, hold: np.ndarray | None = None) -> tuple:
-    """The kernel's step and interval tables of every distinct node grid, concatenated (the
-    ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all rows). ``rfac``,
-    ``pw`` and ``cols`` are the pulse keys of the interval stepping (:func:`_pulse_keys`).
+    """The kernel's step and interval tables of every distinct contraction unit (``uid``),
+    concatenated (the ``tabs`` of :func:`emsim.physiology._muscle_kernel.march`; shared by all
+    rows). ``rfac``, ``pw`` and ``cols`` are the pulse keys of the interval stepping
+    (:func:`_pulse_keys`).
+
+    Units on one node grid (cycles whose R factors or cost weights differ in the last digits)
+    share the grid's tables (:func:`_grid_tables`, computed once per grid): without the economy
+    their node offsets point at one copy of the node-step tables; only the interval tables
+    (which intervals repeat, runs of them) are per unit.
 
     ``hold`` (P, n), the drive weights of :meth:`Model.drive_weights`, scales each interval's
     and node step's force-drive gains by the weight of the pulse that starts the interval
-    (contractions share a grid only when their pulse keys, which include these weights, agree);
-    None (the economy is off): the gains are used as they are.
+    (contractions share a unit only when their pulse keys, which include these weights, agree;
+    every unit then has its own node-step block); None (the economy is off): the gains are
+    used as they are.
     """
     first = {}
     for k, u in enumerate(uid):
         first.setdefault(int(u), k)
-    taus, gains = model.taus, model.gains
-    parts = []
+    gains = model.gains[None, :]
+    grids: dict[int, dict] = {}
+    units = []
     for u in range(len(first)):
         seg = segs[first[u]]
-        nodes = seg.nodes
-        h = np.append(np.diff(nodes), 0.0)   # one pad value: node and step tables share offsets
-        pn = seg.pulse_node.astype(np.int64)
-        ends = np.append(pn[1:], nodes.size - 1)
-        ilen = nodes[ends] - nodes[pn]
-        n_sub = ends - pn
-        same = np.zeros(pn.size, dtype=np.bool_)
-        if pn.size > 2:
+        g = grids.get(seg.grid)
+        if g is None:
+            g = grids[seg.grid] = _grid_tables(seg, model, hold is not None)
+        same = np.zeros(g["pn"].size, dtype=np.bool_)
+        if g["steps_alike"] is not None:
             # an interval repeats the previous one when its node steps and pulse keys (R
-            # factor, cost weights) do (the last interval carries the tail and never repeats):
-            # then each of its steps equals the step n_sub before it. Keys are compared to
-            # 1e-9, not rounded: pulse times of later cycles lose bits, and a rounding boundary
-            # between two equal keys would break the run
+            # factor, cost weights) do: then each of its steps equals the step n_sub before
+            # it. Keys are compared to 1e-9, not rounded: pulse times of later cycles lose
+            # bits, and a rounding boundary between two equal keys would break the run
             r = _pulse_keys(rfac, pw, cols, seg.pulse_index)
-            hr = np.round(h[:-1], 12)
-            back = np.repeat(n_sub, n_sub)
-            k = np.arange(hr.size)
-            step_same = (k >= back) & (hr == hr[np.maximum(k - back, 0)])
-            all_same = np.logical_and.reduceat(np.append(step_same, True), pn)
-            same[1:-1] = (n_sub[1:-1] == n_sub[:-2]) \
-                & np.all(np.abs(r[1:-1] - r[:-2]) <= 1e-9, axis=1) & all_same[1:-1]
+            same[1:-1] = g["steps_alike"] & np.all(np.abs(r[1:-1] - r[:-2]) <= 1e-9, axis=1)
         # the last interval of the run of identical intervals that starts at each interval
-        idx = np.arange(pn.size)
-        stops = np.where(np.append(~same[1:], True), idx, pn.size - 1)
+        idx = np.arange(same.size)
+        stops = np.where(np.append(~same[1:], True), idx, same.size - 1)
         run_end = np.minimum.accumulate(stops[::-1])[::-1]
-        if hold is None:
-            hw = None
-        else:
-            hw_int = hold[seg.pulse_index]
-            # node step k belongs to the interval of the last pulse at or before it
-            iv = np.maximum(np.searchsorted(pn, np.arange(nodes.size), side="right") - 1, 0)
-            hw = (hw_int, hw_int[iv])
-        parts.append((nodes, h, pn, ilen, same, float(seg.period - nodes[-1]), run_end, hw))
-    n_nodes = np.array([p[0].size for p in parts], dtype=np.int64)
-    n_pulses = np.array([p[2].size for p in parts], dtype=np.int64)
-    h = np.concatenate([p[1] for p in parts])
-    ilen = np.concatenate([p[3] for p in parts])
-    c = np.ascontiguousarray
-    # force-drive gains per node step and per interval, weighted by the drive weights when the
-    # economy is on (off, every weight is 1: no table, no multiply)
-    step_gains, interval_gains = gains[None, :], gains[None, :]
-    if hold is not None:
-        step_gains = step_gains * np.concatenate([p[7][1] for p in parts])
-        interval_gains = interval_gains * np.concatenate([p[7][0] for p in parts])
-    step_gains = step_gains * np.exp(-0.5 * h[:, None] / taus[None, :])
-    interval_gains = interval_gains * np.exp(-0.5 * ilen[:, None] / taus[None, :])
-    return (np.concatenate([[0], np.cumsum(n_nodes)[:-1]]).astype(np.int64),
-            np.concatenate([[0], np.cumsum(n_pulses)[:-1]]).astype(np.int64),
-            n_nodes, n_pulses, np.array([p[5] for p in parts]),
-            np.concatenate([p[0] for p in parts]), h, np.exp(-h / model.tau_c),
-            np.exp(-0.5 * h / model.tau_c),
-            c(np.exp(-h[:, None] / taus[None, :])), c(step_gains),
-            np.concatenate([p[2] for p in parts]),
-            c(np.exp(-ilen[:, None] / taus[None, :])), c(interval_gains),
-            np.concatenate([p[4] for p in parts]), ilen,
-            np.concatenate([p[6] for p in parts]).astype(np.int64))
+        hw = None if hold is None else hold[seg.pulse_index]
+        units.append((g, same, run_end, float(seg.period - g["nodes"][-1]), hw))
+    # node-step blocks: one per grid without the economy, else one per unit (its drive weights)
+    blocks = list(grids.values()) if hold is None else [g for g, *_ in units]
+    n_block = np.array([g["nodes"].size for g in blocks], dtype=np.int64)
+    block_off = np.concatenate([[0], np.cumsum(n_block)[:-1]]).astype(np.int64)
+    if hold is None:
+        at = {id(g): i for i, g in enumerate(blocks)}
+        n_off = block_off[[at[id(g)] for g, *_ in units]]
+        step_gains = np.concatenate([gains * g["shalf"] for g in blocks])
+    else:
+        n_off = block_off
+        step_gains = np.concatenate([gains * hw[g["iv"]] * g["shalf"] for g, _, _, _, hw in units])
+    n_pulses = np.array([g["pn"].size for g, *_ in units], dtype=np.int64)
+    cat = lambda key, of=blocks: np.concatenate([g[key] for g in of])  # noqa: E731
+    per_unit = [g for g, *_ in units]
+    interval_gains = np.concatenate([gains * g["ihalf"] if hw is None else gains * hw * g["ihalf"]
+                                     for g, _, _, _, hw in units])
+    return (n_off, np.concatenate([[0], np.cumsum(n_pulses)[:-1]]).astype(np.int64),
+            np.array([g["nodes"].size for g in per_unit], dtype=np.int64), n_pulses,
+            np.array([u[3] for u in units]), cat("nodes"), cat("h"), cat("dc"), cat("dch"),
+            cat("sdec"), step_gains, cat("pn", per_unit), cat("idec", per_unit), interval_gains,
+            np.concatenate([u[1] for u in units]), cat("ilen", per_unit),
+            np.concatenate([u[2] for u in units]).astype(np.int64))
 
 
 def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.ndarray, B: int,
@@ -622,15 +655,17 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
         # the economy factor weights each pulse's cost as it weights the drive after it
         pw = np.ascontiguousarray(pw * hold)
     gains, pulse_gains, fatigue = model.for_kernel(pw)
-    first = np.array([s.pulse_index[0] for s in segs], dtype=np.int64)
-    stop = np.array([s.pulse_index[-1] + 1 for s in segs], dtype=np.int64)
+    first = np.array([s.first for s in segs], dtype=np.int64)
+    stop = np.array([s.stop for s in segs], dtype=np.int64)
     periods = np.array([s.period for s in segs])
     # the units (contractions integrated alike) and which ones are near the next: the
     # row-independent part of being identical
     uid = np.empty(K, dtype=np.int64)
     near = np.zeros(max(K - 1, 0), dtype=bool)
+    step_cols = _key_columns(model, False)
     kernel.alike_contractions(np.array([s.grid for s in segs], dtype=np.int64), periods, rfac,
-                              pw, _key_columns(model, hold is not None), first, stop, uid, near)
+                              pw, step_cols if hold is None else _key_columns(model, True),
+                              first, stop, uid, near)
     # per row, the last unit of the run of identical units starting at each unit: near the
     # next, and the same hashes of the row's own factors
     row_hash = np.stack([np.broadcast_to(h, (B, K)) for h in hashes], axis=2)
@@ -667,8 +702,7 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
             np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
     grid_model = model if gains is model.gains else replace(model, gains=gains)
-    kernel.march(_pack_grids(segs, uid, grid_model, rfac, pw_step, _key_columns(model, False),
-                             hold), seg_tabs,
+    kernel.march(_pack_grids(segs, uid, grid_model, rfac, pw_step, step_cols, hold), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
                  fatigue, 0.0 if skip_tol is None else float(skip_tol), outs)
     peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs

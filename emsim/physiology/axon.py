@@ -103,7 +103,7 @@ from emsim.program.model import AsymmetricBiphasic, KhzBurst, Monophasic, Symmet
 
 __all__ = ["thresholds", "strength_duration", "paired_pulse", "following", "khz_thresholds", "conduction_velocity",
            "khz_block", "tabulate", "merge_tables", "waveform_samples", "monophasic", "symmetric", "asymmetric", "khz",
-           "sampled_thresholds", "sample_interval", "threshold_search", "GRID_FULL", "GRID_SMALL", "main"]
+           "sampled_thresholds", "sample_interval", "fibre_network", "threshold_search", "GRID_FULL", "GRID_SMALL", "main"]
 
 T_LEAD = 20e-6            # s of rest before every stimulus
 # Keyed by engine: "mrg_node" (node-only cable), the double cables ("mrg" and Gaines's variants),
@@ -415,17 +415,51 @@ def sampled_thresholds(class_name, diameters_m, samples, *, guess_scale=1.0, rto
     ndarray (n_d, n_w)
         ``inf`` where no action potential arose up to the search cap.
     """
+    d = np.atleast_1d(np.asarray(diameters_m, float))
+    dd, kk = np.meshgrid(d, np.arange(len(samples)), indexing="ij")
+    net = fibre_network(class_name, dd.ravel(), samples, kk.ravel(), model=model)
+    guess = (_guess(class_name, dd) * guess_scale).ravel()
+    return threshold_search(lambda a: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
+
+
+def fibre_network(class_name, diameters_m, samples, wave_index=None, *, model=None):
+    """A compiled Brian2 batch of fibres, re-runnable at new field amplitudes (what
+    :func:`sampled_thresholds` searches over; for probes and benchmarks of the cable itself).
+
+    Parameters
+    ----------
+    class_name : {"motor", "abeta", "adelta", "c"}
+    diameters_m : array_like (F,)
+        Fibre diameters in metres, one fibre each.
+    samples : sequence of 1-D arrays, length n_w
+        Relative level of each waveform sampled every :func:`sample_interval` from its onset;
+        ``T_LEAD`` (20 µs) of rest is put before each.
+    wave_index : array_like of int (F,), optional
+        Waveform of each fibre (index into ``samples``); default 0 for every fibre.
+    model : {"node_cable", "mrg", "gaines_motor", "gaines_sensory"}, optional
+        Myelinated cable model; default the class's.
+
+    Returns
+    -------
+    network
+        ``run(drive_v_per_m)`` runs every fibre once from rest, fibre i in a uniform field of
+        ``drive_v_per_m[i]`` (V/m) times its waveform, and returns the spike counts at the
+        fibres' middle nodes (F,); ``duration_s`` is the simulated time per run and
+        ``n_fibres`` the batch size; a double cable's also has ``cab``, its compartment constants
+        (shape (F, compartments per fibre)). The first build of a structure compiles it (Cython,
+        cached on disk); rebuilding costs milliseconds.
+    """
     _check_class(class_name)
     if len(samples) == 0 or any(np.ndim(c) != 1 or not np.all(np.isfinite(c)) for c in samples):
         raise PhysiologyInputError("samples must be 1-D arrays of finite levels", path="samples",
                                    value=[np.shape(c) for c in samples], allowed="non-empty sequence of 1-D arrays")
     d = np.atleast_1d(np.asarray(diameters_m, float))
-    dt = DT[_engine(class_name, model)]
-    waves = _wave_matrix([np.asarray(c, float) for c in samples], dt)
-    dd, kk = np.meshgrid(d, np.arange(len(samples)), indexing="ij")
-    net = _network(class_name, dd.ravel(), kk.ravel(), waves, model=model)
-    guess = (_guess(class_name, dd) * guess_scale).ravel()
-    return threshold_search(lambda a: net.run(a) >= 1, guess, rtol=rtol).reshape(dd.shape)
+    k = np.zeros(d.size, int) if wave_index is None else np.asarray(wave_index, int)
+    if k.shape != d.shape or (k.size and not (0 <= k.min() and k.max() < len(samples))):
+        raise PhysiologyInputError("one waveform index per fibre, into samples", path="wave_index",
+                                   value=k.tolist(), allowed=f"{d.size} integers in 0..{len(samples) - 1}")
+    waves = _wave_matrix([np.asarray(c, float) for c in samples], sample_interval(class_name, model))
+    return _network(class_name, d, k, waves, model=model)
 
 
 def thresholds(class_name, diameters_m, waveforms, *, rtol=0.005, model=None):

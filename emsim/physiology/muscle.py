@@ -242,7 +242,7 @@ def _bad(msg, path, value=None, allowed=None, has_value=True):
     return PhysiologyInputError(msg, path=path, value=value, allowed=allowed, has_value=has_value)
 
 
-def _from_pulse_train(train, recruitment):
+def _from_pulse_train(train):
     rows, widths, amps = [], [], []
     for c in range(len(train.channel_ids)):
         sl = train.channel_slice(c)
@@ -286,8 +286,10 @@ def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: 
                top: float = np.inf) -> tuple[np.ndarray, bool]:
     """:func:`~emsim.physiology.ding._check_per_pulse` without copies when the values are fine;
     also says whether they were found ≤ ``top`` (one pass over large arrays, not two; values
-    constant along the pulses, a broadcast column, are checked once per row)."""
-    if isinstance(x, np.ndarray) and x.dtype == np.float64 and _unpadded(pulses):
+    constant along the pulses, a broadcast column, are checked once per row). The values at
+    NaN-padded pulses are then returned as given, unchecked, where the checker puts NaN: every
+    caller masks them with the valid pulses."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
         x2 = x if batch else (x[None, :] if x.ndim == 1 else None)
         if x2 is not None and x2.shape == pulses.shape:
             xc = solver.compact(x2)
@@ -297,23 +299,16 @@ def _per_pulse(x, name: str, pulses: np.ndarray, batch: bool, check: str, unit: 
     return _check_per_pulse(x, name, pulses, batch, check, unit), top == np.inf
 
 
-def _timing_groups(pulses: np.ndarray, n_valid: np.ndarray) -> list[list[int]]:
-    """Rows with the same pulse timing (integrated together), by a hash of each row's times
-    confirmed by comparison."""
-    bits = pulses.view(np.uint64)
-    h = kernel.block_hashes(solver.compact(pulses).view(np.uint64) if pulses.strides[0] == 0
-                            else bits, np.zeros(1, np.int64), np.array([pulses.shape[1]]))[:, 0]
-    h = np.broadcast_to(h, (pulses.shape[0],))
-    groups: dict[tuple, list[list[int]]] = {}
-    for r in range(pulses.shape[0]):
-        cands = groups.setdefault((int(h[r]), int(n_valid[r])), [])
-        for g in cands:
-            if pulses.strides[0] == 0 or np.array_equal(pulses[g[0]], pulses[r], equal_nan=True):
-                g.append(r)
-                break
-        else:
-            cands.append([r])
-    return [g for cands in groups.values() for g in cands]
+def _timing_groups(pulses: np.ndarray) -> list[list[int]]:
+    """Rows with the same pulse timing (integrated together), bit for bit (NaN padding
+    included): grouped by a hash of each row's times, confirmed by comparison
+    (:func:`~emsim.physiology._muscle_solver._equal_rows`); a broadcast batch is one group."""
+    B, P = pulses.shape
+    bits = (solver.compact(pulses) if pulses.strides[0] == 0 else pulses).view(np.uint64)
+    h = kernel.block_hashes(bits, np.zeros(1, np.int64), np.array([P]))
+    _, label = solver._equal_rows(np.broadcast_to(h, (B, 1)), [bits])
+    order = np.argsort(label, kind="stable")
+    return [g.tolist() for g in np.split(order, np.cumsum(np.bincount(label))[:-1])]
 
 
 def _take(a: np.ndarray, rows: list[int], n: int) -> np.ndarray:
@@ -523,7 +518,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
 
     duration = None
     if isinstance(train, PulseTrain):
-        pulses, width, amp, duration = _from_pulse_train(train, recruitment)
+        pulses, width, amp, duration = _from_pulse_train(train)
         batch = True
         if pulse_width_us is not None or amplitude_ma is not None:
             raise _bad("pulse_width_us/amplitude_ma come from the PulseTrain; do not pass them",
@@ -556,6 +551,10 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     # from the distinct rows: a broadcast batch of one timing is looked at once
     valid_c = ~np.isnan(solver.compact(pulses))
     valid = np.broadcast_to(valid_c, pulses.shape)
+    if not isinstance(train, PulseTrain) and not _unpadded(pulses):
+        # NaN at padded pulses, as the checker gives them (its fast path passes them through)
+        width = None if width is None else np.where(valid, width, np.nan)
+        amp = None if amp is None else np.where(valid, amp, np.nan)
     d = m.ding
     if d.has_pulse_duration_term:
         if width is None:
@@ -590,7 +589,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
     t_out = np.arange(t0, t_end + 0.5 * dt, dt) if trace else np.zeros(0)
 
     model = _model(m, fatigue)
-    keys = _timing_groups(pulses, n_valid)
+    keys = _timing_groups(pulses)
     force = np.zeros((B, t_out.size))
     groups = []
     n_eval = n_seg = n_steps = n_full = 0
@@ -602,7 +601,8 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         cells = _cells(m, take(recr))
         g = solver.run_group(p, take(afac), take(lam), take(recr), model, cells, t_out, t_end,
                              max_step, trace, skip_tol)
-        force[rows] = g.force if trace else force[rows]
+        if trace:
+            force[rows] = g.force
         n_eval += g.evaluated
         n_seg += g.segments
         n_steps += g.node_steps
@@ -639,8 +639,6 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
                                recruitment_from=float(edges[cells.depth[j]]),
                                recruitment_to=float(edges[cells.depth[j] + 1]),
                                force_share=float(w[j])) for j in range(w.size)]
-    if not batch:
-        pass  # a single train is a batch of one: shapes stay (1, …) as documented
     return ForceResult(t=t_out, force_n=force, contraction_start_s=c_start, peak_force_n=peak,
                        fti_ns=fti, fti_total_ns=np.nansum(fti, axis=1), fatigue_index=fi,
                        cell_peak_force_n=cell_peak, capacity=cap, deficits=deficits, cells=cells_info, muscle=m,

@@ -60,6 +60,29 @@ def test_bad_sampled_waveforms_are_a_typed_error(samples):
     assert err.value.path == "samples"
 
 
+@pytest.mark.parametrize("wave_index", [[1], [0, 0], [-1]])
+def test_fibre_network_needs_one_valid_waveform_index_per_fibre(wave_index):
+    with pytest.raises(PhysiologyInputError) as err:
+        axon.fibre_network("motor", [5e-6], [np.ones(100)], wave_index)
+    assert err.value.path == "wave_index"
+
+
+@pytest.mark.needs_compiler
+@pytest.mark.slow
+def test_fibre_network_fires_above_the_searched_threshold_only():
+    """The public network is the one :func:`axon.sampled_thresholds` searches: a fibre at 0.98
+    of the threshold it finds (bracket 0.5 %) stays silent, at 1.02 it fires; a second
+    waveform column (zero) never fires."""
+    pytest.importorskip("brian2")
+    dt = axon.sample_interval("motor")
+    pulse = axon.waveform_samples(axon.monophasic(100), dt)
+    th = axon.sampled_thresholds("motor", [5e-6], [pulse])[0, 0]
+    net = axon.fibre_network("motor", [5e-6] * 3, [pulse, np.zeros(pulse.size)], [0, 0, 1])
+    counts = net.run([0.98 * th, 1.02 * th, 10 * th])
+    assert counts[0] == 0 and counts[1] >= 1 and counts[2] == 0
+    assert net.n_fibres == 3 and net.duration_s > pulse.size * dt
+
+
 def test_mrg_geometry_interpolates_and_extrapolates_by_ratio():
     node, ax, dx = fibre_tables.mrg_geometry(np.array([10e-6, 2.85e-6]))
     assert dx[0] == pytest.approx(1150e-6)
