@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -20,6 +18,8 @@ from pathlib import Path
 
 from emsim import __version__
 from emsim.program import compile, from_dict
+
+from _report import machine  # benchmarks/_report.py (scripts run from this folder)
 
 
 def program_doc(channels=4, frequency_hz=100.0, minutes=20.0):
@@ -62,8 +62,7 @@ def main(argv=None) -> int:
         scaling[f"{minutes:g}_min"] = {"n_pulses": tr.n_pulses, "peak_alloc_mb": pk / 2**20,
                                        "bytes_per_pulse": pk / tr.n_pulses}
     result = {
-        "benchmark": "compile 20 min x 4 ch x 100 Hz", "emsim": __version__, "python": platform.python_version(),
-        "cores": os.cpu_count(), "machine": platform.machine(), "repeats": args.repeats,
+        "benchmark": "compile 20 min x 4 ch x 100 Hz", **machine(), "repeats": args.repeats,
         "n_pulses": train.n_pulses, "median_s": statistics.median(times), "min_s": min(times),
         "max_s": max(times), "peak_alloc_mb": peak / 2**20, "train_mb": train.nbytes / 2**20,
         "bytes_per_pulse_peak": peak / train.n_pulses,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import tempfile
@@ -27,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from emsim import __version__
 from emsim.devices import AuditLog
 from emsim.devices.emulator import ScienceMode2Emulator, ScienceMode4Emulator
 from emsim.devices.emulator.scenarios import example_patient, short_paraspinal_program
 from emsim.devices.sciencemode.driver_sm2 import ScienceMode2Stimulator
 from emsim.devices.sciencemode.driver_sm4 import ScienceMode4Stimulator
+
+from _report import machine  # benchmarks/_report.py (scripts run from this folder)
 
 PROTOCOLS = {"sciencemode2": (ScienceMode2Emulator, ScienceMode2Stimulator),
              "sciencemode4": (ScienceMode4Emulator, ScienceMode4Stimulator)}
@@ -92,8 +92,7 @@ def main(argv=None) -> int:
                       f"heartbeat jitter median {results[key]['jitter_median_ms']:5.2f} ms  p95 "
                       f"{results[key]['jitter_p95_ms']:5.2f} ms  max {results[key]['jitter_max_ms']:5.2f} ms",
                       flush=True)
-    record = {"benchmark": "device ack latency and heartbeat jitter over emulators", "emsim": __version__,
-              "python": platform.python_version(), "cores": os.cpu_count(), "machine": platform.machine(),
+    record = {"benchmark": "device ack latency and heartbeat jitter over emulators", **machine(),
               "platform": platform.platform(), "repeats": args.repeats, "session_s": args.seconds,
               "results": results, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(__file__).resolve().parent / "results" / "devices.jsonl"
