@@ -42,6 +42,7 @@ import numpy as np
 
 from emsim.physiology._jit import jit
 from emsim.physiology.errors import PhysiologyInputError
+from emsim.physiology.fatigue import MECH_CAPACITY, MECH_GAIN
 
 
 #: Relative change of E and CN from one interval start to the next below which stepping over a
@@ -417,7 +418,7 @@ def _gain_moves(X, mech, idec, na):
         g = 0.0
         dg = 0.0
         for j in range(mech.size):
-            if mech[j] == 3:
+            if mech[j] == MECH_GAIN:
                 g += X[q, j]
                 dg += X[q, j] * (1.0 - idec[j])
         if dg > GAIN_STEP_TOL * (1.0 + g):
@@ -451,7 +452,7 @@ def _apply_pulse(b, gi, rows, edges, width, tau_c, E, LD, X, phg, dep, na, defs,
             amt = phg[q] * LD[dep[q]] * cap
             bare = LD[dep[q]] * cap
             for j in range(mech.size):
-                if mech[j] == 3:
+                if mech[j] == MECH_GAIN:
                     # the catch-like gain is not fatigue: a fatigued cell sets it alike
                     v = pgains[j] * ((phg[q] if use_fat[j] else 1.0) * LD[dep[q]] * pw[wrow, j])
                 else:
@@ -773,7 +774,7 @@ def _is_geometric(mj, d_old, d_new):
     catch-like gain (mechanism 3: no force drive, so its map over identical intervals is affine
     and its increments geometric; as quadratics it ended 2.2e-3 relative off after 20 minutes
     of doublet-onset trains) whose increments decay from ``d_old`` to ``d_new``."""
-    return mj == 3 and d_old != 0.0 and 0.0 < d_new / d_old < 1.0
+    return mj == MECH_GAIN and d_old != 0.0 and 0.0 < d_new / d_old < 1.0
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
@@ -1235,7 +1236,7 @@ def _envelope(M, m, x, u0, slope, mech, out):
             cap = _capacity(out, q, mech)
             for j in range(x.shape[1]):
                 # the catch-like gain (mechanism 3) is set alike in fatigued and fresh cells
-                c = 1.0 if mech[j] == 3 else cap
+                c = 1.0 if mech[j] == MECH_GAIN else cap
                 out[q, j] = M[j] * out[q, j] + (u0[q, j] + r * slope[q, j]) * c
 
 
@@ -1254,7 +1255,7 @@ def _per_capacity(xn, M, x, mech, out):
     for q in range(x.shape[0]):
         cap = _capacity(x, q, mech)
         for j in range(x.shape[1]):
-            c = 1.0 if mech[j] == 3 else cap
+            c = 1.0 if mech[j] == MECH_GAIN else cap
             out[q, j] = (xn[q, j] - M[j] * x[q, j]) / c
 
 
@@ -1514,7 +1515,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
                 cap = _capacity(x_corr, q, mech)
                 cap = CAP_SCALE_FLOOR if cap < CAP_SCALE_FLOOR else cap
                 for j in range(nd):
-                    sc_j = cap if mech[j] == 0 else 1.0 + abs(x_corr[q, j])
+                    sc_j = cap if mech[j] == MECH_CAPACITY else 1.0 + abs(x_corr[q, j])
                     v = abs(x_corr[q, j] - x_pred[q, j]) / sc_j
                     err = v if v > err else err
             # the start force: predicted vs interpolated between the starts after the last
@@ -1569,7 +1570,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
                 cap = _capacity(x_corr, q, mech)
                 nF[q] = F[q]
                 for j in range(nd):
-                    nX[q, j] = M[j] * x_corr[q, j] + u_k[q, j] * (1.0 if mech[j] == 3 else cap)
+                    nX[q, j] = M[j] * x_corr[q, j] + u_k[q, j] * (1.0 if mech[j] == MECH_GAIN else cap)
                 uf_prev[q] = uf_now[q]
                 uf_now[q] = nF[q] / _capacity(nX, q, mech)
             for d in range(D):
