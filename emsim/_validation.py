@@ -136,8 +136,8 @@ _TAGS = {"symmetric_biphasic", "asymmetric_biphasic", "monophasic", "khz_burst",
 _UNION_FIELDS = {"waveform", "pattern", "amplitude"}
 
 
-def json_path(path: list[str | int]) -> str:
-    out = "$"
+def json_path(path: list[str | int], root: str = "$") -> str:
+    out = root
     for el in path:
         out += f"[{el}]" if isinstance(el, int) else f".{el}"
     return out
@@ -149,8 +149,9 @@ def _fields_text(model: type[BaseModel] | None) -> str | None:
     return "fields " + ", ".join(model.model_fields)
 
 
-def translate(exc: ValidationError, root: type[BaseModel], error_cls: type[EmsimError]) -> list[EmsimError]:
-    """One typed error per pydantic error, in document order."""
+def translate(exc: ValidationError, root: type[BaseModel], error_cls: type[EmsimError], *,
+              root_name: str = "$") -> list[EmsimError]:
+    """One typed error per pydantic error, in document order; paths start at ``root_name``."""
     problems: list[EmsimError] = []
     errors = exc.errors(include_url=False)
     locs = [tuple(e.get("loc", ())) for e in errors]
@@ -163,7 +164,7 @@ def translate(exc: ValidationError, root: type[BaseModel], error_cls: type[Emsim
         ctx = err.get("ctx") or {}
         value = err.get("input")
         path, model, field = walk(root, loc)
-        where = json_path(path)
+        where = json_path(path, root_name)
         has_value = kind not in ("missing",)
         allowed = None
         if kind == "extra_forbidden":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, create_model
 
@@ -30,6 +30,10 @@ CONTRAINDICATIONS_FILE = "safety/contraindications.json"
 
 SiteId = Literal[site_ids()]  # type: ignore[valid-type]
 Side = Literal["left", "right", "bilateral"]
+
+
+class _Strict(Strict):
+    input_error: ClassVar[type[PatientError]] = PatientError
 ThresholdKind = Literal["sensory_threshold", "motor_threshold", "tolerance"]
 
 
@@ -42,7 +46,7 @@ def contraindication_items() -> tuple[dict, ...]:
 _SITE_SCOPED = tuple(i["id"] for i in contraindication_items() if i["scope"] == "site")
 
 Contraindications = create_model(
-    "Contraindications", __base__=Strict,
+    "Contraindications", __base__=_Strict,
     **{item["id"]: (bool | None, Field(None, description=item["question"]))
        for item in contraindication_items()},
 )
@@ -50,7 +54,7 @@ Contraindications.__doc__ = ("The contraindication questionnaire: true, false, o
                              "(not asked). Items are listed in models/safety/contraindications.json.")
 
 
-class FatThickness(Strict):
+class FatThickness(_Strict):
     """Subcutaneous fat over a site, by ultrasound (single layer) or calliper (double fold)."""
 
     site: SiteId
@@ -60,7 +64,7 @@ class FatThickness(Strict):
                           doc="ultrasound: fat thickness; skinfold: the double-fold calliper reading")
 
 
-class Threshold(Strict):
+class Threshold(_Strict):
     """A measured current threshold at one site, pulse width and frequency."""
 
     site: SiteId
@@ -71,7 +75,7 @@ class Threshold(Strict):
     amplitude_ma: float = num(gt=0, le=200, soft=(1, 100))
 
 
-class MeasuredMVC(Strict):
+class MeasuredMVC(_Strict):
     """A measured maximal voluntary contraction (isometric) at one site and side.
 
     Exactly one of ``torque_nm`` (a joint torque, e.g. trunk extension on a dynamometer) and
@@ -98,7 +102,7 @@ class MeasuredMVC(Strict):
 _Range = tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0, le=1000)]]
 
 
-class StoredCalibration(Strict):
+class StoredCalibration(_Strict):
     """Person factors fitted to this patient's thresholds at one site and side (``emsim calibrate --out``).
 
     Written by :func:`emsim.body.calibration.with_calibration`; a prediction uses it while
@@ -120,7 +124,7 @@ class StoredCalibration(Strict):
     date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
-class LocalCondition(Strict):
+class LocalCondition(_Strict):
     """A site-scoped questionnaire item (e.g. an open wound) and where it is."""
 
     condition: Literal[_SITE_SCOPED]  # type: ignore[valid-type]
@@ -128,12 +132,12 @@ class LocalCondition(Strict):
     side: Side
 
 
-class History(Strict):
+class History(_Strict):
     sessions_completed: int = Field(0, ge=0, le=10000)
     last_session_date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
 
 
-class Patient(Strict):
+class Patient(_Strict):
     """A patient (or a virtual one). All fields except ``format`` and ``id`` are optional."""
 
     format: Literal["emsim.patient/1"]

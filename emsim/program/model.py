@@ -28,13 +28,14 @@ Timing conventions
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, Tag
 
-from emsim._strict import Strict as _Strict, num as _num
+from emsim._strict import Strict, num as _num
 
 from emsim.body.sites import site_ids
+from emsim.errors import ProgramError
 
 __all__ = [
     "FORMAT", "Electrode", "Channel", "SymmetricBiphasic", "AsymmetricBiphasic",
@@ -47,6 +48,10 @@ __all__ = [
 FORMAT = "emsim.program/1"
 SITE_IDS: tuple[str, ...] = site_ids()
 THRESHOLD_KINDS = ("sensory_threshold", "motor_threshold", "tolerance")
+
+
+class _Strict(Strict):
+    input_error: ClassVar[type[ProgramError]] = ProgramError
 
 SiteId = Literal[SITE_IDS]  # type: ignore[valid-type]  # the catalogue is data, read at import
 Side = Literal["left", "right", "bilateral"]
