@@ -36,11 +36,11 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
 * **Motor units in kHz bursts.** A motor unit driven well above its threshold by a low-carrier
   burst fires more than once per burst (the same Brian2 table, motor class: at 1 kHz in 4 ms bursts
   twice from 1.25 × threshold, the second action potential ~2.3–3.4 ms after the first; at
-  2.5–10 kHz once, then block, with an occasional spike at the burst's end). A doublet a few ms
-  apart raises the unit's force (catch-like summation, which the muscle model represents), so
-  :attr:`Recruitment.motor_extra_spikes` gives, per pulse, the fraction of each pool firing a
-  2nd, 3rd … action potential and its delay after the first; :func:`with_extra_spikes` turns them
-  into the muscle model's pulse list. The units that fire again are the most strongly driven,
+  2.5–10 kHz once, then block, except near 1.5 × threshold and an occasional spike at the burst's
+  end). A doublet a few ms apart raises the unit's force (catch-like summation, which the muscle
+  model represents), so :attr:`Recruitment.motor_extra_spikes` gives, per pulse, the fraction of
+  each pool firing a 2nd, 3rd … action potential and its delay after the first;
+  :func:`with_extra_spikes` turns them into the muscle model's pulse list. The units that fire again are the most strongly driven,
   i.e. the first recruited ones, which is the muscle model's order (a pulse of fraction ``r``
   fires the depth-ordered units ``[0, r]``); where the table's count is not monotone in the drive
   (a band of units fires twice) the same fraction is given to the first units, which is exact for
