@@ -928,22 +928,27 @@ def _motor_extra(thr, u_stim, u_amp, stim_wave, unit_muscle, n_pools, firing, ab
         return None
     st = u_stim[rows]
     grid, t = table.spike_times("motor", stim_wave["carrier_hz"][st], stim_wave["burst_s"][st])
-    K = t.shape[2] - 1
-    G = u_amp.size
+    K = int(np.isfinite(t).sum(axis=-1).max()) - 1                    # the table pads to its longest burst
+    t = t[..., :K + 1]
+    G, U = u_amp.size, unit_muscle.size
     delay = np.full((G, K), np.nan)
     frac = np.zeros((G, K, n_pools))
-    sizes = np.maximum(np.bincount(unit_muscle, minlength=n_pools), 1).astype(float)
-    for i, g in enumerate(rows):
+    onehot = np.zeros((U, n_pools))
+    onehot[np.arange(U), unit_muscle] = 1.0
+    onehot /= np.maximum(onehot.sum(axis=0), 1.0)
+    step_rows = max(1, int(2e6 // max(1, U * (K + 1))))                # bound the (R, U, K+1) gather
+    for lo in range(0, rows.size, step_rows):
+        g = rows[lo:lo + step_rows]
         with np.errstate(divide="ignore"):
-            drive = u_amp[g] / thr[u_stim[g]]                        # 0 where unreachable (inf)
-        step = np.searchsorted(grid[i], drive, side="right") - 1      # -1: below threshold
-        tu = t[i][np.maximum(step, 0)]                                # (U, K+1)
-        later = np.where((step >= 0)[:, None], tu[:, 1:] - tu[:, :1], np.nan)
+            drive = u_amp[g, None] / thr[u_stim[g]]                    # 0 where unreachable (inf)
+        step = np.searchsorted(grid[0], drive, side="right") - 1        # same grid for every row; -1: below
+        tu = np.take_along_axis(t[lo:lo + step_rows], np.maximum(step, 0)[:, :, None], axis=1)  # (R, U, K+1)
+        later = np.where((step >= 0)[:, :, None], tu[:, :, 1:] - tu[:, :, :1], np.nan)
         fires = np.isfinite(later)
-        for k in range(K):
-            frac[g, k] = np.bincount(unit_muscle[fires[:, k]], minlength=n_pools) / sizes
-            if fires[:, k].any():
-                delay[g, k] = later[fires[:, k], k].mean()
+        frac[g] = np.swapaxes(fires, 1, 2).astype(float) @ onehot
+        n = fires.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            delay[g] = np.where(n > 0, np.where(fires, later, 0.0).sum(axis=1) / n, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         follow = np.where(above > 0, firing / above, 0.0)
     frac *= follow[:, None, :]

@@ -228,3 +228,21 @@ def test_motor_doublets_raise_the_force_of_a_1khz_burst_train():
         peak.append(simulate(times, "lumbar_erector_spinae", fatigue=False, recruitment=frac).force_n.max())
     assert peak[1] > peak[0]
     assert peak[1] < peak[0] * (1 + x.max() / first[0])
+
+
+def test_force_extra_spikes_of_a_compiled_khz_program_follow_its_pulses():
+    """Train path: one row per pulse in time order (the layout of force_fraction), extra fractions
+    never above the pooled first-spike fraction, and more of them on the plateau than early in the
+    ramp (higher current drives more units past 1.25 x threshold)."""
+    from emsim.program import compile, from_dict
+    from emsim.testing.documents import BASE_DOC
+
+    st = {**BASE_DOC["phases"][0]["stimulation"][0], "amplitude": {"ma": 60},
+          "waveform": {"shape": "khz_burst", "carrier_hz": 1000, "burst_duration_ms": 4}}
+    doc = {**BASE_DOC, "phases": [{**BASE_DOC["phases"][0], "duration_s": 5, "stimulation": [st]}]}
+    r = rc.recruit(compile(from_dict(doc)), SITE, person=dsc.Person())
+    delay, extra = r.force_extra_spikes
+    assert delay.shape[:2] == extra.shape[:2] == r.times_s.shape and extra.shape[2] >= 1
+    assert np.all(extra[..., 0] <= r.force_fraction + 1e-12)
+    first, plateau = np.flatnonzero(r.force_fraction[0] > 0)[0], int(np.argmax(r.force_fraction[0]))
+    assert extra[0, plateau, 0] > extra[0, first, 0]
