@@ -582,11 +582,13 @@ def khz_thresholds(class_name, diameter_m, carriers_hz, bursts_ms, *, rtol=0.01,
 
 
 def khz_block(class_name, diameter_m, carrier_hz=10000.0, burst_ms=20.0, multiples=(1.5, 3, 6, 12, 24), *,
-              model=None):
+              model=None, return_times=False):
     """Action potentials passing the middle node during a long kHz burst at multiples of threshold.
 
     Conduction block shows as a fall to one (onset) response or none at high multiples.
-    Returns (multiples, spike counts).
+    Returns (multiples, spike counts), and with ``return_times`` a third item: per multiple, the
+    sorted times (s) at which the action potentials pass the middle node, from the burst onset
+    (the interval between them is what a muscle's force summation sees).
     """
     e_th = khz_thresholds(class_name, diameter_m, [carrier_hz], [burst_ms], model=model)[0, 0]
     dt = DT[_engine(class_name, model)]
@@ -594,7 +596,10 @@ def khz_block(class_name, diameter_m, carrier_hz=10000.0, burst_ms=20.0, multipl
     col = waveform_samples(khz(carrier_hz, burst_ms), dt)
     waves = _wave_matrix([col] * m.size, dt)
     net = _network(class_name, np.full(m.size, diameter_m), np.arange(m.size), waves, model=model)
-    return m, net.run(m * e_th)
+    if not return_times:
+        return m, net.run(m * e_th)
+    counts, i, t = net.run(m * e_th, return_times=True)
+    return m, counts, [np.sort(t[i == k]) - T_LEAD for k in range(m.size)]
 
 
 # ------------------------------------------------------------------------- tabulation

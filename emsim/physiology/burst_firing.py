@@ -18,6 +18,12 @@ tabulated multiples ``m_k`` and ``m_{k+1}`` of the fibre's threshold. A populati
 thresholds ``I_th`` then fires ``Σ_k (n_k − n_{k−1})·F(I/m_k)`` action potentials per fibre
 per burst, with ``F`` the fraction whose threshold is reached (:func:`spike_weighted_fraction`).
 
+The table also holds *when* the action potentials pass the middle node (``spike_times_ms``, from
+the burst onset): for motor units the interval of a doublet decides how much force it adds
+(catch-like summation in the muscle model), so :mod:`emsim.physiology.recruitment` reads the
+motor class's counts and times (:meth:`BurstFiring.spike_times`) to give the muscle model each
+burst's extra action potentials.
+
 Regenerate the shipped table (``models/fibres/burst_firing.json``) with::
 
     python -m emsim.physiology.burst_firing tabulate               # full grid
@@ -42,7 +48,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,17 +66,20 @@ TABLE_FILE = "fibres/burst_firing.json"
 #: Multiples of the burst threshold at which the spike count is read. 1.03 rather than 1: the
 #: threshold search stops within 1 % of the true threshold, and a count just at it is noise.
 GRID_FULL = {
-    "classes": ["abeta", "adelta", "c"],
+    "classes": ["abeta", "adelta", "c", "motor"],
     "carrier_hz": [1000, 2500, 4000, 5000, 10000],
     "burst_ms": [4, 10],
     "multiples": [1.03, 1.25, 1.5, 2.0, 3.0, 5.0],
 }
-GRID_SMALL = {"classes": ["abeta"], "carrier_hz": [1000, 10000], "burst_ms": [4], "multiples": [1.03, 2.0, 5.0]}
+GRID_SMALL = {"classes": ["abeta", "motor"], "carrier_hz": [1000, 10000], "burst_ms": [4],
+              "multiples": [1.03, 2.0, 5.0]}
 
 
 @dataclass(frozen=True)
 class BurstFiring:
-    """Spike counts per burst: ``counts[class]`` shaped (carrier, burst, multiple)."""
+    """Spike counts per burst: ``counts[class]`` shaped (carrier, burst, multiple); ``times_s[class]``
+    (carrier, burst, multiple, spike) the times the action potentials pass the middle node from
+    the burst onset (NaN-padded; empty dict for a table made before times were recorded)."""
 
     classes: tuple
     carrier_hz: np.ndarray
@@ -78,6 +87,17 @@ class BurstFiring:
     multiples: np.ndarray
     counts: dict
     meta: dict
+    times_s: dict = field(default_factory=dict)
+
+    def _nearest(self, carrier_hz, burst_s):
+        fi = np.abs(np.log(np.asarray(carrier_hz, float)[:, None]) - np.log(self.carrier_hz)[None]).argmin(1)
+        bi = np.abs(np.log(np.asarray(burst_s, float)[:, None]) - np.log(self.burst_s)[None]).argmin(1)
+        return fi, bi
+
+    def _check(self, name, store):
+        if name not in store:
+            raise ModelParameterError("class not in the burst-firing table", path=f"burst_firing.{name}",
+                                      value=name, allowed=", ".join(store))
 
     def steps(self, name: str, carrier_hz, burst_s) -> tuple[np.ndarray, np.ndarray]:
         """The spike count as a step function of the multiple of threshold, per stimulus.
@@ -90,15 +110,28 @@ class BurstFiring:
         A count of 0 at the first multiple is search noise (it lies within the threshold
         search's tolerance) and counts as 1.
         """
-        if name not in self.counts:
-            raise ModelParameterError("class not in the burst-firing table", path=f"burst_firing.{name}",
-                                      value=name, allowed=", ".join(self.counts))
+        self._check(name, self.counts)
         c = np.asarray(self.counts[name], dtype=float)
-        fi = np.abs(np.log(np.asarray(carrier_hz, float)[:, None]) - np.log(self.carrier_hz)[None]).argmin(1)
-        bi = np.abs(np.log(np.asarray(burst_s, float)[:, None]) - np.log(self.burst_s)[None]).argmin(1)
+        fi, bi = self._nearest(carrier_hz, burst_s)
         n = np.maximum(c[fi, bi], 1.0)                   # (B, M): every fibre above threshold fires
         m = np.broadcast_to(np.concatenate([[1.0], self.multiples[1:]]), n.shape)
         return m, n
+
+    def spike_times(self, name: str, carrier_hz, burst_s) -> tuple[np.ndarray, np.ndarray]:
+        """When the action potentials of :meth:`steps` pass, per stimulus: ``(m, t)``.
+
+        ``m`` (B, M) as in :meth:`steps`; ``t`` (B, M, K) the times (s, from the burst onset) of
+        the 1st … K-th action potential of a fibre driven at ``m_k`` (NaN beyond its count). A
+        count of 0 at the first multiple (search noise, counted as 1 by :meth:`steps`) takes the
+        next multiple's first time.
+        """
+        self._check(name, self.times_s)
+        fi, bi = self._nearest(carrier_hz, burst_s)
+        t = np.array(self.times_s[name][fi, bi])         # (B, M, K)
+        first = t[:, 0, 0]
+        t[:, 0, 0] = np.where(np.isnan(first), t[:, min(1, t.shape[1] - 1), 0], first)
+        m = np.broadcast_to(np.concatenate([[1.0], self.multiples[1:]]), t.shape[:2])
+        return m, t
 
 
 def spike_weighted_fraction(fraction_at, steps, exponent: float = 1.0):
@@ -140,9 +173,21 @@ def load_burst_firing(relative: str = TABLE_FILE) -> BurstFiring:
         return BurstFiring(classes=tuple(d["classes"]), carrier_hz=np.asarray(d["carrier_hz"], float),
                            burst_s=np.asarray(d["burst_ms"], float) * 1e-3,
                            multiples=np.asarray(d["multiples"], float),
-                           counts={k: np.asarray(v, float) for k, v in d["counts"].items()}, meta=d.get("meta", {}))
+                           counts={k: np.asarray(v, float) for k, v in d["counts"].items()}, meta=d.get("meta", {}),
+                           times_s={k: _padded_times(v) for k, v in d.get("spike_times_ms", {}).items()})
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelParameterError("malformed burst-firing table", path=relative) from exc
+
+
+def _padded_times(nested) -> np.ndarray:
+    """Ragged ``[carrier][burst][multiple] -> [t_ms, ...]`` as a NaN-padded array in s."""
+    cells = [t for per_f in nested for per_b in per_f for t in per_b]
+    k = max(1, max(len(t) for t in cells))
+    shape = (len(nested), len(nested[0]), len(nested[0][0]))
+    out = np.full(shape + (k,), np.nan)
+    for idx, t in zip(np.ndindex(shape), cells):
+        out[idx][:len(t)] = np.asarray(t, float) * 1e-3
+    return out
 
 
 def tabulate(grid=None, *, progress=None) -> dict:
@@ -155,26 +200,31 @@ def tabulate(grid=None, *, progress=None) -> dict:
 
     g = dict(GRID_FULL if grid is None else grid)
     say = progress or (lambda msg: None)
-    counts, timing = {}, {}
+    counts, times, timing = {}, {}, {}
     for name in g["classes"]:
         t0 = time.perf_counter()
         cls = fibre_classes()[name]
         d = math.sqrt(cls.diameter_min_m * cls.diameter_max_m)  # the class's middle diameter
         block = np.zeros((len(g["carrier_hz"]), len(g["burst_ms"]), len(g["multiples"])))
+        when = [[None] * len(g["burst_ms"]) for _ in g["carrier_hz"]]
         for i, f in enumerate(g["carrier_hz"]):
             for k, b in enumerate(g["burst_ms"]):
-                _, n = axon.khz_block(name, d, carrier_hz=float(f), burst_ms=float(b), multiples=g["multiples"])
+                _, n, t = axon.khz_block(name, d, carrier_hz=float(f), burst_ms=float(b), multiples=g["multiples"],
+                                         return_times=True)
                 block[i, k] = n
+                when[i][k] = [[round(float(x) * 1e3, 4) for x in tk] for tk in t]
         counts[name] = block.tolist()
+        times[name] = when
         timing[name] = time.perf_counter() - t0
         say(f"{name}: {timing[name]:.1f} s")
     return {
         "format": "emsim.burst_firing/1",
         "classes": list(g["classes"]), "carrier_hz": list(g["carrier_hz"]), "burst_ms": list(g["burst_ms"]),
-        "multiples": list(g["multiples"]), "counts": counts,
+        "multiples": list(g["multiples"]), "counts": counts, "spike_times_ms": times,
         "meta": {"emsim_version": __version__,
                  "quantity": "action potentials passing the middle node during one sine-carrier burst, at "
-                             "multiples of that burst's own threshold; each class at its middle diameter",
+                             "multiples of that burst's own threshold; each class at its middle diameter; "
+                             "spike_times_ms: when they pass, ms from the burst onset",
                  "generated_by": "python -m emsim.physiology.burst_firing tabulate",
                  "axon_model": "emsim.physiology.axon (public API khz_block); see models/fibres/thresholds.json "
                                "'model' for the cable and membrane",

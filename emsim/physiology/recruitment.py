@@ -33,6 +33,19 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   carries the rate. A kHz burst can fire an active afferent more than once; how often comes
   from the Brian2 burst-firing table (``Recruitment.afferent_spikes``,
   :func:`emsim.physiology.cutaneous.burst_spikes`).
+* **Motor units in kHz bursts.** A motor unit driven well above its threshold by a low-carrier
+  burst fires more than once per burst (the same Brian2 table, motor class: at 1 kHz in 4 ms bursts
+  twice from 1.25 × threshold, the second action potential ~2.3–3.4 ms after the first; at
+  2.5–10 kHz once, then block, except near 1.5 × threshold and an occasional spike at the burst's
+  end). A doublet a few ms apart raises the unit's force (catch-like summation, which the muscle
+  model represents), so :attr:`Recruitment.motor_extra_spikes` gives, per pulse, the fraction of
+  each pool firing a 2nd, 3rd … action potential and its delay after the first;
+  :func:`with_extra_spikes` turns them into the muscle model's pulse list. The units that fire again are the most strongly driven,
+  i.e. the first recruited ones, which is the muscle model's order (a pulse of fraction ``r``
+  fires the depth-ordered units ``[0, r]``); where the table's count is not monotone in the drive
+  (a band of units fires twice) the same fraction is given to the first units, which is exact for
+  the force as long as every depth group has the same unit classes and history (the pool's
+  groups do, within a steady train). No motor unit in the table drops out (every count ≥ 1).
 * **Refractoriness and following.** A unit driven at ``m = I/I_th`` by pulses ``Δt`` apart fires
   on every ``n``-th pulse, with ``n`` the smallest count for which the tabulated recovery
   ratio ``R(n·Δt) ≤ m`` (paired-pulse curves of the Brian2 models; supernormality, ``R < 1``,
@@ -74,7 +87,7 @@ from emsim.program.compile import PulseTrain
 from emsim.program.model import AsymmetricBiphasic, Channel, KhzBurst, Monophasic, SymmetricBiphasic
 
 __all__ = ["Recruitment", "StimulusSet", "recruit", "clear_cache", "waveform_parameters", "motor_point_offset", "POOLS_FILE",
-           "MOTOR_POINTS_FILE"]
+           "MOTOR_POINTS_FILE", "with_extra_spikes"]
 
 POOLS_FILE = "fibres/motor_pools.json"
 MOTOR_POINTS_FILE = "sites/motor_points.json"
@@ -279,6 +292,8 @@ class Recruitment:
     notes: tuple = dc_field(default=())
     unit_passing_field_v_per_m: np.ndarray | None = None
     _afferent_spikes_distinct: dict | None = None  # class -> (A, E) action potentials per active afferent
+    _motor_extra_delay_distinct: np.ndarray | None = None  # (G, K) s after the first action potential
+    _motor_extra_distinct: np.ndarray | None = None        # (G, K, M) fraction firing a (k+2)-th one
 
     @property
     def n_rows(self) -> int:
@@ -381,6 +396,39 @@ class Recruitment:
         f = np.take(self._motor_distinct @ (counts / max(counts.sum(), 1.0)), self._in_time_order(self._motor_row))
         return _read_only(f[None, :] if self._is_train else f[:, None])
 
+    @cached_property
+    def motor_extra_spikes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Motor units firing again within a kHz burst: ``(delay_s, fraction)`` per pulse.
+
+        ``fraction[p, k, j]`` (P, K, M) is the fraction of pool ``j`` whose units fire a
+        ``(k+2)``-th action potential in pulse ``p``'s burst, ``delay_s[p, k]`` (P, K) its mean
+        delay after the burst's first action potential (NaN where no unit fires it). From the
+        Brian2 burst-firing table's motor class (:meth:`emsim.physiology.burst_firing.BurstFiring.
+        spike_times`) at each unit's drive ``I/I_th``, following the onset (units that are
+        refractory at the burst onset miss the whole burst). ``K = 0`` for pulsed programs or a
+        table without the motor class.
+        """
+        if self._motor_extra_distinct is None:
+            return (_read_only(np.zeros((self.n_rows, 0))),
+                    _read_only(np.zeros((self.n_rows, 0, len(self.muscles)))))
+        return (_read_only(np.take(self._motor_extra_delay_distinct, self._motor_row, axis=0)),
+                _read_only(np.take(self._motor_extra_distinct, self._motor_row, axis=0)))
+
+    @cached_property
+    def force_extra_spikes(self) -> tuple[np.ndarray, np.ndarray]:
+        """:attr:`motor_extra_spikes` pooled over the pools like :attr:`force_fraction`:
+        ``(delay_s, fraction)``, each shaped like :attr:`times_s` plus a last axis K."""
+        if self._motor_extra_distinct is None:
+            z = np.zeros(self.times_s.shape + (0,))
+            return _read_only(z), _read_only(z.copy())
+        counts = np.bincount(self.unit_muscle, minlength=len(self.muscles)).astype(float)
+        rows = self._in_time_order(self._motor_row)
+        frac = np.take(self._motor_extra_distinct @ (counts / max(counts.sum(), 1.0)), rows, axis=0)
+        delay = np.take(self._motor_extra_delay_distinct, rows, axis=0)
+        shape = (1, rows.size) if self._is_train else (rows.size, 1)
+        k = frac.shape[-1]
+        return _read_only(delay.reshape(shape + (k,))), _read_only(frac.reshape(shape + (k,)))
+
     def channel_afferent(self, k: int) -> dict:
         """Afferent fraction under channel ``k``'s two electrodes, for its pulses in pulse order.
 
@@ -397,6 +445,36 @@ class Recruitment:
         """Area of each of the E electrodes, shape (1, E) (train) or (B, E) (batch)."""
         area = np.array([e.area_m2 for sol in self.fields for e in sol.electrodes.electrodes])
         return _read_only(area[None, :] if self._is_train else np.broadcast_to(area, (self.n_rows, area.size)))
+
+
+def with_extra_spikes(times_s, fraction, delay_s, extra_fraction) -> tuple[np.ndarray, np.ndarray]:
+    """The muscle model's pulse list with each burst's extra motor action potentials.
+
+    Parameters
+    ----------
+    times_s, fraction : array_like (P,)
+        Burst (or pulse) times and the fraction of the pool each recruits (its first action
+        potential).
+    delay_s, extra_fraction : array_like (P, K)
+        From :attr:`Recruitment.motor_extra_spikes` or :attr:`Recruitment.force_extra_spikes`
+        (one row's pools combined): delay of the ``(k+2)``-th action potential after the first and
+        the fraction of the pool firing it.
+
+    Returns
+    -------
+    times_s, fraction : ndarray (N,)
+        Time-sorted, for :func:`emsim.physiology.muscle.simulate` (``recruitment=fraction``);
+        extra action potentials with no unit firing them are left out.
+    """
+    t = np.asarray(times_s, float).ravel()
+    f = np.asarray(fraction, float).ravel()
+    d = np.asarray(delay_s, float).reshape(t.size, -1)
+    x = np.asarray(extra_fraction, float).reshape(t.size, -1)
+    keep = np.isfinite(d) & (x > 0)
+    times = np.concatenate([t, (t[:, None] + np.nan_to_num(d))[keep]])
+    frac = np.concatenate([f, x[keep]])
+    order = np.argsort(times, kind="stable")
+    return times[order], frac[order]
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -803,6 +881,8 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
     M = len(pool_names)
     f, a = _dense_fraction(thr, u_stim, unit_muscle, M, u_amp, u_int, lambda dt: table.recovery_ratio("motor", dt))
 
+    extra = _motor_extra(thr, u_stim, u_amp, stim_wave, unit_muscle, M, f, a)
+
     # Afferents have no refractoriness: one evaluation per distinct (stimulus, amplitude), found
     # among the few distinct rows above.
     electrodes = tuple((channels[c].id, j) for c in range(len(channels)) for j in range(2))
@@ -826,7 +906,53 @@ def recruit(train_or_params, site: str, patient=None, *, side: str | None = None
                        cutaneous_threshold_scale=tuple(scales), fields=tuple(g.field for g in geoms),
                        notes=tuple(notes),
                        unit_passing_field_v_per_m=unit_p if excitation == "terminal_or_passing" else None,
-                       _afferent_spikes_distinct=aff_spikes if np.any(stim_wave["kind"] == 3) else None)
+                       _afferent_spikes_distinct=aff_spikes if np.any(stim_wave["kind"] == 3) else None,
+                       _motor_extra_delay_distinct=None if extra is None else extra[0],
+                       _motor_extra_distinct=None if extra is None else extra[1])
+
+
+def _motor_extra(thr, u_stim, u_amp, stim_wave, unit_muscle, n_pools, firing, above):
+    """Extra action potentials of motor units per distinct row: ``(delay (G, K), fraction (G, K, M))``
+    or ``None`` (no kHz row, or a burst-firing table without the motor class's times).
+
+    Each unit's drive ``I/I_th`` picks its step of the Brian2 motor table (``spike_times``); a
+    unit firing a ``(k+2)``-th action potential counts in ``fraction[:, k]`` of its pool, and the
+    delays after each unit's own first action potential are averaged over those units. Scaled per
+    pool by firing/above: units refractory at the onset miss the burst.
+    """
+    from emsim.physiology.burst_firing import load_burst_firing
+
+    rows = np.flatnonzero(stim_wave["kind"][u_stim] == 3)
+    table = load_burst_firing()
+    if rows.size == 0 or "motor" not in table.times_s:
+        return None
+    st = u_stim[rows]
+    grid, t = table.spike_times("motor", stim_wave["carrier_hz"][st], stim_wave["burst_s"][st])
+    K = int(np.isfinite(t).sum(axis=-1).max()) - 1                    # the table pads to its longest burst
+    t = t[..., :K + 1]
+    G, U = u_amp.size, unit_muscle.size
+    delay = np.full((G, K), np.nan)
+    frac = np.zeros((G, K, n_pools))
+    onehot = np.zeros((U, n_pools))
+    onehot[np.arange(U), unit_muscle] = 1.0
+    onehot /= np.maximum(onehot.sum(axis=0), 1.0)
+    step_rows = max(1, int(2e6 // max(1, U * (K + 1))))                # bound the (R, U, K+1) gather
+    for lo in range(0, rows.size, step_rows):
+        g = rows[lo:lo + step_rows]
+        with np.errstate(divide="ignore"):
+            drive = u_amp[g, None] / thr[u_stim[g]]                    # 0 where unreachable (inf)
+        step = np.searchsorted(grid[0], drive, side="right") - 1        # same grid for every row; -1: below
+        tu = np.take_along_axis(t[lo:lo + step_rows], np.maximum(step, 0)[:, :, None], axis=1)  # (R, U, K+1)
+        later = np.where((step >= 0)[:, :, None], tu[:, :, 1:] - tu[:, :, :1], np.nan)
+        fires = np.isfinite(later)
+        frac[g] = np.swapaxes(fires, 1, 2).astype(float) @ onehot
+        n = fires.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            delay[g] = np.where(n > 0, np.where(fires, later, 0.0).sum(axis=1) / n, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        follow = np.where(above > 0, firing / above, 0.0)
+    frac *= follow[:, None, :]
+    return delay, frac
 
 
 def _groups(order, *keys):

@@ -24,13 +24,41 @@ def channel():
                    electrodes=({"shape": "rectangle", "width_cm": 5.0, "length_cm": 5.0},) * 2)
 
 
-def test_shipped_table_covers_the_afferent_classes_and_says_how_it_was_made():
+def test_shipped_table_covers_the_afferent_and_motor_classes_and_says_how_it_was_made():
     t = bf.load_burst_firing()
-    assert {"abeta", "adelta", "c"} <= set(t.counts)
+    assert {"abeta", "adelta", "c", "motor"} <= set(t.counts)
     assert t.meta["generated_by"] == "python -m emsim.physiology.burst_firing tabulate"
     for v in t.counts.values():
         assert v.shape == (t.carrier_hz.size, t.burst_s.size, t.multiples.size)
         assert np.all(v >= 0)
+
+
+def test_shipped_spike_times_match_the_counts_and_fall_in_the_burst_or_its_tail():
+    """One time per counted action potential, increasing, after the onset and before the burst's
+    end plus the simulation's tail (axon.TAIL: a spike may pass the middle node after the burst)."""
+    from emsim.physiology.axon import TAIL
+
+    t = bf.load_burst_firing()
+    assert set(t.times_s) == set(t.counts)
+    for name, times in t.times_s.items():
+        n = np.isfinite(times).sum(axis=-1)
+        np.testing.assert_array_equal(n, t.counts[name], err_msg=name)
+        assert np.all(np.diff(times, axis=-1)[np.isfinite(np.diff(times, axis=-1))] > 0)
+        end = t.burst_s[None, :, None, None] + max(TAIL.values())
+        assert np.all((times[np.isfinite(times)] > 0)), name
+        assert np.all(np.where(np.isfinite(times), times <= end, True)), name
+
+
+def test_spike_times_pick_the_nearest_burst_and_fill_a_missing_first_time():
+    t = dataclasses.replace(bf.load_burst_firing(), carrier_hz=np.array([1000.0]), burst_s=np.array([4e-3]),
+                            multiples=np.array([1.03, 2.0]),
+                            times_s={"x": np.array([[[[np.nan, np.nan], [1e-3, 3e-3]]]])})
+    m, when = t.spike_times("x", np.array([1200.0]), np.array([5e-3]))
+    np.testing.assert_array_equal(m[0], [1.0, 2.0])
+    np.testing.assert_array_equal(when[0, :, 0], [1e-3, 1e-3])   # count 0 at threshold is noise: next time
+    assert np.isnan(when[0, 0, 1]) and when[0, 1, 1] == 3e-3
+    with pytest.raises(ModelParameterError):
+        t.spike_times("abeta", np.array([1000.0]), np.array([4e-3]))
 
 
 def test_steps_pick_the_nearest_tabulated_burst_and_count_at_least_one_spike():
@@ -117,6 +145,12 @@ def test_regenerated_small_table_matches_the_shipped_one():
                 for j, m in enumerate(small["multiples"]):
                     mi = list(shipped.multiples).index(m)
                     assert abs(block[i][k][j] - ref[fi, bi, mi]) <= 1, (name, f, b, m)
+                    # where the counts agree the times do too, to 0.1 ms (the threshold search's
+                    # tolerance moves the drive, and so the spike times, slightly)
+                    got = small["spike_times_ms"][name][i][k][j]
+                    if len(got) == block[i][k][j] == ref[fi, bi, mi]:
+                        want = shipped.times_s[name][fi, bi, mi][:len(got)] * 1e3
+                        np.testing.assert_allclose(got, want, atol=0.1, err_msg=f"{name} {f} {b} {m}")
 
 
 def test_channel_spike_factor_matches_the_per_pulse_table():
@@ -126,3 +160,89 @@ def test_channel_spike_factor_matches_the_per_pulse_table():
     ch = r.channel_spike_factor(0)
     for name, v in r.afferent_spikes.items():
         np.testing.assert_array_equal(ch[name][0], v.T)
+
+
+# ------------------------------------------------------------------------ motor units in kHz bursts
+
+def test_pulses_and_high_carriers_give_no_extra_motor_spikes():
+    """Pulsed rows carry no extra action potentials (K = 0); at 10 kHz (4 ms) the motor table fires
+    a unit at most as often as at 1 kHz at every multiple (onset then block)."""
+    s = rc.StimulusSet.from_arrays(np.array([60.0]), 300.0, 50.0, channels=channel())
+    delay, frac = rc.recruit(s, SITE).motor_extra_spikes
+    assert delay.shape == (1, 0) and frac.shape[:2] == (1, 0)
+    t = bf.load_burst_firing()
+    _, n1 = t.steps("motor", np.array([1000.0]), np.array([4e-3]))
+    _, n10 = t.steps("motor", np.array([10000.0]), np.array([4e-3]))
+    assert np.all(n1 >= n10)
+
+
+def test_motor_extra_spikes_follow_the_table_at_each_units_drive():
+    """Independent recount: a unit at drive I/I_th in [m_k, m_k+1) of the motor table fires n_k
+    action potentials; the fraction of each pool firing a 2nd one is the count of such units with
+    n_k >= 2 over the pool size (the onset fires every unit above threshold here: 50 Hz bursts leave
+    20 ms to recover), and its delay lies between the unit's first and the burst's end plus tail."""
+    amps = np.array([20.0, 40.0, 80.0])
+    s = rc.StimulusSet.from_arrays(amps, channels=channel(), shape="khz_burst", carrier_hz=1000.0,
+                                   burst_duration_ms=4.0)
+    r = rc.recruit(s, SITE, person=dsc.Person())
+    delay, frac = r.motor_extra_spikes
+    m, n = bf.load_burst_firing().steps("motor", np.array([1000.0]), np.array([4e-3]))
+    for row, a in enumerate(amps):
+        drive = a * 1e-3 / r.unit_threshold_a[row]
+        k = np.searchsorted(m[0], drive, side="right") - 1
+        twice = (k >= 0) & (n[0][np.maximum(k, 0)] >= 2)
+        for j in range(len(r.muscles)):
+            pool = r.unit_muscle == j
+            want = twice[pool].mean() * r.motor_fraction[row, j] / max(r.motor_fraction_above[row, j], 1e-12)
+            assert frac[row, 0, j] == pytest.approx(want)
+            assert frac[row, 0, j] <= r.motor_fraction[row, j] + 1e-12
+        if twice.any():
+            assert 0.5e-3 < delay[row, 0] < 4e-3 + 1.5e-3
+    assert frac[-1, 0].sum() > 0   # 80 mA drives units well above 1.25 x
+
+
+def test_with_extra_spikes_interleaves_and_drops_empty_spikes():
+    t, f = rc.with_extra_spikes([0.0, 0.02], [0.5, 0.6], [[2e-3, np.nan], [2e-3, 5e-3]], [[0.3, 0.0], [0.4, 0.0]])
+    np.testing.assert_allclose(t, [0.0, 0.002, 0.02, 0.022])
+    np.testing.assert_allclose(f, [0.5, 0.3, 0.6, 0.4])
+
+
+def test_motor_doublets_raise_the_force_of_a_1khz_burst_train():
+    """The muscle model sums a doublet (catch-like): the force with the extra action potentials is
+    above the force of the same bursts' first action potentials alone, and below what it would be
+    if every unit firing twice doubled its force (at 50 Hz the muscle is near fusion, so a second
+    action potential 2-3 ms later adds only part of a unit's force)."""
+    from emsim.physiology.muscle import simulate
+
+    s = rc.StimulusSet.from_arrays(np.array([60.0]), channels=channel(), shape="khz_burst", carrier_hz=1000.0,
+                                   burst_duration_ms=4.0)
+    r = rc.recruit(s, SITE, person=dsc.Person())
+    delay, extra = r.force_extra_spikes
+    onsets = np.arange(0.0, 1.0, 0.02)
+    first = np.full(onsets.size, r.force_fraction[0, 0])
+    d, x = np.repeat(delay[0], onsets.size, axis=0), np.repeat(extra[0], onsets.size, axis=0)
+    assert x.max() > 0
+    peak = []
+    for k in (0.0, 1.0):
+        times, frac = rc.with_extra_spikes(onsets, first, d, x * k)
+        peak.append(simulate(times, "lumbar_erector_spinae", fatigue=False, recruitment=frac).force_n.max())
+    assert peak[1] > peak[0]
+    assert peak[1] < peak[0] * (1 + x.max() / first[0])
+
+
+def test_force_extra_spikes_of_a_compiled_khz_program_follow_its_pulses():
+    """Train path: one row per pulse in time order (the layout of force_fraction), extra fractions
+    never above the pooled first-spike fraction, and more of them on the plateau than early in the
+    ramp (higher current drives more units past 1.25 x threshold)."""
+    from emsim.program import compile, from_dict
+    from emsim.testing.documents import BASE_DOC
+
+    st = {**BASE_DOC["phases"][0]["stimulation"][0], "amplitude": {"ma": 60},
+          "waveform": {"shape": "khz_burst", "carrier_hz": 1000, "burst_duration_ms": 4}}
+    doc = {**BASE_DOC, "phases": [{**BASE_DOC["phases"][0], "duration_s": 5, "stimulation": [st]}]}
+    r = rc.recruit(compile(from_dict(doc)), SITE, person=dsc.Person())
+    delay, extra = r.force_extra_spikes
+    assert delay.shape[:2] == extra.shape[:2] == r.times_s.shape and extra.shape[2] >= 1
+    assert np.all(extra[..., 0] <= r.force_fraction + 1e-12)
+    first, plateau = np.flatnonzero(r.force_fraction[0] > 0)[0], int(np.argmax(r.force_fraction[0]))
+    assert extra[0, plateau, 0] > extra[0, first, 0]

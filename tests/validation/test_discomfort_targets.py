@@ -455,46 +455,109 @@ def test_single_electrode_set_with_unequal_sizes_puts_discomfort_under_the_small
     assert fr["adelta"][0] > 5 * fr["adelta"][1]
 
 
-def motor_at_nrs(shape, w_cm, l_cm, level=5.0, **kw):
-    """Motor fraction of the ES pool (force stand-in) where the NRS first reaches ``level``, 50 Hz, a man."""
-    from emsim.physiology.recruitment import StimulusSet, recruit
+def _khz_channel(w_cm, l_cm):
     from emsim.program.model import Channel
 
-    ch = Channel(id="A", site=KHZ_SITE, side="left", spacing_cm=4.0, orientation="along_fibres",
-                 electrodes=({"shape": "rectangle", "width_cm": w_cm, "length_cm": l_cm},) * 2)
-    s = StimulusSet.from_arrays(KHZ_AMPS_MA, channels=ch, frequency_hz=50.0, shape=shape, **kw)
+    return Channel(id="A", site=KHZ_SITE, side="left", spacing_cm=4.0, orientation="along_fibres",
+                   electrodes=({"shape": "rectangle", "width_cm": w_cm, "length_cm": l_cm},) * 2)
+
+
+def sweep_to_nrs(shape, w_cm, l_cm, level, **kw):
+    """(recruitment over KHZ_AMPS_MA, current in mA where the NRS first reaches ``level``; inf if never)."""
+    from emsim.physiology.recruitment import StimulusSet, recruit
+
+    s = StimulusSet.from_arrays(KHZ_AMPS_MA, channels=_khz_channel(w_cm, l_cm), frequency_hz=50.0, shape=shape, **kw)
     rec = recruit(s, KHZ_SITE, person=Person())
+    return rec, first_crossing_ma(np.maximum.accumulate(predict(rec).peak), level)
+
+
+def motor_at_nrs(shape, w_cm, l_cm, level=5.0, **kw):
+    """Motor fraction of the ES pool (recruitment) where the NRS first reaches ``level``, 50 Hz, a man."""
+    rec, i = sweep_to_nrs(shape, w_cm, l_cm, level, **kw)
     motor = np.maximum.accumulate(rec.force_fraction[:, 0])
-    nrs = np.maximum.accumulate(predict(rec).peak)
-    i = first_crossing_ma(nrs, level)
     return float(np.interp(math.log(i), np.log(KHZ_AMPS_MA), motor)) if math.isfinite(i) else float(motor[-1])
+
+
+#: Length of the steady 50 Hz train whose peak force stands for the evoked torque (s): the rested
+#: muscle model reaches its plateau within a few hundred ms at 50 Hz.
+FORCE_TRAIN_S = 1.0
+
+
+def force_at_nrs(shape, w_cm, l_cm, level=5.0, extra_spikes=True, **kw):
+    """Evoked force of the ES region (fraction of its maximal force; torque stand-in) where the NRS
+    first reaches ``level`` (at the sweep's 200 mA cap if it never does), 50 Hz, a man.
+
+    Peak of a rested 1 s train in the muscle model (``lumbar_erector_spinae``, fatigue off), each
+    burst recruiting the pool's motor fraction at its first action potential plus the units that
+    fire again within the burst (Brian2 burst-firing table, motor class:
+    ``Recruitment.force_extra_spikes``), at their delays; ``extra_spikes=False``: the first action
+    potential only (the motor fraction's force)."""
+    from emsim.physiology.muscle import simulate
+    from emsim.physiology.recruitment import StimulusSet, recruit, with_extra_spikes
+
+    _, i = sweep_to_nrs(shape, w_cm, l_cm, level, **kw)
+    amp = i if math.isfinite(i) else float(KHZ_AMPS_MA[-1])
+    s = StimulusSet.from_arrays([amp], channels=_khz_channel(w_cm, l_cm), frequency_hz=50.0, shape=shape, **kw)
+    rec = recruit(s, KHZ_SITE, person=Person())
+    delay, extra = rec.force_extra_spikes
+    extra = extra if extra_spikes else np.zeros_like(extra)
+    onsets = np.arange(0.0, FORCE_TRAIN_S, 1.0 / 50.0)
+    n = onsets.size
+    times, frac = with_extra_spikes(onsets, np.full(n, rec.force_fraction[0, 0]), np.repeat(delay[0], n, axis=0),
+                                    np.repeat(extra[0], n, axis=0))
+    res = simulate(times, KHZ_MUSCLE, fatigue=False, recruitment=frac)
+    return float(res.force_n.max()) / res.muscle.max_force
+
+
+KHZ_MUSCLE = "lumbar_erector_spinae"
 
 
 #: Tolerance stand-in for "maximal tolerated intensity" (the calibration's tolerance anchor, NRS 8).
 TOLERANCE_NRS = 8.0
 
 
-@pytest.mark.xfail(strict=True, reason="model: motor fraction of the ES pool at NRS 8 (5 x 5 cm, 4 ms bursts at 50 Hz) "
-                                       "0.605/0.677/0.682 at 1/2.5/4 kHz: it rises from 1 to 2.5 kHz (1 kHz 11 % below "
-                                       "2.5 kHz) where Ward 2004 finds the largest torque at 1 kHz. 10 kHz gives 0.303 only "
-                                       "because NRS 8 is not reached below the sweep's 200 mA cap (the first assert "
-                                       "passes for that reason, not from a modelled fall). No motor-fibre dropout in long "
-                                       "or high-carrier bursts is modelled, the torque-side cause Ward 2001/2004/2009 give "
-                                       "(docs/literature/khz_discomfort.md); the D1 strict xfail records the same mirror "
-                                       "image")
+# R3 (reference §6; Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569, abstract [verified] in
+# docs/literature/khz_discomfort.md): with 50 Hz bursts at 20 % duty, the maximal electrically
+# induced torque is similar at low carriers (largest at 1 kHz) and falls markedly above 2.5 kHz.
+# Model for both halves: evoked force of the lumbar ES region (torque stand-in, force_at_nrs: motor
+# units fire once or, at 1 kHz, twice per burst as the Brian2 burst-firing table says) at the
+# model's tolerance anchor (NRS 8), 5 x 5 cm pair, 4 ms bursts at 50 Hz (20 % duty), a man. Not fitted.
+
+def test_r3_tolerated_khz_torque_at_1khz_not_below_2_5khz_ward2004():
+    """R3 (Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569; model in the comment above), low
+    carriers: torque largest at 1 kHz. Tolerance (the abstract gives no magnitude): the 1 kHz force
+    not below the 2.5 kHz force by more than 5 %. The motor fraction alone fails it (0.605 vs 0.677, 11 % below); the force passes
+    because at 1 kHz the more strongly driven units fire a doublet ~2.6 ms apart in each 4 ms burst
+    (Brian2 motor table: twice from 1.25 × threshold; at 2.5 kHz once), which the muscle model sums
+    (session 11: 0.608 vs 0.626, 3 % below). Fragile: the doublets add 8.4 % to the 1 kHz force, of
+    which ~3.4 points come from the muscle model's catch-like gain (extrapolated from Bickel 2004);
+    without it 0.589 (6 % below: fails). This check needs a doublet gain ≥ 6.0 %, the Vaz check
+    (:func:`test_short_khz_bursts_match_pulsed_current_at_tolerance`) ≤ 9.2 % at 5 × 5 cm."""
+    lo, mid = (force_at_nrs("khz_burst", 5.0, 5.0, level=TOLERANCE_NRS, carrier_hz=f, burst_duration_ms=4.0)
+               for f in (1000.0, 2500.0))
+    assert lo >= 0.95 * mid, (lo, mid)
+
+
+@pytest.mark.xfail(strict=True, reason="force at NRS 8 (5 x 5 cm, 4 ms bursts at 50 Hz, fraction of the region's "
+                                       "maximal force) 0.608/0.626/0.633/0.642 at 1/2.5/4/5 kHz: it keeps rising above "
+                                       "2.5 kHz, where Ward 2004 finds it falls markedly. 10 kHz gives 0.29 only because "
+                                       "NRS 8 is not reached below the sweep's 200 mA cap (that leg passes for that "
+                                       "reason, not from a modelled fall). The Brian2 motor table has no dropout: every "
+                                       "motor unit fires at least its onset action potential per burst at every carrier "
+                                       "and drive (table to 5 x, session-11 probe to 12 x threshold) (2.5-10 kHz: once, then block, sometimes a spike at "
+                                       "the burst's end), so a high carrier costs current, not force "
+                                       "(docs/literature/khz_discomfort.md section 7); the D1 strict xfail records the "
+                                       "same mirror image in the discomfort")
 def test_r3_tolerated_khz_torque_falls_above_2_5_khz_ward2004():
-    """R3 (reference §6; Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569, abstract
-    [verified] in docs/literature/khz_discomfort.md): with 50 Hz bursts at 20 % duty, the maximal
-    electrically induced torque is similar at low carriers (largest at 1 kHz) and falls markedly
-    above 2.5 kHz. Model: motor fraction of the lumbar ES pool (torque stand-in) at the model's
-    tolerance anchor (NRS 8), 5 × 5 cm pair, 4 ms bursts at 50 Hz (20 % duty), a man. Tolerance
-    (the abstract gives no magnitude; "markedly" taken as ≥ 10 %): the 10 kHz fraction at
-    least 10 % below both the 1 and the 2.5 kHz fractions, and 1 kHz not below 2.5 kHz by more
-    than 5 %. Not fitted."""
-    got = {f: motor_at_nrs("khz_burst", 5.0, 5.0, level=TOLERANCE_NRS, carrier_hz=f,
-                           burst_duration_ms=4.0) for f in (1000.0, 2500.0, 10000.0)}
-    assert got[10000.0] <= 0.9 * min(got[1000.0], got[2500.0]), got
-    assert got[1000.0] >= 0.95 * got[2500.0], got
+    """R3 (Ward, Robertson & Ioannou 2004, Med Eng Phys 26:569; model in the comment above), high
+    carriers: torque falls markedly above 2.5 kHz. Tolerance ("markedly" taken as ≥ 10 %): the force at each of 4, 5 and 10 kHz
+    at least 10 % below both the 1 and the 2.5 kHz force. (Before session 11 this test checked 10 kHz
+    only, with the motor fraction, and passed that leg solely through the 200 mA cap; 4 and 5 kHz are
+    above 2.5 kHz too and do reach NRS 8.)"""
+    got = {f: force_at_nrs("khz_burst", 5.0, 5.0, level=TOLERANCE_NRS, carrier_hz=f, burst_duration_ms=4.0)
+           for f in (1000.0, 2500.0, 4000.0, 5000.0, 10000.0)}
+    low = min(got[1000.0], got[2500.0])
+    assert all(got[f] <= 0.9 * low for f in (4000.0, 5000.0, 10000.0)), got
 
 
 def test_short_khz_bursts_match_pulsed_current_at_tolerance():
@@ -504,23 +567,30 @@ def test_short_khz_bursts_match_pulsed_current_at_tolerance():
     abstract [verified]): kHz AC and pulsed current of the same phase duration gave similar torque
     and discomfort, 500 µs more torque than 200 µs. Aussie current = 1 kHz carrier in 4 ms bursts
     [unverified recollection: Ward's definition]. Model: lumbar ES, 5 × 9 and 5 × 5 cm pairs 4 cm
-    apart, 50 Hz, a man; motor fraction of the pool (force stand-in) where the NRS first reaches
-    8 (the model's tolerance anchor). Tolerance: Aussie / 200 µs pulses in [0.8, 1.25] around the
-    published 1.02 (no difference: Vaz, Dantas), and 500 µs > 200 µs (published 1.10). Not fitted.
-    Sensitive to the level (review, session 6): Aussie/200 µs is 1.11/1.47 at NRS 3, 1.12/1.25 at
-    NRS 5, 1.07/1.13 at NRS 8, 1.02/1.00 at NRS 9 (5 × 9 / 5 × 5 cm) — near saturation every ratio
-    tends to 1, so this passes at the published "maximal tolerated" level, not at sub-maximal ones."""
+    apart, 50 Hz, a man; evoked force of the region (torque stand-in, :func:`force_at_nrs`, with the
+    1 kHz bursts' motor doublets) where the NRS first reaches 8 (the model's tolerance anchor).
+    Tolerance: Aussie / 200 µs pulses in [0.8, 1.25] around the published 1.02 (no difference: Vaz,
+    Dantas), and 500 µs > 200 µs (published 1.10). Not fitted. Session 11: 1.18 / 1.24 (5 × 9 /
+    5 × 5 cm; the motor fraction gave 1.07 / 1.13, the doublets add 8–11 % to the Aussie force; 1.14 /
+    1.20 without the muscle model's catch-like gain), close to the upper bound at 5 × 5 cm. Sensitive to the level: with the motor fraction (review, session 6)
+    Aussie/200 µs is 1.11/1.47 at NRS 3, 1.12/1.25 at NRS 5, 1.02/1.00 at NRS 9; with the force 1.20/1.35
+    at NRS 5 — near saturation every ratio tends to 1, so this passes at the published "maximal
+    tolerated" level, not at sub-maximal ones."""
     for w, l in ((5.0, 9.0), (5.0, 5.0)):
-        pc200 = motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
-        pc500 = motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=500.0)
-        aussie = motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=1000.0, burst_duration_ms=4.0)
+        pc200 = force_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
+        pc500 = force_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=500.0)
+        aussie = force_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=1000.0, burst_duration_ms=4.0)
         assert 0.8 <= aussie / pc200 <= 1.25, (w, l, aussie, pc200)
         assert pc500 > pc200, (w, l, pc500, pc200)
 
 
-@pytest.mark.xfail(strict=True, reason="pulsed/kHz contraction ratios are all below 1: 300 us pulses / 2.5 kHz 4 ms "
-                                       "bursts at NRS 5 0.95 (5 x 9 cm) and 0.90 (5 x 5 cm); 200 us pulses / Russian "
-                                       "current (2.5 kHz, 10 ms bursts) at NRS 8 0.90 and 0.77 (Vaz 2015: 1.38). The "
+@pytest.mark.xfail(strict=True, reason="pulsed/kHz force ratios are all below 1: 300 us pulses / 2.5 kHz 4 ms "
+                                       "bursts at NRS 5 0.96 (5 x 9 cm) and 0.88 (5 x 5 cm); 200 us pulses / Russian "
+                                       "current (2.5 kHz, 10 ms bursts) at NRS 8 0.88 and 0.75 (Vaz 2015: 1.38); with the "
+                                       "motor fraction instead of the force 0.95/0.90 and 0.90/0.77. Session 11: the "
+                                       "Brian2 motor table gives no dropout; at 2.5 kHz a motor unit fires once per 4 ms "
+                                       "burst and in 10 ms bursts sometimes again at the burst's end (16-26 % of the pool "
+                                       "at NRS 8), which adds force to the Russian arm (the wrong way). The "
                                        "model has no burst-duration penalty: the Brian2 thresholds barely change from 4 to "
                                        "10 ms (S5 strict xfail) and afferents fire once per 2.5 kHz burst at >= 2x "
                                        "threshold (burst_firing table), so a Russian burst loads afferents and motor units "
@@ -546,19 +616,19 @@ def test_pulsed_current_gives_at_least_the_khz_contraction_at_equal_discomfort(p
     2015, Muscle Nerve 51:76, ratio 1.38); 2.5 kHz BMAC 32.0 vs 1 kHz burst-modulated pulses 42.2 %
     at maximal tolerance (Schiller et al. 2018, JOSPT, ratio 1.32). (Short 1 kHz bursts match pulsed
     current: :func:`test_short_khz_bursts_match_pulsed_current_at_tolerance`.) Model: lumbar ES,
-    5 × 9 and 5 × 5 cm pairs 4 cm apart, 50 Hz, a man; motor fraction of the pool (force stand-in)
-    (a) where the NRS first reaches 5, 300 µs symmetric biphasic vs 2.5 kHz sine in 4 ms bursts
+    5 × 9 and 5 × 5 cm pairs 4 cm apart, 50 Hz, a man; evoked force of the region (torque stand-in,
+    :func:`force_at_nrs`, with the bursts' extra motor action potentials) (a) where the NRS first reaches 5, 300 µs symmetric biphasic vs 2.5 kHz sine in 4 ms bursts
     (PMID 29308952's VAS 5), (b) where it reaches 8 (tolerance), 200 µs pulses vs Russian current
     (Vaz 2015). Tolerance: every ratio pulsed/kHz in [1.0, 2.0] — kHz no better, at most 1.5 × the
     largest published ratio. Each protocol is its own strict xfail, so either one turning into a
     pass shows. Not fitted."""
     for w, l in ((5.0, 9.0), (5.0, 5.0)):
         if protocol == "pc300_vs_2.5khz_4ms_at_nrs5":
-            pulsed = motor_at_nrs("symmetric_biphasic", w, l, pulse_width_us=300.0)
-            khz = motor_at_nrs("khz_burst", w, l, carrier_hz=2500.0, burst_duration_ms=4.0)
+            pulsed = force_at_nrs("symmetric_biphasic", w, l, pulse_width_us=300.0)
+            khz = force_at_nrs("khz_burst", w, l, carrier_hz=2500.0, burst_duration_ms=4.0)
         else:
-            pulsed = motor_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
-            khz = motor_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
+            pulsed = force_at_nrs("symmetric_biphasic", w, l, TOLERANCE_NRS, pulse_width_us=200.0)
+            khz = force_at_nrs("khz_burst", w, l, TOLERANCE_NRS, carrier_hz=2500.0, burst_duration_ms=10.0)
         assert 1.0 <= pulsed / khz <= 2.0, (protocol, w, l, pulsed, khz)
 
 
