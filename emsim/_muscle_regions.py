@@ -141,11 +141,12 @@ def channel_shares(t_out, times, fractions, window_s: float) -> np.ndarray:
     """Each channel's share of its region's force at the trace times.
 
     The share of channel ``c`` at time ``t`` is its recruited fraction summed over its pulses in
-    ``(t − window_s, t]``, over the same sum for all the region's channels; through a rest (no
-    pulse in the window) the last shares hold; before the first pulse the channels share
-    equally. So alternating channels each carry the force while they stimulate, and
-    simultaneous identical channels carry half each; the shares always sum to 1, so the
-    channels' forces add up to the region's force.
+    the ``window_s`` up to the region's latest pulse at or before ``t``, over the same sum for
+    all the region's channels. So alternating channels each carry the force while they
+    stimulate, simultaneous identical channels carry half each, and a relaxing or resting
+    region keeps the split of the stimulation that made its force; before the first pulse the
+    channels share equally. The shares always sum to 1: the channels' forces add up to the
+    region's force.
 
     Parameters
     ----------
@@ -154,8 +155,8 @@ def channel_shares(t_out, times, fractions, window_s: float) -> np.ndarray:
     times, fractions : sequence of numpy.ndarray
         Each channel's own pulse times and recruited fractions (before merging).
     window_s : float
-        Trailing window, s (the muscle model's contraction gap: a pulse drives the force it
-        belongs to until a longer rest ends the contraction).
+        Window, s (the muscle model's contraction gap: a pulse drives the force of the
+        contraction it belongs to).
 
     Returns
     -------
@@ -163,15 +164,18 @@ def channel_shares(t_out, times, fractions, window_s: float) -> np.ndarray:
         Shares, shape ``(channels, t_out.size)``.
     """
     n = len(times)
+    every = np.sort(np.concatenate(times))
+    k = np.searchsorted(every, t_out, side="right") - 1
+    latest = every[np.maximum(k, 0)] if every.size else np.zeros(t_out.size)
     drive = np.empty((n, t_out.size))
     for c, (tc, rc) in enumerate(zip(times, fractions)):
         cum = np.r_[0.0, np.cumsum(rc)]
-        drive[c] = cum[np.searchsorted(tc, t_out, side="right")] - cum[np.searchsorted(tc, t_out - window_s,
-                                                                                        side="right")]
+        drive[c] = cum[np.searchsorted(tc, latest, side="right")] - cum[np.searchsorted(tc, latest - window_s,
+                                                                                         side="right")]
+    drive[:, k < 0] = 0.0
     total = drive.sum(axis=0)
-    live = total > 0
-    # hold the last shares through rests: index of the last sample with drive, per sample
-    last = np.maximum.accumulate(np.where(live, np.arange(t_out.size), -1))
+    # pulses that recruit nothing (a ramp's start) keep the split of the last ones that did
+    last = np.maximum.accumulate(np.where(total > 0, np.arange(t_out.size), -1))
     shares = np.full((n, t_out.size), 1.0 / n)
     held = last >= 0
     src = last[held]

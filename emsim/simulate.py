@@ -67,7 +67,8 @@ class Prediction:
         Each channel's force, N, shape ``(channels, n_t)``. Channels on the same muscle and side
         drive one region (the same units, :mod:`emsim._muscle_regions`): its force is split among
         them in proportion to each channel's recruited fraction summed over its pulses in the
-        last 0.25 s (the muscle model's contraction gap), the last split held through rests. So
+        0.25 s (the muscle model's contraction gap) up to the region's latest pulse, so a
+        relaxing or resting region keeps the split of the stimulation that made its force. So
         a channel alone on its muscle and side carries its region's whole force, alternating
         channels each carry the force while they stimulate, and the channels' forces always add
         up to the region's force.
