@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 
@@ -21,7 +20,7 @@ from emsim.program import from_dict, load
 from emsim.simulate import evaluate
 from emsim.testing.documents import BASE_DOC, PATIENTS, PROGRAMS, channel, stim
 
-from _report import machine, results_file  # benchmarks/_report.py (scripts run from this folder)
+from _report import machine, publish  # benchmarks/_report.py (scripts run from this folder)
 
 
 def same_side_doc(minutes=20.0):
@@ -51,13 +50,8 @@ def main(argv=None) -> int:
             evaluate(program, patient, trace=False)
             runs.append(time.perf_counter() - t0)
         timings[name] = {"median_s": statistics.median(runs), "min_s": min(runs), "max_s": max(runs)}
-    result = {"benchmark": "evaluate(trace=False), example programs on example_measured", **machine(),
-              "repeats": args.repeats, "programs": timings, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    print(json.dumps(result, indent=2))
-    out = results_file("simulate")
-    out.parent.mkdir(exist_ok=True)
-    with open(out, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(result) + "\n")
+    publish("simulate", {"benchmark": "evaluate(trace=False), example programs on example_measured",
+                         **machine(), "repeats": args.repeats, "programs": timings})
     return 0
 
 
