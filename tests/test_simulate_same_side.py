@@ -62,6 +62,27 @@ def test_pulses_closer_than_the_refractory_period_merge(one):
     assert shifted.scalars["fti_ns"] == pytest.approx(one.scalars["fti_ns"], rel=1e-12)
 
 
+def test_coincident_pulses_of_unequal_channels_fire_the_larger_set():
+    # 20 and 35 mA at the same times: the 35 mA pulse's units include the 20 mA pulse's
+    pair = evaluate(_program(["left", "left"], ma=[20, 35]), PATIENT)
+    strong = evaluate(_program(["left"], ma=35), PATIENT)
+    np.testing.assert_allclose(pair.total_force_n, strong.total_force_n, rtol=1e-12, atol=0)
+    # the weaker channel recruits fewer units per pulse, so it carries the smaller share
+    on = pair.total_force_n > 0.5 * pair.total_force_n.max()
+    assert np.all(pair.force_n[0, on] < pair.force_n[1, on])
+
+
+def test_a_channel_without_pulses_adds_nothing_to_its_region(one):
+    doc = copy.deepcopy(BASE_DOC)
+    doc["channels"] = [channel("A"), channel("B")]
+    doc["phases"][0]["duration_s"] = 30
+    doc["phases"][0]["stimulation"] = [stim("A", amplitude={"ma": 35})]
+    pred = evaluate(from_dict(doc), PATIENT)
+    np.testing.assert_array_equal(pred.force_n[0], one.force_n[0])
+    assert not pred.force_n[1].any() and pred.channel_peak_mvc_pct[1] == 0.0
+    np.testing.assert_array_equal(pred.capacity, [one.capacity[0]] * 2)
+
+
 def test_left_and_right_channels_are_unchanged():
     both = evaluate(_program(["left", "right"], ma=[35, 30]), PATIENT)
     for k, (side, ma) in enumerate((("left", 35), ("right", 30))):
