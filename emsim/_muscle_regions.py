@@ -1,4 +1,4 @@
-r"""Channels that stimulate the same muscle on the same side share one muscle row.
+r"""Channels that stimulate the same site (muscle) on the same side share one muscle row.
 
 The recruitment model places every channel's motor units relative to its own active electrode
 and draws them from one generator per (seed, side) (:func:`emsim.physiology.recruitment.recruit`):
@@ -36,25 +36,29 @@ __all__ = ["Region", "regions", "region_rows", "channel_shares", "refractory_int
 
 @dataclass(frozen=True)
 class Region:
-    """A muscle and side, and the program channels (indices, program order) that stimulate it."""
+    """A site and side, its muscle, and the program channels (indices, program order) there."""
 
-    muscle: str
+    site: str
     side: str
+    muscle: str
     channels: tuple[int, ...]
 
 
-def regions(muscles, sides) -> list[Region]:
-    """Group channels by (muscle, side), in order of each group's first channel.
+def regions(sites, sides, muscles) -> list[Region]:
+    """Group channels by (site, side), in order of each group's first channel.
+
+    The units are shared per site and side (the recruitment model's sample), so two sites
+    that use the same muscle parameter set stay two regions.
 
     Parameters
     ----------
-    muscles, sides : sequence of str
-        The muscle parameter set and side of each program channel.
+    sites, sides, muscles : sequence of str
+        The site, side and muscle parameter set of each program channel.
     """
     groups: dict[tuple[str, str], list[int]] = {}
-    for c, key in enumerate(zip(muscles, sides)):
+    for c, key in enumerate(zip(sites, sides)):
         groups.setdefault(key, []).append(c)
-    return [Region(m, s, tuple(chans)) for (m, s), chans in groups.items()]
+    return [Region(site, side, muscles[chans[0]], tuple(chans)) for (site, side), chans in groups.items()]
 
 
 @lru_cache(maxsize=1)

@@ -64,7 +64,7 @@ class Prediction:
         Sample times of the traces, s.
     channel_ids : tuple of str
     force_n : numpy.ndarray
-        Each channel's force, N, shape ``(channels, n_t)``. Channels on the same muscle and side
+        Each channel's force, N, shape ``(channels, n_t)``. Channels on the same site and side
         drive one region (the same units, :mod:`emsim._muscle_regions`): its force is split among
         them in proportion to each channel's recruited fraction summed over its pulses in the
         0.25 s (the muscle model's contraction gap) up to the region's latest pulse, so a
@@ -158,22 +158,22 @@ def _weakest(levels) -> str:
 
 
 def _regions(program):
-    """Muscle regions of the program: the channels on one muscle and side share one row.
+    """Muscle regions of the program: the channels on one site and side share one row.
 
     A ``bilateral`` channel (one pair across both sides) stimulates a region of its own, drawn
     from its own unit sample (:func:`emsim.physiology.recruitment.recruit`); beside a left or
-    right channel on the same muscle it would reach units of those sides too, which the model
+    right channel on the same site it would reach units of those sides too, which the model
     cannot place, so that combination is refused.
     """
-    muscles = [_muscle_name(ch.site) for ch in program.channels]
-    out = muscle_regions(muscles, [ch.side for ch in program.channels])
+    out = muscle_regions([ch.site for ch in program.channels], [ch.side for ch in program.channels],
+                         [_muscle_name(ch.site) for ch in program.channels])
     for r in out:
         if r.side != "bilateral":
             continue
-        sided = [c for o in out if o.muscle == r.muscle and o.side != "bilateral" for c in o.channels]
+        sided = [c for o in out if o.site == r.site and o.side != "bilateral" for c in o.channels]
         if sided:
             c = min(sided)
-            raise ProgramError("a bilateral channel and a left or right channel on the same muscle cannot be "
+            raise ProgramError("a bilateral channel and a left or right channel on the same site cannot be "
                                "predicted: the bilateral pair reaches units of both sides, and the model cannot "
                                "say which of them the one-sided channel also drives",
                                path=f"$.channels[{c}].side", value=program.channels[c].side,
@@ -318,7 +318,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
 
     Notes
     -----
-    Channels on the same muscle and side are one muscle row: the union of their pulses, each
+    Channels on the same site (muscle) and side are one muscle row: the union of their pulses, each
     with its own channel's recruited fraction, pulses of different channels closer than the
     motor axon's refractory period merged into one (:mod:`emsim._muscle_regions`). The region's
     units, fatigue and occlusion are shared, and the scalars (peak and mean %MVC, effective
@@ -330,7 +330,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
     PatientError
         A relative amplitude cannot be resolved for this patient.
     ProgramError
-        A bilateral channel and a left or right channel on the same muscle.
+        A bilateral channel and a left or right channel on the same site.
     """
     from emsim.physiology import discomfort as dsc
     from emsim.physiology import recruitment as rct
@@ -389,7 +389,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
     for r in regions:
         if len(r.channels) > 1:
             notes.append(", ".join(program.channels[c].id for c in r.channels)
-                         + f": same muscle and side ({r.muscle}, {r.side}): one region, the same motor units, "
+                         + f": same site and side ({r.site}, {r.side}): one region, the same motor units, "
                            "fatigue and occlusion; pulses closer than "
                            f"{refractory_s * 1e3:g} ms merged; force split by recent recruitment")
     for muscle_name in dict.fromkeys(r.muscle for r in regions):

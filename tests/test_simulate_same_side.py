@@ -1,4 +1,4 @@
-"""Channels on the same muscle and side share one muscle region (emsim._muscle_regions).
+"""Channels on the same site (muscle) and side share one muscle region (emsim._muscle_regions).
 
 The recruitment model puts every channel of a site and side at the same place over the same
 units, and the muscle model fires the nested units [0, r] at a pulse recruiting r: two such
@@ -52,7 +52,7 @@ def test_two_identical_same_side_channels_are_one_channel(one):
     np.testing.assert_allclose(pair.force_n, np.vstack([one.force_n[0] / 2] * 2), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(pair.capacity, [one.capacity[0]] * 2)
     np.testing.assert_array_equal(pair.channel_peak_mvc_pct, [one.channel_peak_mvc_pct[0]] * 2)
-    assert any("same muscle and side" in n for n in pair.notes)
+    assert any("same site and side" in n for n in pair.notes)
 
 
 def test_pulses_closer_than_the_refractory_period_merge(one):
