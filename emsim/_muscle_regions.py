@@ -114,9 +114,9 @@ def region_rows(times, fractions, refractory_s: float):
     starts = np.flatnonzero(np.r_[True, np.diff(t) >= refractory_s])
     size = np.diff(np.r_[starts, t.size])
     cluster = np.repeat(np.arange(starts.size), size)
-    # a run in which one channel fires twice spans at least that channel's own interval: it is
-    # split pulse by pulse (rare: cross-channel offsets just below the refractory period)
-    repeat = np.zeros(starts.size, bool)
+    # a run longer than the refractory period (chained offsets, or one channel firing twice)
+    # is split pulse by pulse against the first pulse of each merge (rare)
+    repeat = t[starts + size - 1] - t[starts] >= refractory_s
     n_ch = int(owner.max()) + 1
     keys, counts = np.unique(cluster * n_ch + owner, return_counts=True)
     repeat[keys[counts > 1] // n_ch] = True

@@ -186,6 +186,11 @@ def test_region_rows_merge_only_pulses_of_different_channels():
                        0.002)
     np.testing.assert_array_equal(t, [0.0, 0.003])
     np.testing.assert_array_equal(r, [0.6, 0.2])
+    # three channels 1.5 ms apart: the third is 3 ms after the first and fires again
+    t, r = region_rows([np.array([0.0]), np.array([0.0015]), np.array([0.003])],
+                       [np.array([0.2]), np.array([0.4]), np.array([0.3])], 0.002)
+    np.testing.assert_array_equal(t, [0.0, 0.003])
+    np.testing.assert_array_equal(r, [0.4, 0.3])
     # one channel: its own row, unchanged (the same arrays)
     t, r = region_rows([a_t], [a_r], 0.002)
     assert t is a_t and r is a_r
