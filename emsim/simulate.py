@@ -2,8 +2,9 @@
 
 :func:`evaluate` runs the chain of the design (``DESIGN.md``): compile the program for the
 patient (one session), check it with the safety validator, recruit motor units and skin
-afferents per pulse at each site (:mod:`emsim.physiology.recruitment`), drive each channel's
-muscle region with the recruited fraction (:mod:`emsim.physiology.muscle`: force, fatigue,
+afferents per pulse at each site (:mod:`emsim.physiology.recruitment`), drive each muscle region
+(the channels on one muscle and side together: they reach the same units, :mod:`emsim._muscle_regions`)
+with the recruited fraction (:mod:`emsim.physiology.muscle`: force, fatigue,
 recovery), and predict discomfort from the afferent drive and the contraction
 (:mod:`emsim.physiology.discomfort`). The result, a :class:`Prediction`, holds the traces and
 the scalar outcomes a clinician asks about, plus the lowest evidence level of the parameters
@@ -20,7 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from emsim.errors import PatientError
+from emsim._muscle_regions import channel_shares, refractory_interval_s, region_rows, regions as muscle_regions
+from emsim.errors import PatientError, ProgramError
 from emsim.program.compile import PulseTrain, compile as compile_program
 
 __all__ = ["Prediction", "evaluate", "evaluate_batch", "predict_train", "EVIDENCE_ORDER", "SCALAR_KEYS",
@@ -62,19 +64,30 @@ class Prediction:
         Sample times of the traces, s.
     channel_ids : tuple of str
     force_n : numpy.ndarray
-        Force of each channel's muscle region, N, shape ``(channels, n_t)``.
+        Each channel's force, N, shape ``(channels, n_t)``. Channels on the same site and side
+        drive one region (the same units, :mod:`emsim._muscle_regions`): its force is split among
+        them in proportion to each channel's recruited fraction summed over its pulses in the
+        0.25 s (the muscle model's contraction gap) up to the region's latest pulse, so a
+        relaxing or resting region keeps the split of the stimulation that made its force. So
+        a channel alone on its muscle and side carries its region's whole force, alternating
+        channels each carry the force while they stimulate, and the channels' forces always add
+        up to the region's force.
     mvc_pct : numpy.ndarray
         The same as a percentage of the region's maximum evoked force (rested, fully recruited,
         100 Hz), shape ``(channels, n_t)``. This is the denominator even when the patient file
         holds a measured MVC (see :data:`MVC_DENOMINATOR`).
     total_force_n : numpy.ndarray
-        Sum over channels, shape ``(n_t,)``.
+        Sum over channels (each region counted once), shape ``(n_t,)``.
     discomfort_nrs : numpy.ndarray or None
         Discomfort (NRS 0–10) on the same time axis (the worst site at each time).
     capacity : numpy.ndarray
-        Remaining force capacity of each channel's region at the end (1 = rested).
+        Remaining force capacity at the end of the region each channel drives (1 = rested); the
+        same value for channels sharing a region.
     channel_peak_mvc_pct : numpy.ndarray
-        Largest contraction peak of each channel, % of the region's maximum evoked force.
+        Largest peak, % of the region's maximum evoked force, of the region's contractions in
+        which the channel delivers pulses (the contraction under its electrodes, not a share of
+        it; for a channel alone on its region, its own largest peak). The discomfort model's
+        contraction term uses the same region peaks.
     scalars : dict
         The outcomes (keys :data:`SCALAR_KEYS`).
     safety : emsim.safety.report.SafetyReport
@@ -142,6 +155,42 @@ def _muscle_name(site: str) -> str:
 def _weakest(levels) -> str:
     present = [lv for lv in levels if lv in EVIDENCE_ORDER]
     return min(present, key=EVIDENCE_ORDER.index) if present else "assumed"
+
+
+def _regions(program):
+    """Muscle regions of the program: the channels on one site and side share one row.
+
+    A ``bilateral`` channel (one pair across both sides) stimulates a region of its own, drawn
+    from its own unit sample (:func:`emsim.physiology.recruitment.recruit`); beside a left or
+    right channel on the same site it would reach units of those sides too, which the model
+    cannot place, so that combination is refused.
+    """
+    out = muscle_regions([ch.site for ch in program.channels], [ch.side for ch in program.channels],
+                         [_muscle_name(ch.site) for ch in program.channels])
+    for r in out:
+        if r.side != "bilateral":
+            continue
+        sided = [c for o in out if o.site == r.site and o.side != "bilateral" for c in o.channels]
+        if sided:
+            c = min(sided)
+            raise ProgramError("a bilateral channel and a left or right channel on the same site cannot be "
+                               "predicted: the bilateral pair reaches units of both sides, and the model cannot "
+                               "say which of them the one-sided channel also drives",
+                               path=f"$.channels[{c}].side", value=program.channels[c].side,
+                               allowed=f"bilateral, like channel {program.channels[r.channels[0]].id!r} on "
+                                       f"{program.channels[c].site}, or only left/right channels there")
+    return out
+
+
+def _peak_with_channel(peaks_pct: np.ndarray, starts: np.ndarray, pulses: np.ndarray) -> float:
+    """Largest peak among the region's contractions in which the channel delivers a pulse."""
+    ok = np.isfinite(starts)
+    starts, peaks_pct = starts[ok], peaks_pct[ok]
+    if starts.size == 0 or pulses.size == 0:
+        return 0.0
+    k = np.searchsorted(starts, pulses, side="right") - 1
+    k = np.unique(k[k >= 0])
+    return float(np.nanmax(peaks_pct[k], initial=0.0)) if k.size else 0.0
 
 
 def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[int, np.ndarray]:
@@ -241,6 +290,8 @@ def evaluate(program, patient=None, *, device: str | None = None, session: int =
     ------
     PatientError
         A relative amplitude cannot be resolved for this patient.
+    ProgramError
+        A bilateral channel shares a muscle with a left or right channel (see :func:`predict_train`).
     """
     from emsim.safety import check
 
@@ -264,9 +315,26 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
         Safety report to attach (default: checked again for ``train.program``).
     dt, trace
         As in :func:`evaluate`.
+
+    Notes
+    -----
+    Channels on the same site (muscle) and side are one muscle row: the union of their pulses, each
+    with its own channel's recruited fraction, pulses of different channels closer than the
+    motor axon's refractory period merged into one (:mod:`emsim._muscle_regions`). The region's
+    units, fatigue and occlusion are shared, and the scalars (peak and mean %MVC, effective
+    contractions, FTI, fatigue decline over the union of the channels' main phases) count each
+    region once. How the per-channel outputs are defined: :class:`Prediction`.
+
+    Raises
+    ------
+    PatientError
+        A relative amplitude cannot be resolved for this patient.
+    ProgramError
+        A bilateral channel and a left or right channel on the same site.
     """
     from emsim.physiology import discomfort as dsc
     from emsim.physiology import recruitment as rct
+    from emsim.physiology._muscle_solver import GAP as CONTRACTION_GAP
     from emsim.physiology.muscle import load_muscle, simulate
     from emsim.safety import check
 
@@ -280,6 +348,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
                            value=getattr(patient, "id", None),
                            allowed="thresholds for every channel with a relative amplitude")
     n_ch = len(train.channel_ids)
+    regions = _regions(program)
     notes: list[str] = []
     levels: list[str] = []
     # person factors fitted to the patient's own thresholds, per channel (1.0 when unmeasured)
@@ -314,21 +383,31 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
     effective = 0
     force_by_channel: dict[int, tuple] = {}
     channel_peak = np.zeros(n_ch)
-    for muscle_name in dict.fromkeys(_muscle_name(ch.site) for ch in program.channels):
-        idx = [c for c, ch in enumerate(program.channels) if _muscle_name(ch.site) == muscle_name]
+    chan_times = [train.t_s[train.channel_slice(c)] for c in range(n_ch)]
+    chan_recr = [per_pulse_recr[c] for c in range(n_ch)]
+    refractory_s = refractory_interval_s()
+    for r in regions:
+        if len(r.channels) > 1:
+            notes.append(", ".join(program.channels[c].id for c in r.channels)
+                         + f": same site and side ({r.site}, {r.side}): one region, the same motor units, "
+                           "fatigue and occlusion; pulses closer than "
+                           f"{refractory_s * 1e3:g} ms merged; force split by recent recruitment")
+    for muscle_name in dict.fromkeys(r.muscle for r in regions):
+        regs = [r for r in regions if r.muscle == muscle_name]
         m = load_muscle(muscle_name)
         levels += list(m.evidence().values())
-        rows = [train.t_s[train.channel_slice(c)] for c in idx]
-        n = max((r.size for r in rows), default=0)
+        rows = [region_rows([chan_times[c] for c in r.channels], [chan_recr[c] for c in r.channels],
+                            refractory_s) for r in regs]
+        n = max((t.size for t, _ in rows), default=0)
         if n == 0:
             continue
-        times = np.full((len(idx), n), np.nan)
-        recr = np.ones((len(idx), n))
-        for j, (c, r) in enumerate(zip(idx, rows)):
-            times[j, :r.size] = r
-            recr[j, :r.size] = per_pulse_recr[c]
+        times = np.full((len(regs), n), np.nan)
+        recr = np.ones((len(regs), n))
+        for j, (t_r, r_r) in enumerate(rows):
+            times[j, :t_r.size] = t_r
+            recr[j, :t_r.size] = r_r
         empty = np.isnan(times).all(axis=1)
-        if empty.any():  # a channel without pulses in this session contributes no force
+        if empty.any():  # a region without pulses in this session contributes no force
             times[empty, 0] = 0.0
             recr[empty, 0] = 0.0
         res = simulate(times, m, recruitment=recr, t_end=max(duration, float(np.nanmax(times))),
@@ -336,25 +415,32 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
         if force is None:
             t_out = res.t
             force = np.zeros((n_ch, res.t.size))
-        force[idx] = res.force_n
-        capacity[idx] = res.capacity
         pk = res.peak_force_n / m.max_force * 100.0
-        for j, c in enumerate(idx):
-            force_by_channel[c] = (res.contraction_start_s[j], pk[j] / 100.0)
-            channel_peak[c] = float(np.nanmax(pk[j], initial=0.0))
-        peaks_pct.append(np.nanmax(pk, initial=0.0))
-        effective += int(np.sum(pk > EFFECTIVE_MVC_PCT))
-        fti_total += float(np.nansum(res.fti_total_ns))
-        for j, c in enumerate(idx):
+        for j, reg in enumerate(regs):
+            idx = list(reg.channels)
+            if len(idx) == 1:
+                force[idx[0]] = res.force_n[j]
+            elif res.t.size:
+                force[idx] = res.force_n[j] * channel_shares(res.t, [chan_times[c] for c in idx],
+                                                             [chan_recr[c] for c in idx], CONTRACTION_GAP)
+            capacity[idx] = res.capacity[j]
             starts = res.contraction_start_s[j]
-            lo, hi = _main_window(train, c)
+            for c in idx:
+                force_by_channel[c] = (starts, pk[j] / 100.0)
+                channel_peak[c] = _peak_with_channel(pk[j], starts, chan_times[c]) if len(idx) > 1 \
+                    else float(np.nanmax(pk[j], initial=0.0))
+            # fatigue: last contraction of the main phase against the strongest one before it
+            lo = min(_main_window(train, c)[0] for c in idx)
+            hi = max(_main_window(train, c)[1] for c in idx)
             sel = np.isfinite(pk[j]) & (starts >= lo) & (starts < hi)
             row = pk[j][sel]
-            # fatigue: last contraction of the main phase against the strongest one before it
             if row.size >= 2 and row.max() > 0:
                 decline.append(100.0 * (1.0 - row[-1] / row.max()))
             if row.size:
                 mvc_mean.append(float(np.mean(row)))
+        peaks_pct.append(np.nanmax(pk, initial=0.0))
+        effective += int(np.sum(pk > EFFECTIVE_MVC_PCT))
+        fti_total += float(np.nansum(res.fti_total_ns))
     t_out = np.zeros(0) if t_out is None else t_out
     force = np.zeros((n_ch, t_out.size)) if force is None else force
     max_force = np.array([load_muscle(_muscle_name(ch.site)).max_force for ch in program.channels])
