@@ -193,16 +193,31 @@ def _peak_with_channel(peaks_pct: np.ndarray, starts: np.ndarray, pulses: np.nda
     return float(np.nanmax(peaks_pct[k], initial=0.0)) if k.size else 0.0
 
 
-def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[int, np.ndarray]:
-    """Motor fraction per pulse for each channel index of ``site`` (program channel order)."""
+def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[int, tuple]:
+    """Muscle-model pulses of each channel of ``site`` (program channel order).
+
+    Returns channel index → ``(times_s, fraction)``: the channel's pulses with the fraction of
+    its side's pool each recruits, plus, for kHz bursts, the extra action potentials the
+    strongly driven units fire within a burst (:attr:`emsim.physiology.recruitment.Recruitment.
+    motor_extra_spikes`, from the Brian2 burst-firing table's motor class), at their delays
+    after the burst with the fraction of the pool that fires them.
+    """
+    from emsim.physiology.recruitment import with_extra_spikes
+
     chans = [c for c, ch in enumerate(program.channels) if ch.site == site]
+    delay_all, extra_all = rec.motor_extra_spikes
     out = {}
     for k, c in enumerate(chans):
         rows = rec.channel == k
         side = program.channels[c].side
         pools = [i for i, name in enumerate(rec.muscles) if name.endswith(f":{side}")]
         frac = rec.motor_fraction[rows][:, pools].mean(axis=1) if pools else np.zeros(int(rows.sum()))
-        out[c] = np.clip(frac, 0.0, 1.0)
+        frac = np.clip(frac, 0.0, 1.0)
+        times = train.t_s[train.channel_slice(c)]
+        if extra_all.shape[1] and pools:
+            extra = np.clip(extra_all[rows][:, :, pools].mean(axis=2), 0.0, 1.0)
+            times, frac = with_extra_spikes(times, frac, delay_all[rows], extra)
+        out[c] = (times, frac)
     return out
 
 
@@ -367,7 +382,7 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
                        if cal.calibrated else dsc.Person.from_patient(patient))
                for ch, cal in zip(program.channels, cals)}
     gains = {ch.id: cal.motor_gain for ch, cal in zip(program.channels, cals)}
-    per_pulse_recr: dict[int, np.ndarray] = {}
+    per_pulse_recr: dict[int, tuple] = {}
     discomfort_rows = []
     for site in dict.fromkeys(ch.site for ch in program.channels):
         rec = rct.recruit(train, site, patient, person=persons, motor_gain=gains)
@@ -383,8 +398,8 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
     effective = 0
     force_by_channel: dict[int, tuple] = {}
     channel_peak = np.zeros(n_ch)
-    chan_times = [train.t_s[train.channel_slice(c)] for c in range(n_ch)]
-    chan_recr = [per_pulse_recr[c] for c in range(n_ch)]
+    chan_times = [per_pulse_recr[c][0] for c in range(n_ch)]
+    chan_recr = [per_pulse_recr[c][1] for c in range(n_ch)]
     refractory_s = refractory_interval_s()
     for r in regions:
         if len(r.channels) > 1:
@@ -490,8 +505,8 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
         "peak_discomfort_nrs": float(nrs_peak),
         "mean_discomfort_nrs": float(nrs_mean),
         "total_charge_mc": float(train.total_charge_c() * 1e3),
-        "motor_recruitment_fraction": float(max((np.max(v, initial=0.0)
-                                                 for v in per_pulse_recr.values()), default=0.0)),
+        "motor_recruitment_fraction": float(max((np.max(r, initial=0.0)
+                                                 for r in chan_recr), default=0.0)),
     }
     return Prediction(program=program, patient=patient, session=session, t_s=t_out,
                       channel_ids=tuple(train.channel_ids), force_n=force, mvc_pct=mvc,

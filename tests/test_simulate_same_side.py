@@ -96,9 +96,9 @@ def test_left_and_right_channels_are_unchanged():
 def _fractions(program):
     train = compile_program(program, PATIENT)
     rec = recruit(train, SITE, PATIENT)
-    frac = _channel_motor_fraction(rec, train, program, SITE)
-    return train, [train.t_s[train.channel_slice(c)] for c in range(len(program.channels))], \
-        [frac[c] for c in range(len(program.channels))]
+    rows = _channel_motor_fraction(rec, train, program, SITE)
+    return train, [rows[c][0] for c in range(len(program.channels))], \
+        [rows[c][1] for c in range(len(program.channels))]
 
 
 def test_interleaved_same_side_channels_fatigue_like_one_train_at_the_combined_rate():
