@@ -219,14 +219,13 @@ def test_doublet_gain_small_in_fast_sci_muscle_bickel2004():
     assert 0.0 <= gain <= 0.12, gain
 
 
-def test_spatially_distributed_stimulation_fatigues_less_sayenko2014():
-    """B6a. Sayenko et al. 2014 (Eur J Appl Physiol 114:793) and Nguyen et al. 2011: four
-    electrodes in rotation (40 Hz composite, 10 Hz per sub-pool) fatigue far less than one
-    electrode at 40 Hz at matched initial torque; fatigue index ratio ≥ 1.5 (the SCI case 3.3×).
-    Simulated: 2 min, 1 s on / 1 s off; each sub-pool a quarter-size region fed by its own
-    channel. Muscle-level occlusion is off in both arms, because the model's rows do not share
-    it; the effect tested is the per-unit firing rate."""
-    m = dataclasses.replace(QUAD, fatigue=dataclasses.replace(QUAD.fatigue, occlusion_gain=0.0))
+def _sdss_and_single_fatigue(m):
+    """Sayenko 2014's protocol on muscle ``m``: (fatigue index one electrode, four in rotation).
+
+    2 min, 1 s on / 1 s off at matched initial force (20 % of F_max); one electrode at 40 Hz, or
+    four quarter-size regions each fed by its own channel at 10 Hz, 25 ms apart (40 Hz
+    composite). Each region is a row of the model: rows do not share the muscle-level occlusion
+    Ω (each row sees only its own force, a quarter of the muscle's)."""
     r_ses = recruitment_for(m, 40, 1.0, 0.2)
     ses = simulate(repeated(40, 1.0, 2.0, 60), m, recruitment=r_ses, trace=False)
     rows = [repeated(10, 1.0, 2.0, 60, start=k * 0.025) for k in range(4)]
@@ -237,8 +236,34 @@ def test_spatially_distributed_stimulation_fatigues_less_sayenko2014():
     t = sdss.t
     first = total[(t >= 0) & (t < 1.3)].max()
     last = total[(t >= 118) & (t < 119.3)].max()
-    fi_sdss = last / first
-    fi_ses = ses.fatigue_index[0]
+    return ses.fatigue_index[0], last / first
+
+
+@pytest.mark.xfail(strict=True, reason="model with its muscle-level occlusion (quadriceps, gamma 1): fatigue index "
+                                       "one electrode 0.543, four in rotation 0.794, ratio 1.46 < 1.5, and that with "
+                                       "each quarter region's occlusion computed from its own force only (a quarter "
+                                       "of the muscle's), which favours rotation; one occlusion over the four rows, "
+                                       "emulated (session 11), gives 0.744, ratio 1.37. Without occlusion the ratio "
+                                       "is 1.61 (the per-unit firing-rate effect alone, test below). The program "
+                                       "format has no electrode position along a muscle, so emsim.simulate cannot "
+                                       "place four electrodes over one muscle's disjoint regions at all (channels on "
+                                       "one site and side share units)")
+def test_spatially_distributed_stimulation_fatigues_less_sayenko2014():
+    """B6a. Sayenko et al. 2014 (Eur J Appl Physiol 114:793) and Nguyen et al. 2011: four
+    electrodes in rotation (40 Hz composite, 10 Hz per sub-pool) fatigue far less than one
+    electrode at 40 Hz at matched initial torque; fatigue index ratio ≥ 1.5 (the SCI case 3.3×).
+    Simulated with the quadriceps parameters as shipped (:func:`_sdss_and_single_fatigue`)."""
+    fi_ses, fi_sdss = _sdss_and_single_fatigue(QUAD)
+    assert fi_sdss / fi_ses >= 1.5, (fi_ses, fi_sdss)
+
+
+def test_spatially_distributed_stimulation_per_unit_rate_alone_sayenko2014():
+    """B6a, the mechanism Sayenko 2014 give for it (each sub-pool fires at a quarter of the
+    rate): with the muscle-level occlusion off in both arms (so that the rows' unshared Ω
+    plays no part), rotation fatigues at least 1.5× less (fatigue index ratio). Not the
+    published comparison: that is the strict xfail above, with occlusion on. Model 1.61."""
+    m = dataclasses.replace(QUAD, fatigue=dataclasses.replace(QUAD.fatigue, occlusion_gain=0.0))
+    fi_ses, fi_sdss = _sdss_and_single_fatigue(m)
     assert fi_sdss / fi_ses >= 1.5, (fi_ses, fi_sdss)
 
 
