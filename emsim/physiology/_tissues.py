@@ -207,18 +207,28 @@ def site_layer_data() -> dict:
 
 
 def _patient_fat(patient, site, side, skin_m) -> float | None:
+    """Fat thickness (m) from the patient's measurement at ``site`` (and ``side``), or None.
+
+    ``side`` None takes the first measurement of the site; a side takes that side's (or a
+    bilateral one); ``"bilateral"`` (one electrode pair across both sides) takes the mean of the
+    site's measurements, left and right alike, since the current crosses both.
+    """
+    fats = []
     for f in patient.fat_thickness:
-        if f.site != site or (side is not None and f.side not in (side, "bilateral")):
+        if f.site != site or (side not in (None, "bilateral") and f.side not in (side, "bilateral")):
             continue
         if f.method == "ultrasound":
-            return f.value_mm * 1e-3
-        fat = f.value_mm * 1e-3 / 2 - skin_m
-        if fat <= 0:
-            raise PhysiologyInputError("skinfold thinner than two layers of skin",
-                                       path=f"patient.fat_thickness[{site}].value_mm", value=f.value_mm,
-                                       allowed=f"> {2 * skin_m * 1e3:g} mm")
-        return fat
-    return None
+            fats.append(f.value_mm * 1e-3)
+        else:
+            fat = f.value_mm * 1e-3 / 2 - skin_m
+            if fat <= 0:
+                raise PhysiologyInputError("skinfold thinner than two layers of skin",
+                                           path=f"patient.fat_thickness[{site}].value_mm", value=f.value_mm,
+                                           allowed=f"> {2 * skin_m * 1e3:g} mm")
+            fats.append(fat)
+        if side != "bilateral":
+            break
+    return float(np.mean(fats)) if fats else None
 
 
 def _build_from_bmi(patient) -> str | None:

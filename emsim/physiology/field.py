@@ -1005,8 +1005,7 @@ def solve_channel(channel, patient=None, *, build: Build | None = None, gel: Gel
     Layers from ``Layers.for_site(channel.site, patient=patient, side=channel.side, build=build)``,
     electrodes from :meth:`Electrodes.from_channel`.
     """
-    side = None if channel.side == "bilateral" else channel.side
-    layers = Layers.for_site(channel.site, patient=patient, side=side, build=build)
+    layers = Layers.for_site(channel.site, patient=patient, side=channel.side, build=build)
     return solve(layers, Electrodes.from_channel(channel), gel=gel, grid=grid)
 
 

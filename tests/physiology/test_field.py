@@ -401,6 +401,27 @@ def test_layers_for_site_falls_back_to_build_from_bmi():
     assert Layers.for_site(site, patient=heavy, fat_m=0.01).layers[1].thickness_m == pytest.approx(0.01)
 
 
+
+def test_bilateral_channel_uses_the_mean_of_both_sides_fat():
+    """A bilateral pair crosses both sides: its layers take the mean of the site's left and right
+    measurements (not the BMI build, which ignored them), in the field solve and in recruitment."""
+    from emsim.body import loads_patient
+    from emsim.physiology.field import solve_channel
+    from emsim.program.model import Channel, Electrode
+
+    p = loads_patient('{"format": "emsim.patient/1", "id": "p", "height_cm": 170, "weight_kg": 100, '
+                      '"fat_thickness": ['
+                      '{"site": "lumbar_erector_spinae", "side": "left", "method": "ultrasound", "value_mm": 10},'
+                      '{"site": "lumbar_erector_spinae", "side": "right", "method": "ultrasound", "value_mm": 20}]}')
+    site = "lumbar_erector_spinae"
+    both = Layers.for_site(site, patient=p, side="bilateral")
+    assert both.layers[1].thickness_m == pytest.approx(0.015)
+    assert Layers.for_site(site, patient=p, side="right").layers[1].thickness_m == pytest.approx(0.020)
+    assert Layers.for_site(site, patient=p).layers[1].thickness_m == pytest.approx(0.010)  # first found
+    e = Electrode(shape="rectangle", width_cm=5, length_cm=5)
+    ch = Channel(id="B", site=site, side="bilateral", spacing_cm=4, electrodes=(e, e))
+    assert solve_channel(ch, p).layers == both
+
 def test_fat_thickness_lowers_the_deep_drive():
     el = Electrodes.pair("rectangle", length_m=0.09, width_m=0.05, spacing_m=0.04)
     x = np.linspace(-0.12, 0.12, 241)
