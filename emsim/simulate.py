@@ -216,7 +216,8 @@ def _channel_motor_fraction(rec, train: PulseTrain, program, site: str) -> dict[
         times = train.t_s[train.channel_slice(c)]
         if extra_all.shape[1] and pools:
             extra = np.clip(extra_all[rows][:, :, pools].mean(axis=2), 0.0, 1.0)
-            times, frac = with_extra_spikes(times, frac, delay_all[rows], extra)
+            times, frac = with_extra_spikes(times, frac, delay_all[rows], extra,
+                                            refractory_s=refractory_interval_s())
         out[c] = (times, frac)
     return out
 

@@ -447,18 +447,26 @@ class Recruitment:
         return _read_only(area[None, :] if self._is_train else np.broadcast_to(area, (self.n_rows, area.size)))
 
 
-def with_extra_spikes(times_s, fraction, delay_s, extra_fraction) -> tuple[np.ndarray, np.ndarray]:
+def with_extra_spikes(times_s, fraction, delay_s, extra_fraction, *,
+                      refractory_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The muscle model's pulse list with each burst's extra motor action potentials.
 
     Parameters
     ----------
     times_s, fraction : array_like (P,)
-        Burst (or pulse) times and the fraction of the pool each recruits (its first action
-        potential).
+        Burst (or pulse) times, increasing, and the fraction of the pool each recruits (its
+        first action potential).
     delay_s, extra_fraction : array_like (P, K)
         From :attr:`Recruitment.motor_extra_spikes` or :attr:`Recruitment.force_extra_spikes`
         (one row's pools combined): delay of the ``(k+2)``-th action potential after the first and
         the fraction of the pool firing it.
+    refractory_s : float
+        An extra action potential less than ``refractory_s`` before the next pulse that recruits
+        anything, or after it, is left out. The table's delays belong to an isolated burst (and to the nearest
+        tabulated burst duration), so at high burst rates they can reach the next burst, whose
+        first action potential fires the same first-recruited units (``[0, r]``): a unit cannot
+        fire twice within its refractory period, and the muscle model cannot skip units at that
+        onset, so the extra one goes. 0 drops only those at or after the next onset.
 
     Returns
     -------
@@ -470,8 +478,13 @@ def with_extra_spikes(times_s, fraction, delay_s, extra_fraction) -> tuple[np.nd
     f = np.asarray(fraction, float).ravel()
     d = np.asarray(delay_s, float).reshape(t.size, -1)
     x = np.asarray(extra_fraction, float).reshape(t.size, -1)
-    keep = np.isfinite(d) & (x > 0)
-    times = np.concatenate([t, (t[:, None] + np.nan_to_num(d))[keep]])
+    at = t[:, None] + np.nan_to_num(d)
+    recruits = np.flatnonzero(f > 0)
+    k = np.searchsorted(recruits, np.arange(t.size), side="right")
+    following = np.append(t[recruits], np.inf)[k]         # next pulse recruiting anything
+    gap = following[:, None] - at
+    keep = np.isfinite(d) & (x > 0) & (gap >= refractory_s) & (gap > 0)
+    times = np.concatenate([t, at[keep]])
     frac = np.concatenate([f, x[keep]])
     order = np.argsort(times, kind="stable")
     return times[order], frac[order]

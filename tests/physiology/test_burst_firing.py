@@ -207,6 +207,26 @@ def test_with_extra_spikes_interleaves_and_drops_empty_spikes():
     np.testing.assert_allclose(f, [0.5, 0.3, 0.6, 0.4])
 
 
+
+def test_with_extra_spikes_leaves_out_spikes_that_reach_the_next_burst():
+    """The table's delays are an isolated burst's: at a high burst rate a late one can fall within
+    the refractory period before (or after) the next burst, whose onset fires the same units."""
+    onsets, first = [0.0, 0.005, 0.010, 0.030], [0.5, 0.0, 0.6, 0.6]
+    d = [[2e-3, 4e-3], [np.nan, np.nan], [2e-3, 19e-3], [2e-3, 9e-3]]
+    x = [[0.3, 0.2], [0.0, 0.0], [0.4, 0.3], [0.4, 0.3]]
+    # pulse 0: 4 ms after it is 1 ms before pulse 1, but pulse 1 recruits nothing: kept; pulse 2:
+    # 29 ms is 1 ms before pulse 3 (refractory) -> out; the last pulse has no next burst
+    t, f = rc.with_extra_spikes(onsets, first, d, x, refractory_s=2e-3)
+    np.testing.assert_allclose(t, [0.0, 0.002, 0.004, 0.005, 0.010, 0.012, 0.030, 0.032, 0.039])
+    np.testing.assert_allclose(f, [0.5, 0.3, 0.2, 0.0, 0.6, 0.4, 0.6, 0.4, 0.3])
+    # without a refractory period only spikes at or after the next burst's onset go
+    d[2][1] = 25e-3
+    t, _ = rc.with_extra_spikes(onsets, first, d, x)
+    np.testing.assert_allclose(t, [0.0, 0.002, 0.004, 0.005, 0.010, 0.012, 0.030, 0.032, 0.039])
+    d[2][1] = 19e-3
+    t, _ = rc.with_extra_spikes(onsets, first, d, x)
+    assert 0.029 in np.round(t, 9) and np.all(np.diff(t) > 0)
+
 def test_motor_doublets_raise_the_force_of_a_1khz_burst_train():
     """The muscle model sums a doublet (catch-like): the force with the extra action potentials is
     above the force of the same bursts' first action potentials alone, and below what it would be
