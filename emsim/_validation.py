@@ -143,6 +143,15 @@ def json_path(path: list[str | int], root: str = "$") -> str:
     return out
 
 
+def _ctx_bounds(ctx: dict, path: list[str | int]) -> str | None:
+    """'>= 2 ms' from a bound pydantic reports for an item of an array (no field of its own)."""
+    name = next((el for el in reversed(path) if isinstance(el, str)), "")
+    for key, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if key in ctx:
+            return f"{sign} {_fmt(ctx[key])}{unit_of(name)}"
+    return None
+
+
 def _fields_text(model: type[BaseModel] | None) -> str | None:
     if model is None:
         return None
@@ -176,7 +185,8 @@ def translate(exc: ValidationError, root: type[BaseModel], error_cls: type[Emsim
             allowed = bounds_text(model, field) if model and field else None
         elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
             msg = "value out of range"
-            allowed = (bounds_text(model, field) if model and field else None) or err.get("msg")
+            allowed = (bounds_text(model, field) if model and field else None) or _ctx_bounds(ctx, path) \
+                or err.get("msg")
         elif kind in ("finite_number",):
             msg = "must be a finite number"
             allowed = (bounds_text(model, field) if model and field else None)
@@ -194,6 +204,9 @@ def translate(exc: ValidationError, root: type[BaseModel], error_cls: type[Emsim
                         "dict_type": "an object", "tuple_type": "an array",
                         "list_type": "an array"}.get(kind, kind.replace("_type", ""))
             msg = f"wrong type: expected {expected}"
+            if kind == "tuple_type" and isinstance(value, list):
+                # only in Python: JSON arrays are read as tuples, a Python list is refused (strict)
+                msg = "wrong type: expected a tuple, not a list (classes built in Python take tuples for arrays)"
             if kind in ("float_type", "int_type") and isinstance(value, str):
                 msg += " without units in the value (the unit is in the field name)"
             allowed = (bounds_text(model, field) if model and field else None)

@@ -82,3 +82,30 @@ def test_documents_keep_their_paths_and_strict_json_rules():
     with pytest.raises(ProgramError) as exc:
         io.from_dict(data)
     assert exc.value.path == "$.channels[1].electrodes[0].width_cm"
+
+
+def test_a_list_for_an_array_field_says_tuple_not_array():
+    """Built in Python, a strict tuple field refuses a list; "expected an array (got [...])" would
+    contradict itself, so the message names the tuple."""
+    with pytest.raises(ProgramError) as exc:
+        Channel(id="A", site="lumbar_erector_spinae", side="left", spacing_cm=4, electrodes=[ELECTRODE, ELECTRODE])
+    assert exc.value.path == "Channel.electrodes"
+    assert "expected a tuple, not a list" in str(exc.value)
+
+
+def test_an_array_item_out_of_range_names_its_bound():
+    """Items of an array have no field of their own: the bound comes from pydantic's context
+    (not pydantic's sentence pasted as the allowed range), in Python and in documents."""
+    from emsim.testing.documents import BASE_DOC, stim
+    from emsim.program.model import Stimulation
+
+    with pytest.raises(ProgramError) as exc:
+        Stimulation(**stim(pattern={"type": "variable_frequency", "onset_intervals_ms": (1.0, 5.0)}))
+    assert exc.value.path == "Stimulation.pattern.onset_intervals_ms[0]"
+    assert exc.value.allowed == ">= 2 ms"
+    doc = json.loads(json.dumps(BASE_DOC))
+    doc["phases"][0]["stimulation"] = [stim(pattern={"type": "variable_frequency", "onset_intervals_ms": [5, 1]})]
+    with pytest.raises(ProgramError) as exc:
+        io.from_dict(doc)
+    assert exc.value.path == "$.phases[0].stimulation[0].pattern.onset_intervals_ms[1]"
+    assert exc.value.allowed == ">= 2 ms"
