@@ -209,25 +209,34 @@ def site_layer_data() -> dict:
 def _patient_fat(patient, site, side, skin_m) -> float | None:
     """Fat thickness (m) from the patient's measurement at ``site`` (and ``side``), or None.
 
-    ``side`` None takes the first measurement of the site; a side takes that side's (or a
-    bilateral one); ``"bilateral"`` (one electrode pair across both sides) takes the mean of the
-    site's measurements, left and right alike, since the current crosses both.
+    ``side`` None takes the first measurement of the site; a side takes that side's first
+    measurement, else a bilateral one (whatever the order in the file); ``"bilateral"`` (one
+    electrode pair across both sides) takes the mean of the left and the right side's
+    thickness so found, since the current crosses both (a side measured twice counts once).
     """
+    at_site = [f for f in patient.fat_thickness if f.site == site]
+
+    def first(s):
+        return next((f for f in at_site if f.side == s), None)
+
+    if side is None:
+        picked = at_site[:1]
+    elif side == "bilateral":
+        picked = [first(s) or first("bilateral") for s in ("left", "right")]
+        picked = [f for f in picked if f is not None]
+    else:
+        picked = [f for f in (first(side) or first("bilateral"),) if f is not None]
     fats = []
-    for f in patient.fat_thickness:
-        if f.site != site or (side not in (None, "bilateral") and f.side not in (side, "bilateral")):
-            continue
+    for f in picked:
         if f.method == "ultrasound":
             fats.append(f.value_mm * 1e-3)
-        else:
-            fat = f.value_mm * 1e-3 / 2 - skin_m
-            if fat <= 0:
-                raise PhysiologyInputError("skinfold thinner than two layers of skin",
-                                           path=f"patient.fat_thickness[{site}].value_mm", value=f.value_mm,
-                                           allowed=f"> {2 * skin_m * 1e3:g} mm")
-            fats.append(fat)
-        if side != "bilateral":
-            break
+            continue
+        fat = f.value_mm * 1e-3 / 2 - skin_m
+        if fat <= 0:
+            raise PhysiologyInputError("skinfold thinner than two layers of skin",
+                                       path=f"patient.fat_thickness[{site}].value_mm", value=f.value_mm,
+                                       allowed=f"> {2 * skin_m * 1e3:g} mm")
+        fats.append(fat)
     return float(np.mean(fats)) if fats else None
 
 

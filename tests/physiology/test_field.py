@@ -422,6 +422,28 @@ def test_bilateral_channel_uses_the_mean_of_both_sides_fat():
     ch = Channel(id="B", site=site, side="bilateral", spacing_cm=4, electrodes=(e, e))
     assert solve_channel(ch, p).layers == both
 
+def test_fat_of_a_side_prefers_its_own_measurement_and_bilateral_weighs_the_sides_equally():
+    """A side's own measurement wins over a bilateral one listed first, and a bilateral channel
+    takes the mean of the two sides, not of the entries (a side measured twice by ultrasound and
+    skinfold counts once)."""
+    from emsim.body import loads_patient
+
+    fat = lambda side, method, mm: (f'{{"site": "lumbar_erector_spinae", "side": "{side}", '  # noqa: E731
+                                    f'"method": "{method}", "value_mm": {mm}}}')
+    p = loads_patient('{"format": "emsim.patient/1", "id": "p", "fat_thickness": ['
+                      + ", ".join([fat("bilateral", "ultrasound", 30), fat("left", "ultrasound", 10),
+                                   fat("left", "ultrasound", 12), fat("right", "ultrasound", 20)]) + "]}")
+    site = "lumbar_erector_spinae"
+    thick = lambda side: Layers.for_site(site, patient=p, side=side).layers[1].thickness_m  # noqa: E731
+    assert thick("left") == pytest.approx(0.010)
+    assert thick("right") == pytest.approx(0.020)
+    assert thick("bilateral") == pytest.approx(0.015)
+    only_left = loads_patient('{"format": "emsim.patient/1", "id": "q", "fat_thickness": ['
+                              + ", ".join([fat("bilateral", "ultrasound", 30), fat("left", "ultrasound", 10)]) + "]}")
+    assert Layers.for_site(site, patient=only_left, side="right").layers[1].thickness_m == pytest.approx(0.030)
+    assert Layers.for_site(site, patient=only_left, side="bilateral").layers[1].thickness_m == pytest.approx(0.020)
+
+
 def test_fat_thickness_lowers_the_deep_drive():
     el = Electrodes.pair("rectangle", length_m=0.09, width_m=0.05, spacing_m=0.04)
     x = np.linspace(-0.12, 0.12, 241)
