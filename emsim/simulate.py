@@ -256,10 +256,15 @@ def _electrode_areas(channel) -> list[float]:
 
 
 def _main_window(train: PulseTrain, channel: int) -> tuple[float, float]:
-    """Session-time window of the channel's main phase(s); the whole session if none is marked."""
+    """Session-time window of the channel's main phase(s); the whole session if the program marks
+    none; empty, ``(inf, -inf)``, if the program has main phases but the channel stimulates in
+    none of them (so it adds nothing to the window of a region it shares: a warm-up-only channel
+    beside a main-phase one must not put its warm-up contractions into the fatigue decline)."""
     phases = train.program.phases
     blocks = [b for b in train.blocks if b.channel == channel and phases[b.phase].kind == "main"]
     if not blocks:
+        if any(phases[b.phase].kind == "main" for b in train.blocks):
+            return np.inf, -np.inf
         return -np.inf, np.inf
     return min(b.start_s for b in blocks), max(b.end_s for b in blocks)
 

@@ -205,3 +205,23 @@ def test_channel_shares_sum_to_one_and_hold_through_rests():
     np.testing.assert_allclose(shares.sum(axis=0), 1.0)
     late = t_out > 1.0  # relaxing, then resting: the split of the last stimulation (3 : 1) held
     np.testing.assert_allclose(shares[:, late], np.broadcast_to([[0.75], [0.25]], (2, late.sum())), rtol=1e-12)
+
+
+def test_a_warm_up_only_channel_adds_nothing_to_the_regions_main_phase_outcomes():
+    """The fatigue decline and mean %MVC are main-phase outcomes. A channel that stimulates only in
+    the warm-up, beside one that carries the main phase on the same units, must not widen the
+    region's main-phase window to the whole session (its 45 mA warm-up contractions made the
+    decline 66 % instead of 23 %): the pair is the one channel doing both phases."""
+    def doc(channels, warm, main):
+        d = copy.deepcopy(BASE_DOC)
+        d["channels"] = [channel(c, SITE, "left") for c in channels]
+        d["phases"] = [{"name": "w", "kind": "warm_up", "duration_s": 20, "timing": {"mode": "simultaneous"},
+                        "stimulation": [stim(warm, amplitude={"ma": 45})]},
+                       {"name": "m", "kind": "main", "duration_s": 40, "timing": {"mode": "simultaneous"},
+                        "stimulation": [stim(main, amplitude={"ma": 35})]}]
+        return from_dict(d)
+
+    pair = evaluate(doc("AB", "A", "B"), PATIENT, trace=False)
+    single = evaluate(doc("A", "A", "A"), PATIENT, trace=False)
+    for key in ("peak_mvc_pct", "fatigue_decline_pct", "mean_mvc_pct", "effective_contractions"):
+        assert pair.scalars[key] == pytest.approx(single.scalars[key], rel=1e-12), key
