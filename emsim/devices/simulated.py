@@ -44,7 +44,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -93,6 +93,10 @@ class DeliveredPulses:
         Index of the programmed pulse in ``plan.train`` that this pulse delivered.
     duration_s : float
         Session time covered by the record.
+    shift_s : ndarray, shape (k, 2)
+        How program time maps to session time: from program position ``shift_s[i, 0]`` on,
+        session time is program time plus ``shift_s[i, 1]`` (the pauses so far); one row per
+        resume and one for the moment of the record (an ongoing pause). Empty: no pause.
     """
 
     plan: DevicePlan
@@ -102,6 +106,7 @@ class DeliveredPulses:
     amplitude_a: np.ndarray
     source: np.ndarray
     duration_s: float
+    shift_s: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     @property
     def channel_ids(self) -> tuple[str, ...]:
@@ -121,22 +126,37 @@ class DeliveredPulses:
         """The delivered pulses as a :class:`~emsim.program.compile.PulseTrain` (session time axis).
 
         Blocks and waveforms are those of the validated train; pulse times are shifted by any
-        pauses and amplitudes are the delivered ones.
+        pauses and amplitudes are the delivered ones. Each block's window (``start_s``,
+        ``first_cycle_s``, ``end_s``) moves by the pauses before it and stretches by those inside
+        it, so it still holds the pulses delivered for it (a pause on a block boundary belongs to
+        the later block); a stop ends it early at the end of delivery (``duration_s``), and a
+        block never reached is empty there. The prediction picks its main-phase contractions by
+        these windows, so a paused session's last contractions still count.
         """
         train = self.plan.train
         order = np.lexsort((self.t_s, self.channel))
         ch = self.channel[order]
         ptr = np.searchsorted(ch, np.arange(len(train.channel_ids) + 1), side="left").astype(np.int64)
         block = train.block[self.source[order]] if self.n_pulses else np.zeros(0, np.int32)
+        duration = max(self.duration_s, 0.0)
         blocks = []
         for k, b in enumerate(train.blocks):  # keep each block's [first, stop) consistent
             idx = np.flatnonzero(block == k)
             first = int(idx[0]) if idx.size else int(ptr[b.channel])
-            blocks.append(replace(b, first=first, stop=first + int(idx.size)))
+            blocks.append(replace(b, first=first, stop=first + int(idx.size),
+                                  start_s=self._session_time(b.start_s, duration),
+                                  first_cycle_s=self._session_time(b.first_cycle_s, duration),
+                                  end_s=self._session_time(b.end_s, duration)))
         return replace(train, t_s=self.t_s[order], width_s=self.width_s[order],
                        amplitude_a=self.amplitude_a[order], block=block.astype(np.int32),
                        channel_ptr=ptr, blocks=tuple(blocks), duration_s=max(self.duration_s, 0.0),
                        notes=train.notes + ("delivered by the simulated stimulator",))
+
+    def _session_time(self, program_s: float, end_s: float) -> float:
+        """Session time of program position ``program_s``: shifted by the pauses strictly before
+        it, no later than ``end_s`` (the end of delivery)."""
+        k = int(np.searchsorted(self.shift_s[:, 0], program_s, side="left"))
+        return min(program_s + (float(self.shift_s[k - 1, 1]) if k else 0.0), end_s)
 
 
 @dataclass(frozen=True, eq=False)
@@ -317,7 +337,8 @@ class SimulatedStimulator(Stimulator):
                 raise DeviceError("no program loaded", path="state")
             return DeliveredPulses(plan=plan, t_s=cat(0, np.float64), channel=cat(1, np.int32),
                                    width_s=cat(2, np.float64), amplitude_a=cat(3, np.float64),
-                                   source=cat(4, np.int64), duration_s=T)
+                                   source=cat(4, np.int64), duration_s=T,
+                                   shift_s=np.array(self._shifts + [(self._P, T - self._P)]).reshape(-1, 2))
 
     def physiology_result(self) -> Any:
         """The physiology hook's result for the pulses delivered so far (cached once stopped)."""
@@ -454,6 +475,7 @@ class SimulatedStimulator(Stimulator):
                 return {**ok, "result": f"error: wrong mode ({st})"}
             self._dev_state = "running"
             self._resume_at = self._T
+            self._shifts.append((self._P, self._T - self._P))  # the program resumes this much later
         elif name == "set_intensity":
             c = int(f["channel"])
             if not 0 <= f["amplitude_ma"] <= self.capabilities.amplitude_ma.max:
@@ -481,6 +503,7 @@ class SimulatedStimulator(Stimulator):
         self._n_out = 0
         self._physio_cache = None
         self._resume_at: float | None = None
+        self._shifts: list[tuple[float, float]] = []  # (program position, session - program time) per resume
         self._stop_at: float | None = None
         self._stop_ramp = 0.0
         self._faults = []

@@ -24,6 +24,20 @@ the burst onset): for motor units the interval of a doublet decides how much for
 motor class's counts and times (:meth:`BurstFiring.spike_times`) to give the muscle model each
 burst's extra action potentials.
 
+A burst between the tabulated durations (4 and 10 ms) reads the nearest one in log duration. The
+tabulated and the actual burst deliver the same carrier until the shorter one ends, so the read
+keeps only the tabulated action potentials the actual burst evokes too: none later than the
+actual burst's end plus the class's offset latency (:meth:`BurstFiring.offset_latency_s`, the
+latest the table itself shows an action potential after the end of its own burst: ≈ 1 ms for
+the A fibres and motor axons, ≈ 3.6 ms for the C fibres), and the counts are the numbers of kept
+times. A 6.5 ms burst at 1 kHz, read from the 10 ms table, thus keeps a motor axon's spikes at
+≈ 1, 3.4 and 5.6 ms and drops those at 7.9 and 11 ms. Nothing is added: a burst longer than
+its nearest tabulated one (5 ms read from 4 ms; anything beyond 10 ms) keeps the tabulated
+spikes (an undercount), its own offset response is not modelled, and a burst shorter than the
+shortest tabulated one keeps its first action potential (whether the fibre fires at all is the
+threshold table's decision for that burst) and later ones only up to its end plus the latency.
+The tabulated durations themselves read the table unchanged.
+
 Regenerate the shipped table (``models/fibres/burst_firing.json``) with::
 
     python -m emsim.physiology.burst_firing tabulate               # full grid
@@ -99,21 +113,61 @@ class BurstFiring:
             raise ModelParameterError("class not in the burst-firing table", path=f"burst_firing.{name}",
                                       value=name, allowed=", ".join(store))
 
+    def offset_latency_s(self, name: str) -> float:
+        """The latest an action potential of class ``name`` passes the middle node after the end of
+        its own tabulated burst, s (0 if the table shows none; NaN-free).
+
+        Read from the table's own spike times: a spike initiated at the burst's last cycle, or
+        the offset response, needs this long to reach the middle node (≈ 1 ms for the A fibres
+        and motor axons, ≈ 3.6 ms for the slow C fibres in the shipped table).
+        """
+        self._check(name, self.times_s)
+        late = self.times_s[name] - self.burst_s[None, :, None, None]
+        return float(max(0.0, np.nanmax(late, initial=0.0)))
+
+    def _kept_times(self, name: str, carrier_hz, burst_s) -> np.ndarray:
+        """Spike times (B, M, K) of the nearest tabulated burst that the actual burst also evokes.
+
+        The tabulated burst and the actual one deliver the same carrier until the shorter ends,
+        so the tabulated spikes up to the actual burst's end plus :meth:`offset_latency_s` are
+        the actual burst's; later ones were evoked by carrier cycles it never delivers and are
+        dropped (NaN). The first action potential always stays: whether the fibre fires at all is
+        the threshold table's decision, made for the actual burst. Nothing is added: a burst
+        longer than the tabulated one keeps the table's spikes (an undercount), and the actual
+        burst's own offset response is not modelled (the table's is at the end of ITS burst).
+        """
+        fi, bi = self._nearest(carrier_hz, burst_s)
+        t = np.array(self.times_s[name][fi, bi])         # (B, M, K)
+        first = t[:, 0, 0]
+        t[:, 0, 0] = np.where(np.isnan(first), t[:, min(1, t.shape[1] - 1), 0], first)
+        end = np.asarray(burst_s, float).reshape(-1)[:, None, None] + self.offset_latency_s(name)
+        with np.errstate(invalid="ignore"):
+            late = t > end
+        late[..., 0] = False
+        t[late] = np.nan
+        return t
+
     def steps(self, name: str, carrier_hz, burst_s) -> tuple[np.ndarray, np.ndarray]:
         """The spike count as a step function of the multiple of threshold, per stimulus.
 
         Returns ``(m, n)``, both (B, M): at multiples ``m_k`` (the grid, its first point standing
         for the threshold itself, ``m = 1``) the fibre fires ``n_k`` action potentials, up to the
         next grid multiple; the nearest tabulated carrier (in log frequency) and burst duration
-        are used (a burst outside the grid takes the nearest edge). ``n`` need not rise with the
-        multiple: a strong kHz burst can give an onset response and then block (a fall to one).
-        A count of 0 at the first multiple is search noise (it lies within the threshold
-        search's tolerance) and counts as 1.
+        are used (a burst outside the grid takes the nearest edge). Where the table has spike
+        times, ``n`` counts those the actual burst evokes (:meth:`spike_times`: none after its
+        end plus the offset latency), so a 6.5 ms burst read from the 10 ms table loses the
+        spikes of the 10 ms burst's last 3.5 ms; a tabulated duration reads its counts unchanged.
+        ``n`` need not rise with the multiple: a strong kHz burst can give an onset response and
+        then block (a fall to one). A count of 0 at the first multiple is search noise (it lies
+        within the threshold search's tolerance) and counts as 1.
         """
         self._check(name, self.counts)
-        c = np.asarray(self.counts[name], dtype=float)
-        fi, bi = self._nearest(carrier_hz, burst_s)
-        n = np.maximum(c[fi, bi], 1.0)                   # (B, M): every fibre above threshold fires
+        if name in self.times_s:
+            counted = np.isfinite(self._kept_times(name, carrier_hz, burst_s)).sum(axis=-1).astype(float)
+        else:  # a table made before times were recorded: the nearest burst's counts as they are
+            fi, bi = self._nearest(carrier_hz, burst_s)
+            counted = np.asarray(self.counts[name], dtype=float)[fi, bi]
+        n = np.maximum(counted, 1.0)                     # (B, M): every fibre above threshold fires
         m = np.broadcast_to(np.concatenate([[1.0], self.multiples[1:]]), n.shape)
         return m, n
 
@@ -123,13 +177,11 @@ class BurstFiring:
         ``m`` (B, M) as in :meth:`steps`; ``t`` (B, M, K) the times (s, from the burst onset) of
         the 1st … K-th action potential of a fibre driven at ``m_k`` (NaN beyond its count). A
         count of 0 at the first multiple (search noise, counted as 1 by :meth:`steps`) takes the
-        next multiple's first time.
+        next multiple's first time. Spikes of the nearest tabulated burst later than the actual
+        burst's end plus :meth:`offset_latency_s` are left out (NaN), all but the first.
         """
         self._check(name, self.times_s)
-        fi, bi = self._nearest(carrier_hz, burst_s)
-        t = np.array(self.times_s[name][fi, bi])         # (B, M, K)
-        first = t[:, 0, 0]
-        t[:, 0, 0] = np.where(np.isnan(first), t[:, min(1, t.shape[1] - 1), 0], first)
+        t = self._kept_times(name, carrier_hz, burst_s)
         m = np.broadcast_to(np.concatenate([[1.0], self.multiples[1:]]), t.shape[:2])
         return m, t
 

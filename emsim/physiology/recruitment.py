@@ -46,6 +46,10 @@ shape, and every pulse's amplitude then recruits the fibres whose threshold it r
   (a band of units fires twice) the same fraction is given to the first units, which is exact for
   the force as long as every depth group has the same unit classes and history (the pool's
   groups do, within a steady train). No motor unit in the table drops out (every count ≥ 1).
+  A burst between the tabulated durations (4, 10 ms) reads the nearest one without the
+  action potentials that fall after its own end plus the table's offset latency (a 6.5 ms burst
+  has none of the 10 ms burst's at 7.9 and 11 ms); the afferent counts likewise
+  (:mod:`emsim.physiology.burst_firing`).
 * **Refractoriness and following.** A unit driven at ``m = I/I_th`` by pulses ``Δt`` apart fires
   on every ``n``-th pulse, with ``n`` the smallest count for which the tabulated recovery
   ratio ``R(n·Δt) ≤ m`` (paired-pulse curves of the Brian2 models; supernormality, ``R < 1``,
@@ -462,11 +466,11 @@ def with_extra_spikes(times_s, fraction, delay_s, extra_fraction, *,
         the fraction of the pool firing it.
     refractory_s : float
         An extra action potential less than ``refractory_s`` before the next pulse that recruits
-        anything, or after it, is left out. The table's delays belong to an isolated burst (and to the nearest
-        tabulated burst duration), so at high burst rates they can reach the next burst, whose
-        first action potential fires the same first-recruited units (``[0, r]``): a unit cannot
-        fire twice within its refractory period, and the muscle model cannot skip units at that
-        onset, so the extra one goes. 0 drops only those at or after the next onset.
+        anything, or after it, is left out. The table's delays belong to an isolated burst (read at
+        the nearest tabulated burst duration, up to the actual burst's end), so at high burst rates
+        they can reach the next burst, whose first action potential fires the same first-recruited
+        units (``[0, r]``): a unit cannot fire twice within its refractory period, and the muscle
+        model cannot skip units at that onset, so the extra one goes. 0 drops only those at or after the next onset.
 
     Returns
     -------

@@ -369,17 +369,12 @@ _ACTIONS = st.lists(st.tuples(st.sampled_from(["advance", "pause", "resume", "in
                               st.floats(0.0, 1.0)), min_size=1, max_size=25)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(actions=_ACTIONS)
-def test_no_operator_sequence_exceeds_the_validated_maximum(base_doc, measured_patient, actions):
-    """Whatever the operator does, each programmed pulse goes out at most once, in order, never above max."""
-    sim = sim_for(from_dict(base_doc), measured_patient, device="rehastim2")
-    sim.start()
-    max_a = sim.plan.max_amplitude_a[0]
+def _operate(sim, actions, *, advance_s, max_a):
+    """Apply an operator action sequence; refused actions (DeviceError) are part of the game."""
     for kind, x in actions:
         try:
             if kind == "advance":
-                sim.advance(20 * x)
+                sim.advance(advance_s * x)
             elif kind == "pause":
                 sim.pause()
             elif kind == "resume":
@@ -392,6 +387,16 @@ def test_no_operator_sequence_exceeds_the_validated_maximum(base_doc, measured_p
                 sim.emergency_stop("property test")
         except DeviceError:
             pass
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=_ACTIONS)
+def test_no_operator_sequence_exceeds_the_validated_maximum(base_doc, measured_patient, actions):
+    """Whatever the operator does, each programmed pulse goes out at most once, in order, never above max."""
+    sim = sim_for(from_dict(base_doc), measured_patient, device="rehastim2")
+    sim.start()
+    max_a = sim.plan.max_amplitude_a[0]
+    _operate(sim, actions, advance_s=20.0, max_a=max_a)
     sim.advance(5.0)
     d = sim.delivered()
     assert np.all(d.amplitude_a <= max_a + 1e-12)
@@ -401,3 +406,102 @@ def test_no_operator_sequence_exceeds_the_validated_maximum(base_doc, measured_p
         n = d.n_pulses
         sim.advance(30.0)
         assert sim.delivered().n_pulses == n
+
+
+# --------------------------------------------------------------------------- phase windows after pauses
+
+def _paused_prediction(program, patient, pauses=(), *, stop_at_s=None):
+    """Run ``program`` with ``pauses`` ((program position s, pause length s), ...) and predict it."""
+    from emsim.devices.simulated import predict_delivered
+
+    sim = sim_for(program, patient, resume_ramp_s=0.0)  # no resume ramp: the pulses only move in time
+    sim.start()
+    at = 0.0
+    for position_s, length_s in pauses:
+        sim.advance(position_s - at)
+        at = position_s
+        sim.pause()
+        sim.advance(length_s)
+        sim.resume()
+    if stop_at_s is not None:
+        sim.advance(stop_at_s - at)
+        sim.stop(ramp_s=0.0)
+    sim.run_to_end()
+    d = sim.delivered()
+    return d, predict_delivered(d, patient).scalars
+
+
+def _three_phases(base_doc, kinds=("warm_up", "main", "cool_down"), lengths=(20, 60, 20)):
+    ph = base_doc["phases"][0]
+    base_doc["phases"] = [dict(ph, name=k, kind=k, duration_s=s) for k, s in zip(kinds, lengths)]
+    return from_dict(base_doc)
+
+
+def test_a_pause_before_the_first_pulse_predicts_the_unpaused_session(program, measured_patient):
+    """A 30 s pause at the start only moves every pulse 30 s later (fresh muscle either way), so the
+    main phase's fatigue decline and mean %MVC are the unpaused ones. Before the phase windows moved
+    with the pauses, the last 30 s of contractions fell outside the main phase (decline 22 % instead
+    of 39 %)."""
+    _, plain = _paused_prediction(program, measured_patient)
+    _, paused = _paused_prediction(program, measured_patient, [(0.0, 30.0)])
+    for key in ("fatigue_decline_pct", "mean_mvc_pct", "peak_mvc_pct"):
+        assert paused[key] == pytest.approx(plain[key], rel=1e-9), key
+    assert plain["fatigue_decline_pct"] > 10.0  # a decline that a lost contraction would change
+
+
+def test_a_pause_in_a_rest_gap_equals_the_same_gap_written_into_the_program(base_doc, measured_patient):
+    """Pausing 10 s in the off time at 9.95 s delivers exactly the pulses of a program whose main
+    phase is split by a 10 s rest phase at 10 s: the muscle (and its recovery) sees the same
+    session, and the fatigue decline and mean %MVC must agree (before the fix the paused session
+    lost its last contraction: decline 34.8 % instead of 39.2 %)."""
+    d, paused = _paused_prediction(from_dict(base_doc), measured_patient, [(9.95, 10.0)])
+    ph = base_doc["phases"][0]
+    base_doc["phases"] = [dict(ph, duration_s=10),
+                          {"name": "gap", "kind": "rest", "duration_s": 10, "timing": ph["timing"], "stimulation": []},
+                          dict(ph, name="main 2", duration_s=50)]
+    e, written = _paused_prediction(from_dict(base_doc), measured_patient)
+    np.testing.assert_allclose(d.t_s, e.t_s, atol=1e-9)
+    for key in ("fatigue_decline_pct", "mean_mvc_pct", "peak_mvc_pct"):
+        assert paused[key] == pytest.approx(written[key], rel=1e-9), key
+
+
+def test_a_pause_inside_the_main_phase_keeps_its_last_contractions(base_doc, measured_patient):
+    """A pause mid-contraction in the main phase: the main-phase window stretches by the pause, so
+    the contraction delivered last (program 50-55 s, session 65-70 s) is inside it and in the
+    decline; a stop ends the window where delivery ended."""
+    program = _three_phases(base_doc)
+    d, _ = _paused_prediction(program, measured_patient, [(22.5, 15.0)])
+    train = d.as_pulse_train()
+    main = [b for b in train.blocks if program.phases[b.phase].kind == "main"]
+    assert [(b.start_s, b.end_s) for b in main] == [(20.0, pytest.approx(95.0))]
+    last_main = train.t_s[main[0].stop - 1]
+    assert 85.0 < last_main < main[0].end_s  # delivered for the main phase, inside its window
+    cool = [b for b in train.blocks if program.phases[b.phase].kind == "cool_down"][0]
+    assert cool.start_s == pytest.approx(95.0) and cool.end_s == pytest.approx(d.duration_s) == pytest.approx(115.0)
+
+    d, _ = _paused_prediction(program, measured_patient, [(22.5, 15.0)], stop_at_s=42.5)
+    blocks = d.as_pulse_train().blocks
+    assert d.duration_s == pytest.approx(57.5)
+    assert [(b.start_s, b.end_s) for b in blocks] == [(0.0, 20.0), (20.0, pytest.approx(57.5)),
+                                                      (pytest.approx(57.5), pytest.approx(57.5))]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=_ACTIONS)
+def test_every_delivered_pulse_lies_in_its_blocks_window(base_doc, measured_patient, actions):
+    """Whatever the operator does, the delivered train keeps PulseTrain's shape: each block's pulses
+    lie in its [start_s, end_s), a channel's blocks follow each other without overlap, and no window
+    reaches past the end of delivery."""
+    sim = sim_for(_three_phases(base_doc, lengths=(10, 20, 10)), measured_patient)
+    sim.start()
+    _operate(sim, actions, advance_s=10.0, max_a=sim.plan.max_amplitude_a[0])
+    sim.advance(5.0 * actions[-1][1])
+    d = sim.delivered()
+    train = d.as_pulse_train()
+    for b in train.blocks:
+        t = train.t_s[b.first:b.stop]
+        assert b.start_s <= b.first_cycle_s <= b.end_s <= d.duration_s + 1e-12
+        assert np.all((t >= b.start_s - 1e-9) & (t < b.end_s))
+    for c in range(len(train.channel_ids)):
+        mine = [b for b in train.blocks if b.channel == c]
+        assert all(a.end_s <= b.start_s + 1e-12 for a, b in zip(mine, mine[1:]))

@@ -72,6 +72,97 @@ def test_steps_pick_the_nearest_tabulated_burst_and_count_at_least_one_spike():
         t.steps("abeta", np.array([1000.0]), np.array([4e-3]))
 
 
+def test_offset_latency_is_the_latest_spike_after_the_tables_own_burst_end():
+    """Read from the table, not invented: no tabulated spike passes later than its own burst's end
+    plus the class's latency, one passes exactly then, and it is a short time (under axon.TAIL)."""
+    from emsim.physiology.axon import TAIL
+
+    t = bf.load_burst_firing()
+    for name, times in t.times_s.items():
+        lat = t.offset_latency_s(name)
+        late = times - t.burst_s[None, :, None, None]
+        assert 0 < lat < max(TAIL.values()), name
+        assert np.nanmax(late) == pytest.approx(lat, abs=1e-12), name
+
+
+def _shipped_times(name, carrier_hz, burst_s):
+    """The shipped table's spike times at a tabulated (carrier, burst) cell, (M, K)."""
+    t = bf.load_burst_firing()
+    return t.times_s[name][list(t.carrier_hz).index(carrier_hz), list(t.burst_s).index(burst_s)]
+
+
+def test_a_burst_between_the_tabulated_durations_keeps_no_spike_after_its_end():
+    """A 6.5 ms burst reads the 10 ms table but gets no action potential after 6.5 ms plus the
+    offset latency (before: motor spikes at 7.9 and 11 ms, after its own burst had ended); the
+    spikes it keeps are the 10 ms burst's up to then, and the counts are the kept times."""
+    t = bf.load_burst_firing()
+    for name in t.times_s:
+        end = 6.5e-3 + t.offset_latency_s(name)
+        for car in t.carrier_hz:
+            m, when = t.spike_times(name, np.array([car]), np.array([6.5e-3]))
+            ref = _shipped_times(name, car, 10e-3)
+            for k in range(m.shape[1]):
+                got = when[0, k][np.isfinite(when[0, k])]
+                want = ref[k][np.isfinite(ref[k]) & (ref[k] <= end)]
+                if want.size == 0:   # search noise at threshold: the first time of the next multiple
+                    want = ref[min(k + 1, ref.shape[0] - 1), :1]
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} {car} Hz, multiple {k}")
+            _, n = t.steps(name, np.array([car]), np.array([6.5e-3]))
+            np.testing.assert_array_equal(n[0], np.maximum(np.isfinite(when[0]).sum(axis=-1), 1))
+    _, when = t.spike_times("motor", np.array([1000.0]), np.array([6.5e-3]))
+    assert np.nanmax(when) <= 6.5e-3 + t.offset_latency_s("motor")
+    assert np.nanmax(_shipped_times("motor", 1000.0, 10e-3)) > 6.5e-3 + t.offset_latency_s("motor")  # it bites
+
+
+def test_the_tabulated_burst_durations_read_the_table_unchanged():
+    """4 and 10 ms bursts keep every tabulated spike and count (validation numbers do not move)."""
+    t = bf.load_burst_firing()
+    for name in t.times_s:
+        for car in t.carrier_hz:
+            for burst in t.burst_s:
+                _, when = t.spike_times(name, np.array([car]), np.array([burst]))
+                ref = _shipped_times(name, car, burst)
+                np.testing.assert_array_equal(np.isfinite(when[0, 1:]), np.isfinite(ref[1:]))
+                _, n = t.steps(name, np.array([car]), np.array([burst]))
+                counts = t.counts[name][list(t.carrier_hz).index(car), list(t.burst_s).index(burst)]
+                np.testing.assert_array_equal(n[0], np.maximum(counts, 1.0))
+
+
+def test_a_burst_shorter_than_the_shortest_tabulated_keeps_its_first_spike():
+    """Below 4 ms the 4 ms table is read: the first action potential always stays (whether the
+    fibre fires is the threshold table's decision for the actual burst), later ones only up to
+    the burst's end plus the offset latency; the shortest allowed burst (0.25 ms) fires once."""
+    t = bf.load_burst_firing()
+    for name in t.times_s:
+        for burst in (0.25e-3, 1e-3, 2.5e-3):
+            _, when = t.spike_times(name, t.carrier_hz, np.full(t.carrier_hz.size, burst))
+            assert np.all(np.isfinite(when[..., 0])), name
+            later = when[..., 1:]
+            assert np.all(later[np.isfinite(later)] <= burst + t.offset_latency_s(name)), name
+        _, n = t.steps(name, t.carrier_hz, np.full(t.carrier_hz.size, 0.25e-3))
+        assert np.all(n == 1.0), name
+
+
+def test_recruitment_reads_only_the_spikes_a_6_5_ms_burst_evokes():
+    """Motor units' extra action potentials and the afferents' spike factor of a strong 6.5 ms
+    1 kHz burst stay within what the 10 ms table shows up to 6.5 ms plus the offset latency; a
+    10 ms burst at the same current exceeds it (so the limit is what separates them)."""
+    t = bf.load_burst_firing()
+    out = {}
+    for burst_ms in (6.5, 10.0):
+        s = rc.StimulusSet.from_arrays(np.array([120.0]), channels=channel(), shape="khz_burst", carrier_hz=1000.0,
+                                       burst_duration_ms=burst_ms)
+        out[burst_ms] = rc.recruit(s, SITE, person=dsc.Person())
+    delay, frac = out[6.5].motor_extra_spikes
+    assert np.nanmax(delay) <= 6.5e-3 + t.offset_latency_s("motor")  # after each unit's first AP: a lower bound
+    assert out[10.0].motor_extra_spikes[0].shape[-1] > delay.shape[-1]
+    for name in ("abeta", "adelta"):
+        ref = _shipped_times(name, 1000.0, 10e-3)
+        kept_max = np.max(np.sum(ref <= 6.5e-3 + t.offset_latency_s(name), axis=-1))
+        assert np.max(out[6.5].afferent_spikes[name]) <= kept_max, name
+        assert np.max(out[10.0].afferent_spikes[name]) > kept_max, name
+
+
 def test_spike_weighted_fraction_sums_the_counts_over_fibres():
     """Fibres with thresholds uniformly spread over [1, 10] mA at I = 8 mA (F(I/m) = clip((8/m −
     1)/9)): 1 AP below 2x threshold, 3 from 2x, then 1 again from 4x (onset then block). Fibres at

@@ -658,9 +658,10 @@ def ward_train_thresholds(frequency_hz, carrier_hz):
 
 @pytest.mark.xfail(strict=True, reason="the model's train thresholds do not fall with burst duration at all: 50 Hz "
                                        "bursts, 1 kHz, 1/2/4/7/10/20 ms: sensory 6.41/6.75/6.75/6.75/6.75/6.75 mA, motor "
-                                       "14.30 throughout, pain tolerance 38.6/40.2/40.2/39.8/39.8/39.8; 4 kHz: 22.9, 44.3, "
-                                       "133.6-135.9 (rising); 20 Hz bursts the same (tolerance 41.5-43.0 at 1 kHz, "
-                                       "143.3-146.4 at 4 kHz). Afferents and motor units take a burst's threshold from "
+                                       "14.30 throughout, pain tolerance 39.7/41.1/40.2/40.0/39.8/39.8; 4 kHz: 22.9, 44.3, "
+                                       "133.9-135.9 (lowest at 4 ms); 20 Hz bursts the same (tolerance 42.5-44.2 at 1 kHz, "
+                                       "143.6-146.4 at 4 kHz; bursts other than 4 and 10 ms keep only the burst-firing "
+                                       "table's spikes up to their own end). Afferents and motor units take a burst's threshold from "
                                        "the Brian2 tables (no summation beyond 1-2 ms: S5; the table ends at 20 ms, "
                                        "longer bursts are clamped to it) and fire once per burst near threshold "
                                        "(burst_firing table). A train-level integration (afferents firing repetitively "
