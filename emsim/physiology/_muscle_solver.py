@@ -42,7 +42,8 @@ How it is fast
   cell's force is that small remainder), and the curvature of the log peaks and force-time
   integrals, below ``skip_tol``. The skipped cycles' peaks and integrals are interpolated in
   log space, quadratic through the last three integrated cycles (they fall nearly
-  geometrically; a linear interpolation overestimated them by 2–3e-3 on lumbar sessions).
+  geometrically; a linear interpolation overestimated them by 2–3e-3 on lumbar sessions);
+  their end-of-plateau forces alike (``ForceResult.end_force_n``; they do not steer m).
   The force left at the start of the contraction stepped to (after rests of less than ~0.5 s
   it is ~10 % of the peak) is extrapolated linearly per unit of capacity, and its difference
   from the value interpolated once the contraction is integrated, relative to the run's first
