@@ -21,7 +21,7 @@ __all__ = ["ExportView", "summary_html"]
 
 _OUTCOME_LABELS = {"peak_mvc_pct": "peak force (%MVC)", "mean_mvc_pct": "mean force (%MVC)",
                    "effective_contractions": "effective contractions", "fti_ns": "force-time integral (N·s)",
-                   "fatigue_decline_pct": "fatigue: decline of the peaks (%)",
+                   "fatigue_decline_pct": "fatigue: decline to the end of the last contraction (%)",
                    "peak_discomfort_nrs": "peak discomfort (NRS 0-10)", "mean_discomfort_nrs": "mean discomfort (NRS 0-10)",
                    "total_charge_mc": "total charge (mC)", "motor_recruitment_fraction": "motor units recruited (fraction)"}
 

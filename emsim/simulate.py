@@ -89,7 +89,16 @@ class Prediction:
         it; for a channel alone on its region, its own largest peak). The discomfort model's
         contraction term uses the same region peaks.
     scalars : dict
-        The outcomes (keys :data:`SCALAR_KEYS`).
+        The outcomes (keys :data:`SCALAR_KEYS`). ``fatigue_decline_pct`` is, per muscle region
+        and over the main phase, 1 − (force at the end of the last contraction's plateau) /
+        (the strongest contraction's peak), in %, the largest over the regions (0 without a
+        contraction). The end-of-plateau force
+        (:attr:`emsim.physiology.muscle.ForceResult.end_force_n`) is the force peak after the
+        contraction's last fully driving pulse: a ramp-down is not counted as fatigue, and a
+        continuous or long contraction shows the force it loses while it lasts (the published
+        fatigue index of sustained stimulation: force at the end over the initial force, e.g.
+        Bigland-Ritchie, Jones & Woods 1979, Exp Neurol 64:414), where comparing the contractions' peaks, reached early in
+        each, read 0 for one continuous contraction.
     safety : emsim.safety.report.SafetyReport
     evidence : str
         Weakest evidence level among the parameters used.
@@ -450,13 +459,15 @@ def predict_train(train: PulseTrain, patient=None, *, report=None, dt: float | N
                 force_by_channel[c] = (starts, pk[j] / 100.0)
                 channel_peak[c] = _peak_with_channel(pk[j], starts, chan_times[c]) if len(idx) > 1 \
                     else float(np.nanmax(pk[j], initial=0.0))
-            # fatigue: last contraction of the main phase against the strongest one before it
+            # fatigue: the force at the end of the main phase's last contraction's plateau
+            # against the strongest contraction peak (a peak comes early in a contraction: the
+            # end force sees the fatigue inside long and continuous contractions too)
             lo = min(_main_window(train, c)[0] for c in idx)
             hi = max(_main_window(train, c)[1] for c in idx)
             sel = np.isfinite(pk[j]) & (starts >= lo) & (starts < hi)
             row = pk[j][sel]
-            if row.size >= 2 and row.max() > 0:
-                decline.append(100.0 * (1.0 - row[-1] / row.max()))
+            if row.size and row.max() > 0:
+                decline.append(100.0 * (1.0 - res.end_force_n[j][sel][-1] / m.max_force * 100.0 / row.max()))
             if row.size:
                 mvc_mean.append(float(np.mean(row)))
         peaks_pct.append(np.nanmax(pk, initial=0.0))

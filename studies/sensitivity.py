@@ -124,6 +124,8 @@ def predict(x: dict, window_s: float) -> dict:
     m = _muscle(x)
     res = simulate(train.t_s[None], m, recruitment=motor[None], t_end=float(train.duration_s), trace=False)
     pk = res.peak_force_n[0] / m.max_force * 100.0
+    # fatigue as emsim.simulate defines it: the end of the last contraction's plateau
+    end = res.end_force_n[0][np.isfinite(pk)] / m.max_force * 100.0
     pk = pk[np.isfinite(pk)]
     person = dsc.Person(cutaneous_threshold_scale=float(x["cutaneous_scale"]), sensitivity=float(x["sensitivity"]))
     act = dsc.cutaneous_activation(rec.fields[0].skin_current_density(), train.amplitude_a, train.width_s,
@@ -131,7 +133,7 @@ def predict(x: dict, window_s: float) -> dict:
     area = [[e.area_cm2 * 1e-4 for e in train.program.channels[0].electrodes]]
     drive = dsc.AfferentDrive.from_pulses(train.t_s[None], act, area, force_fraction=motor[None])
     return {"peak_mvc_pct": float(pk.max(initial=0.0)), "mean_mvc_pct": float(pk.mean()) if pk.size else 0.0,
-            "fatigue_decline_pct": 100.0 * (1.0 - pk[-1] / pk.max()) if pk.size >= 2 and pk.max() > 0 else 0.0,
+            "fatigue_decline_pct": 100.0 * (1.0 - end[-1] / pk.max()) if pk.size and pk.max() > 0 else 0.0,
             "peak_discomfort_nrs": float(dsc.predict(drive, person=person).peak[0])}
 
 

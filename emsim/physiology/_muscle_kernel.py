@@ -903,14 +903,39 @@ def _push(hist, dh0, dh1, dh2, F, X, S0, pos, a, pk, gh, gt, ilen):
         gh[1, 2, q] = (F[q] - g * S0[q, 0]) / (1.0 - g)
 
 
+#: A pulse drives its contraction fully when its drive (recruitment × amplitude factor ×
+#: pulse-duration factor) is within this fraction of the contraction's strongest: the plateau,
+#: not a ramp. Recruitment comes in steps of 1e-3 of the pool (``recruitment_levels``), so on a
+#: plateau the drives are equal and a ramp's pulses differ by more.
+FULL_DRIVE_TOL = 1e-3
+
+
+@jit(error_model="numpy", nogil=True, inline="always")
+def _last_full_pulse(gb, p0, n_p, afac, lam, recr):
+    """Index, in its contraction, of the last pulse that drives the contraction fully
+    (``FULL_DRIVE_TOL``): where the plateau ends and a ramp-down, if any, begins."""
+    top = 0.0
+    for i in range(n_p):
+        v = _at(recr, gb, p0 + i) * _at(lam, gb, p0 + i) * _at(afac, gb, p0 + i)
+        top = v if v > top else top
+    for i in range(n_p - 1, -1, -1):
+        if _at(recr, gb, p0 + i) * _at(lam, gb, p0 + i) * _at(afac, gb, p0 + i) \
+                >= top * (1.0 - FULL_DRIVE_TOL):
+            return i
+    return n_p - 1
+
+
 # no reference counting (module docstring): the inlined interval alone unpacks ~50 arrays
 @jit(error_model="numpy", nogil=True, fastmath=True, _nrt=False)
 def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st, ws, sbuf,
                  fnod, dfnod, cpk_all, fend, t1end):
     """Integrate one contraction of row b and the rest after it, in place: ``st`` =
     (F, X, E, CN, dXc) of the row's integrated cells holds the state at the contraction's
-    start and, on return, at the next one's. Returns the force-time integral, the peak force and
-    the node steps integrated; leaves each cell's peak in ``cpk_all``, its force and τ1 at the
+    start and, on return, at the next one's. Returns the force-time integral, the peak force,
+    the node steps integrated and the end-of-plateau force (the largest total force from the
+    start of the last pulse that drives the contraction fully, :func:`_last_full_pulse`, to the
+    end of the contraction: the ripple or twitch peak of the plateau's last pulse, with what any
+    weaker pulses after it add before the force falls); leaves each cell's peak in ``cpk_all``, its force and τ1 at the
     last node in ``fend``/``t1end`` and, with ``want_nodes``, the force and its slope at the
     nodes in ``fnod``/``dfnod``.
 
@@ -949,13 +974,18 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
         for j in range(nd):
             dXc[q, j] = 0.0
     pk = ftot
+    pe = 0.0
     area = 0.0
 
     # last interval of the run of identical intervals that starts at each interval (this row;
     # for factors constant over the pulses, the grid's own)
+    full = n_p - 1
     if afac.shape[1] == 1 and lam.shape[1] == 1 and recr.shape[1] == 1:
         run_end = grid_run_end
     else:
+        # no run of identical intervals passes it (the next pulse drives less), so the
+        # intervals from it on are all integrated or all stepped over by steps starting there
+        full = _last_full_pulse(gb, p0, n_p, afac, lam, recr)
         run_end = run_buf[:n_p]
         run_end[n_p - 1] = n_p - 1
         for i in range(n_p - 2, -1, -1):
@@ -987,6 +1017,8 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
         area += a_i
         if pk_i > pk:
             pk = pk_i
+        if i >= full and pk_i > pe:
+            pe = pk_i
         for q in range(na):
             if cpk_iv[q] > cpk_all[q]:
                 cpk_all[q] = cpk_iv[q]
@@ -1134,8 +1166,12 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
                         gr = cf[q, 0] ** (r - 1.0)
                     v += _force_at(cf, q, r, gr)
                 pk = v if v > pk else pk
+                if i >= full and v > pe:
+                    pe = v
             if pk_m > pk:
                 pk = pk_m
+            if i + m >= full and pk_m > pe:
+                pe = pk_m
             if want_nodes:
                 # node values of the skipped intervals: the quadratic through the same nodes of
                 # the last two integrated intervals and the new one, each shifted by what the
@@ -1214,7 +1250,7 @@ def _contraction(b, grid, rem, rows, p0, prm, defs, fatigue, want_nodes, cw, st,
         F[q] = F[q] * np.exp(-rem / t1)
         for j in range(nd):
             X[q, j] = X[q, j] * np.exp(-rem / taus[j])
-    return area, pk, n_steps
+    return area, pk, n_steps, pe
 
 
 @jit(error_model="numpy", nogil=True, inline="always")
@@ -1284,7 +1320,7 @@ def _between(a, b, th, qc):
 def _record(b, k, sa, sb, th, qc, o, segs, tabs, cells, na, outs):
     """Contraction k's outputs: those of slot ``sa`` (an integrated contraction) or, with
     ``th > 0``, those of one stepped over, between ``sa`` and ``sb`` (:func:`_between`; ``qc``
-    the log-space quadratic terms of its peak and force-time integral); its force samples when
+    the log-space quadratic terms of its peak, force-time integral and end-of-plateau force); its force samples when
     a trace is wanted.
 
     Peaks and integrals are interpolated in log space because fatigue makes them fall nearly
@@ -1292,17 +1328,19 @@ def _record(b, k, sa, sb, th, qc, o, segs, tabs, cells, na, outs):
     curvature in log space (:func:`_march_row`), and a linear interpolation would add the
     squared log slope to that curvature (a bias of one sign: the skipped contractions came out
     too strong, 2–3e-3 of their integral on 20-minute lumbar sessions)."""
-    o_pk, o_ft, o_cpk, o_fe, o_t1, o_fn, o_dfn = o
+    o_pk, o_ft, o_cpk, o_fe, o_t1, o_fn, o_dfn, o_pe = o
     seg_g, seg_p0, seg_start, m_seg, run_end, t_lo, t_hi, t_out = segs
     act_cell, act_w, n_act, cell_rep, depth, tfac, fatig, weight, edges = cells
-    peak, fti, cell_peak, x_out, f_out, e_out, cn_out, force, n_eval, n_steps, n_full = outs
+    peak, fti, cell_peak, x_out, f_out, e_out, cn_out, force, n_eval, n_steps, n_full, pend = outs
     wa = 1.0 - th
     if th == 0.0:
         peak[b, k] = o_pk[sa]
         fti[b, k] = o_ft[sa]
+        pend[b, k] = o_pe[sa]
     else:
         peak[b, k] = _between(o_pk[sa], o_pk[sb], th, qc[0])
         fti[b, k] = _between(o_ft[sa], o_ft[sb], th, qc[1])
+        pend[b, k] = _between(o_pe[sa], o_pe[sb], th, qc[2])
     for c in range(cell_rep.shape[1]):
         q = cell_rep[b, c]
         if q < 0:
@@ -1363,11 +1401,12 @@ def _run(b, k, slot, tabs, segs, rows, prm, defs, fatigue, trace, work, outs):
     """Integrate contraction k of row b from the row's state into output slot ``slot``."""
     cw, st, ws, sbuf, o = work
     grid, rem, nodes = _seg_grid(segs[0][k], tabs)
-    area, pk, ns = _contraction(b, grid, rem, rows, segs[1][k], prm, defs, fatigue, trace, cw, st,
+    area, pk, ns, pe = _contraction(b, grid, rem, rows, segs[1][k], prm, defs, fatigue, trace, cw, st,
                                 ws, sbuf, o[5][slot], o[6][slot], o[2][slot], o[3][slot],
                                 o[4][slot])
     o[0][slot] = pk
     o[1][slot] = area
+    o[7][slot] = pe
     n_eval, n_steps, n_full = outs[8], outs[9], outs[10]
     n_eval[b] += 1
     n_steps[b] += ns
@@ -1395,7 +1434,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     mech = defs[2]
     nd = mech.size
     seg_g, seg_p0, seg_start, m_seg, run_end, t_lo, t_hi, t_out = segs
-    peak, fti, cell_peak, x_out, f_out, e_out, cn_out, force, n_eval, n_steps, n_full = outs
+    peak, fti, cell_peak, x_out, f_out, e_out, cn_out, force, n_eval, n_steps, n_full, pend = outs
     n_nodes, n_pulses = tabs[2], tabs[3]
     trace = force.shape[1] > 0
     K = seg_g.size
@@ -1436,8 +1475,8 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
             np.zeros((3, 3, na)), np.zeros((na, 6)))
     nn = n_nodes.max() if trace else 0
     o = (np.zeros(2), np.zeros(2), np.zeros((2, na)), np.zeros((2, na)), np.ones((2, na)),
-         np.zeros((2, nn)), np.zeros((2, nn)))
-    o_pk, o_ft = o[0], o[1]
+         np.zeros((2, nn)), np.zeros((2, nn)), np.zeros(2))
+    o_pk, o_ft, o_pe = o[0], o[1], o[7]
     sc = np.zeros((8, na, nd))
     x_k, u_k, u_prev, u_m, x_pred, x_corr, slope, nX = (sc[0], sc[1], sc[2], sc[3], sc[4],
                                                        sc[5], sc[6], sc[7])
@@ -1450,11 +1489,12 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     uf_pred = np.zeros(na)
     nE = np.zeros(D)
     nCN = np.zeros(D)
-    pk_k = np.zeros(2)
-    pk_m = np.zeros(2)
-    pk_prev = np.zeros(2)
-    c2 = np.zeros(2)
-    qc = np.zeros(2)
+    # log peak, force-time integral and end-of-plateau force of the integrated units
+    pk_k = np.zeros(3)
+    pk_m = np.zeros(3)
+    pk_prev = np.zeros(3)
+    c2 = np.zeros(3)
+    qc = np.zeros(3)
     work = (cw, st, ws, sbuf, o)
     stepping = skip_tol > 0.0 and fatigue
     sa, sb = 0, 1
@@ -1534,15 +1574,21 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
             pk_k[1] = np.log(o_ft[sa] + 1e-9 * scale1)
             pk_m[0] = np.log(o_pk[sb] + 1e-9 * scale0)
             pk_m[1] = np.log(o_ft[sb] + 1e-9 * scale1)
+            pk_k[2] = np.log(o_pe[sa] + 1e-9 * scale0)
+            pk_m[2] = np.log(o_pe[sb] + 1e-9 * scale0)
             curv = -1.0
             if have_prev:
                 # largest gap between linear and quadratic interpolation through the last
                 # three evaluated units: the error of the interpolated peaks and integrals
                 curv = 0.0
-                for r in range(2):
+                for r in range(3):
                     c2[r] = ((pk_m[r] - pk_k[r]) / m - (pk_k[r] - pk_prev[r]) / m_prev) \
                         / (m + m_prev)
-                    v = abs(c2[r])
+                    # the end-of-plateau force is interpolated alike but does not steer the
+                    # steps: it falls like the peaks (20-minute lumbar sessions, stepped vs
+                    # integrating everything: 2-6e-5 of the peak), and steps the peaks and
+                    # integrals accept keep every other output as it was
+                    v = abs(c2[r]) if r < 2 else 0.0
                     curv = v if v > curv else curv
                 if m > 1:
                     err = max(err, curv * m * m / 4)
@@ -1551,7 +1597,7 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
                 continue
             for r in range(1, m):
                 # the quadratic through the last three integrated units, in log space
-                for u in range(2):
+                for u in range(3):
                     qc[u] = c2[u] * r * (r - m) if have_prev else 0.0
                 _record(b, k + r, sa, sb, r / m, qc, o, segs, tabs, cells, na, outs)
             _record(b, k + m, sb, sa, 0.0, qc, o, segs, tabs, cells, na, outs)
@@ -1560,8 +1606,8 @@ def _march_row(b, tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
                     u_prev[q, j] = u_k[q, j]
                     u_k[q, j] = u_m[q, j]
                     x_k[q, j] = x_corr[q, j]
-            pk_prev[0] = pk_k[0]
-            pk_prev[1] = pk_k[1]
+            for r in range(3):
+                pk_prev[r] = pk_k[r]
             have_prev = True
             m_prev = m
             k += m
@@ -1654,8 +1700,9 @@ def march(tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs):
     outs : tuple
         Written: ``peak, fti`` (B, K), ``cell_peak`` (B, K, C), the state at the end ``x``
         (B, C, n), ``f`` (B, C), ``e, cn`` (B, D), the force at the sample times (B, T) or
-        (B, 0), and per row the contractions and node steps integrated and the node steps
-        they would have cost without interval stepping (B,).
+        (B, 0), per row the contractions and node steps integrated and the node steps
+        they would have cost without interval stepping (B,), and the end-of-plateau force of
+        each contraction (B, K; see :func:`_contraction`).
     """
     _over_rows(_march_rows, outs[0].shape[0],
                (tabs, segs, rows, cells, prm, defs, fatigue, skip_tol, outs))

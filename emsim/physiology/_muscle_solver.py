@@ -42,7 +42,8 @@ How it is fast
   cell's force is that small remainder), and the curvature of the log peaks and force-time
   integrals, below ``skip_tol``. The skipped cycles' peaks and integrals are interpolated in
   log space, quadratic through the last three integrated cycles (they fall nearly
-  geometrically; a linear interpolation overestimated them by 2–3e-3 on lumbar sessions).
+  geometrically; a linear interpolation overestimated them by 2–3e-3 on lumbar sessions);
+  their end-of-plateau forces alike (``ForceResult.end_force_n``; they do not steer m).
   The force left at the start of the contraction stepped to (after rests of less than ~0.5 s
   it is ~10 % of the peak) is extrapolated linearly per unit of capacity, and its difference
   from the value interpolated once the contraction is integrated, relative to the run's first
@@ -360,6 +361,7 @@ class GroupResult:
     peak: np.ndarray         # (B, K) per contraction
     cell_peak: np.ndarray    # (B, K, C)
     fti: np.ndarray          # (B, K)
+    end_force: np.ndarray    # (B, K) end-of-plateau force (_muscle_kernel._contraction)
     contraction_start: np.ndarray  # (K,)
     state: State             # at t_end
     evaluated: int           # contractions integrated
@@ -441,7 +443,7 @@ def _expand(g: GroupResult, inverse: np.ndarray) -> GroupResult:
     st = g.state
     return GroupResult(force=g.force[inverse], peak=g.peak[inverse],
                        cell_peak=g.cell_peak[inverse], fti=g.fti[inverse],
-                       contraction_start=g.contraction_start,
+                       end_force=g.end_force[inverse], contraction_start=g.contraction_start,
                        state=State(st.x[inverse], st.f[inverse], st.e[inverse], st.cn[inverse]),
                        evaluated=g.evaluated, segments=g.segments, node_steps=g.node_steps,
                        node_steps_full=g.node_steps_full)
@@ -477,6 +479,7 @@ def _run_by_activation(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, re
     cat = lambda f: np.concatenate([f(g) for _, g in parts])  # noqa: E731
     g = GroupResult(force=cat(lambda g: g.force), peak=cat(lambda g: g.peak),
                     cell_peak=cat(lambda g: g.cell_peak), fti=cat(lambda g: g.fti),
+                    end_force=cat(lambda g: g.end_force),
                     contraction_start=g0.contraction_start,
                     state=State(cat(lambda g: g.state.x), cat(lambda g: g.state.f),
                                 cat(lambda g: g.state.e), cat(lambda g: g.state.cn)),
@@ -700,14 +703,14 @@ def _run_rows(pulses: np.ndarray, afac: np.ndarray, lam: np.ndarray, recr: np.nd
     outs = (np.zeros((B, K)), np.zeros((B, K)), np.zeros((B, K, C)), np.zeros((B, C, nd)),
             np.zeros((B, C)), np.zeros((B, D)), np.zeros((B, D)),
             np.zeros((B, t_out.size if want else 0)), np.zeros(B, dtype=np.int64),
-            np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
+            np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros((B, K)))
     grid_model = model if gains is model.gains else replace(model, gains=gains)
     kernel.march(_pack_grids(segs, uid, grid_model, rfac, pw_step, step_cols, hold), seg_tabs,
                  (f64(rfac), afac, lam, recr, np.arange(B, dtype=np.int64)), cell_args, prm, defs,
                  fatigue, 0.0 if skip_tol is None else float(skip_tol), outs)
-    peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full = outs
+    peak, fti, cell_peak, x, f, e, cn, force, n_eval, n_steps, n_full, end = outs
     return GroupResult(force=force, peak=peak,
-                       cell_peak=cell_peak, fti=fti, contraction_start=c_start,
+                       cell_peak=cell_peak, fti=fti, end_force=end, contraction_start=c_start,
                        state=State(x, f, e, cn), evaluated=int(n_eval.max()) if B else 0,
                        node_steps=int(n_steps.sum()), node_steps_full=int(n_full.sum()),
                        segments=len(segs))

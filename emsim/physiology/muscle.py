@@ -199,6 +199,15 @@ class ForceResult:
     peak_force_n, fti_ns : numpy.ndarray
         Peak force (N) and force–time integral (N·s, including the relaxation after the burst)
         of each contraction, same shape, NaN-padded.
+    end_force_n : numpy.ndarray
+        Force at the end of each contraction's plateau, N, same shape, NaN-padded: the largest
+        force from the contraction's last fully driving pulse (recruitment × amplitude factor ×
+        pulse-duration factor within 0.1 % of the contraction's strongest pulse) to the end of
+        its relaxation. On a fused plateau that is the ripple peak after the last plateau pulse,
+        in an unfused train that pulse's twitch peak; weaker pulses after it (a doublet's second
+        pulse, a kHz burst's extra action potentials) add to it, while a ramp-down's falling
+        recruitment does not lower it (the ramp is not fatigue). Compared with ``peak_force_n``
+        it shows the fatigue inside a contraction (a peak comes early in a long one).
     fti_total_ns : numpy.ndarray
         Force–time integral of the whole train, N·s, shape ``(batch,)``.
     fatigue_index : numpy.ndarray
@@ -228,6 +237,7 @@ class ForceResult:
     contraction_start_s: np.ndarray
     peak_force_n: np.ndarray
     fti_ns: np.ndarray
+    end_force_n: np.ndarray
     fti_total_ns: np.ndarray
     fatigue_index: np.ndarray
     cell_peak_force_n: np.ndarray
@@ -610,7 +620,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         groups.append((g, np.asarray(rows), cells))
     K = max((g.contraction_start.size for g, _, _ in groups), default=0)
     nanfill = lambda: np.full((B, K), np.nan)  # noqa: E731
-    c_start, peak, fti = nanfill(), nanfill(), nanfill()
+    c_start, peak, fti, end = nanfill(), nanfill(), nanfill(), nanfill()
     fi = np.full(B, np.nan)
     cap = np.ones(B)
     cmax = max((c.weight.shape[1] for _, _, c in groups), default=0)
@@ -624,6 +634,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
         peak[rows, :k] = g.peak
         cell_peak[rows, :k, :g.cell_peak.shape[2]] = g.cell_peak
         fti[rows, :k] = g.fti
+        end[rows, :k] = g.end_force
         if k >= 2:
             ok = g.peak[:, 0] > 0
             fi[rows[ok]] = g.peak[ok, -1] / g.peak[ok, 0]
@@ -640,7 +651,7 @@ def simulate(train: Any, muscle: str | MuscleParameters = "quadriceps_ding2003",
                                recruitment_to=float(edges[cells.depth[j] + 1]),
                                force_share=float(w[j])) for j in range(w.size)]
     return ForceResult(t=t_out, force_n=force, contraction_start_s=c_start, peak_force_n=peak,
-                       fti_ns=fti, fti_total_ns=np.nansum(fti, axis=1), fatigue_index=fi,
+                       fti_ns=fti, end_force_n=end, fti_total_ns=np.nansum(fti, axis=1), fatigue_index=fi,
                        cell_peak_force_n=cell_peak, capacity=cap, deficits=deficits, cells=cells_info, muscle=m,
                        stats=dict(segments=n_seg, integrated=n_eval, node_steps=n_steps,
                                   node_steps_without_interval_stepping=n_full))

@@ -123,7 +123,7 @@ def _force(r) -> dict:
     the answer may not.
     """
     out = {"contraction_start_s": r.contraction_start_s, "peak_force_n": r.peak_force_n,
-           "fti_ns": r.fti_ns, "fti_total_ns": r.fti_total_ns, "fatigue_index": r.fatigue_index,
+           "end_force_n": r.end_force_n, "fti_ns": r.fti_ns, "fti_total_ns": r.fti_total_ns, "fatigue_index": r.fatigue_index,
            "capacity": r.capacity, "deficits": r.deficits}
     if r.t.size:
         out.update(t_s=_every(r.t), force_n=_every(r.force_n))
@@ -179,7 +179,7 @@ _muscle_case("muscle_lumbar_85hz_4s4s_20min", lambda: _four_on_four_off("lumbar_
             "atol for deficits that stay zero.")
 def _sixteen_rows() -> dict:
     """The 85 Hz 4 s / 4 s session at 16 recruitment levels (0.25 to 1), per-contraction outputs
-    only (``trace=False``, what searches use); every 5th contraction's peak and integral."""
+    only (``trace=False``, what searches use); every 5th contraction's peak, end force and integral."""
     from emsim.physiology.muscle import simulate
 
     p = _train(85.0, 4.0, 4.0, 20.0)
@@ -187,7 +187,7 @@ def _sixteen_rows() -> dict:
     r = simulate(np.broadcast_to(p, recr.shape), "lumbar_erector_spinae", recruitment=recr,
                  pulse_width_us=350.0, amplitude_ma=40.0, trace=False)
     out = _force(r)
-    out.update(peak_force_n=r.peak_force_n[:, ::5], fti_ns=r.fti_ns[:, ::5],
+    out.update(peak_force_n=r.peak_force_n[:, ::5], end_force_n=r.end_force_n[:, ::5], fti_ns=r.fti_ns[:, ::5],
                contraction_start_s=r.contraction_start_s[:, ::5])
     return out
 
